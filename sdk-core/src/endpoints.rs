@@ -1,0 +1,188 @@
+//! Where each transport of protocol version 1 lives: the URLs of the WebSocket, the SSE stream, the
+//! long poll, the HTTP send and the history endpoint, with their query parameters.
+//!
+//! Browsers cannot set headers on a WebSocket or an `EventSource`, so streams carry the token in
+//! the query; plain HTTP requests carry it as `Authorization: Bearer`. This module only builds
+//! strings: it performs no request and holds no state.
+
+use crate::protocol::{Seq, PROTOCOL_VERSION};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::fmt;
+
+/// Characters left as they are in a query value: the unreserved set of RFC 3986.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// How long the server may hold a long poll open before answering with no frames.
+pub const DEFAULT_POLL_WAIT_MS: u64 = 10_000;
+
+/// The base URL of a Lifeline server, such as `http://127.0.0.1:8080` or `https://chat.example/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `http` or `https`.
+    secure: bool,
+    /// Host, port and any path prefix, without a trailing slash: `chat.example/api`.
+    authority_and_prefix: String,
+}
+
+/// The URL given to [`Endpoint::parse`] is not an `http(s)://` or `ws(s)://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEndpoint(pub String);
+
+impl fmt::Display for BadEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a server URL: expected http://, https://, ws:// or wss:// followed by a host",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadEndpoint {}
+
+fn encode(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
+impl Endpoint {
+    /// Parses a base URL. `ws://` and `wss://` are accepted as spellings of `http://` and
+    /// `https://`. A query or fragment is refused.
+    pub fn parse(url: &str) -> Result<Self, BadEndpoint> {
+        let bad = || BadEndpoint(url.to_string());
+        let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("ws://") {
+            (false, rest)
+        } else {
+            return Err(bad());
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ']) {
+            return Err(bad());
+        }
+        Ok(Endpoint {
+            secure,
+            authority_and_prefix: rest.to_string(),
+        })
+    }
+
+    /// A stable key naming this endpoint, for remembering which transport last worked here.
+    pub fn key(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.secure { "https" } else { "http" },
+            self.authority_and_prefix
+        )
+    }
+
+    fn http(&self, path: &str) -> String {
+        format!("{}/v1/{path}?v={PROTOCOL_VERSION}", self.key())
+    }
+
+    fn stream_query(mut url: String, token: Option<&str>, cursor: Option<Seq>) -> String {
+        if let Some(token) = token {
+            url.push_str("&token=");
+            url.push_str(&encode(token));
+        }
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        url
+    }
+
+    /// `ws(s)://…/v1/ws?v=1&token=…&cursor=…`
+    pub fn websocket_url(&self, token: Option<&str>, cursor: Option<Seq>) -> String {
+        let url = format!(
+            "{}://{}/v1/ws?v={PROTOCOL_VERSION}",
+            if self.secure { "wss" } else { "ws" },
+            self.authority_and_prefix
+        );
+        Self::stream_query(url, token, cursor)
+    }
+
+    /// `http(s)://…/v1/sse?v=1&token=…&cursor=…`
+    pub fn sse_url(&self, token: Option<&str>, cursor: Option<Seq>) -> String {
+        Self::stream_query(self.http("sse"), token, cursor)
+    }
+
+    /// `http(s)://…/v1/poll?v=1&token=…&cursor=…&wait_ms=…[&hello=1]`. The first poll of a
+    /// session asks for `hello=1`, which the server answers at once.
+    pub fn poll_url(
+        &self,
+        token: Option<&str>,
+        cursor: Option<Seq>,
+        wait_ms: u64,
+        hello: bool,
+    ) -> String {
+        let mut url = Self::stream_query(self.http("poll"), token, cursor);
+        url.push_str(&format!("&wait_ms={wait_ms}"));
+        if hello {
+            url.push_str("&hello=1");
+        }
+        url
+    }
+
+    /// `http(s)://…/v1/send?v=1`, to be POSTed with `Authorization: Bearer …`.
+    pub fn send_url(&self) -> String {
+        self.http("send")
+    }
+
+    /// `http(s)://…/v1/history?v=1&conv=…&limit=…[&before=…]`, to be fetched with
+    /// `Authorization: Bearer …`.
+    pub fn history_url(&self, conv: &str, before: Option<Seq>, limit: u32) -> String {
+        let mut url = self.http("history");
+        url.push_str("&conv=");
+        url.push_str(&encode(conv));
+        url.push_str(&format!("&limit={limit}"));
+        if let Some(before) = before {
+            url.push_str(&format!("&before={before}"));
+        }
+        url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_for_every_transport() {
+        let e = Endpoint::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(
+            e.websocket_url(Some("a b+c"), Some(5)),
+            "ws://127.0.0.1:8080/v1/ws?v=1&token=a%20b%2Bc&cursor=5"
+        );
+        assert_eq!(e.sse_url(None, None), "http://127.0.0.1:8080/v1/sse?v=1");
+        assert_eq!(
+            e.poll_url(Some("t"), Some(3), 10_000, true),
+            "http://127.0.0.1:8080/v1/poll?v=1&token=t&cursor=3&wait_ms=10000&hello=1"
+        );
+        assert_eq!(e.send_url(), "http://127.0.0.1:8080/v1/send?v=1");
+        assert_eq!(
+            e.history_url("general", Some(9), 50),
+            "http://127.0.0.1:8080/v1/history?v=1&conv=general&limit=50&before=9"
+        );
+    }
+
+    #[test]
+    fn secure_schemes_and_prefixes() {
+        let e = Endpoint::parse("wss://chat.example/api").unwrap();
+        assert_eq!(e.key(), "https://chat.example/api");
+        assert!(e.websocket_url(None, None).starts_with("wss://chat.example/api/v1/ws"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for url in ["", "ftp://x", "http://", "http:///path", "http://h?x=1", "localhost:80"] {
+            assert!(Endpoint::parse(url).is_err(), "{url}");
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The Lifeline wire protocol, version 1: the JSON frames that travel on every transport, their
+//! limits, and the typed errors for frames that break them.
+//!
+//! This module is shared by the SDK core and the reference server so that the two can never
+//! disagree on the shape of a frame. It describes data only: it opens no connection, builds no URL
+//! (see [`crate::endpoints`]) and makes no decision about what a frame means for a session.
+//! docs/PROTOCOL.md is the normative description; the types here follow it field by field.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The protocol version spoken by this crate. It travels as `v=1` on every endpoint and in
+/// [`Hello::v`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame, in bytes of UTF-8 text, that either side may send or must accept.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The largest message body, in bytes of UTF-8.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The longest identifier (conversation, user, client message id), in bytes.
+pub const MAX_ID_BYTES: usize = 64;
+
+/// The most frames one HTTP send request may carry.
+pub const MAX_FRAMES_PER_REQUEST: usize = 64;
+
+/// A message sequence number assigned by the server. Sequence numbers are unique per server,
+/// strictly increasing in the order messages are stored, and never reused. A client's resume
+/// cursor is the highest sequence number it has delivered to the application.
+pub type Seq = u64;
+
+/// Frames a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Publish a message. `id` is the client's idempotency key: a retransmission with the same id
+    /// is acknowledged again with the original sequence number and never stored twice.
+    Send {
+        id: String,
+        conv: String,
+        body: String,
+    },
+    /// Join a conversation (membership is durable) and receive its messages on every stream.
+    Subscribe { conv: String },
+    /// Leave a conversation.
+    Unsubscribe { conv: String },
+    /// The sender is typing in `conv`. Ephemeral: never stored, never replayed.
+    Typing { conv: String },
+    /// Application-level heartbeat (WebSocket only). The server answers with `pong` carrying the
+    /// same `t`.
+    Ping { t: u64 },
+}
+
+/// Frames the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The first frame of every stream (and of the first long-poll response).
+    Hello(Hello),
+    /// A stored message.
+    Msg(Message),
+    /// A `send` was stored durably with sequence number `seq`.
+    Ack { id: String, seq: Seq },
+    /// A `subscribe` took effect.
+    Subscribed { conv: String },
+    /// An `unsubscribe` took effect.
+    Unsubscribed { conv: String },
+    /// A member of `conv` came online or went offline. Ephemeral.
+    Presence {
+        conv: String,
+        user: String,
+        online: bool,
+    },
+    /// A member of `conv` is typing. Ephemeral.
+    Typing { conv: String, user: String },
+    /// The answer to a client `ping`.
+    Pong { t: u64 },
+    /// The server is alive; sent when a stream has been quiet for `heartbeat_ms`.
+    Heartbeat,
+    /// Something went wrong; see [`ErrorCode`] for what the client should do.
+    Error(ErrorFrame),
+}
+
+/// The first frame of a stream: what the server resumed from and how it will keep the stream alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol version the server speaks.
+    pub v: u32,
+    /// The authenticated user.
+    pub user: String,
+    /// How often, at most, the server stays silent on this stream before sending a frame.
+    pub heartbeat_ms: u64,
+    /// The cursor the stream continues from: every message after it, in the user's
+    /// conversations, follows on this stream. Equal to the client's cursor when `resumed`.
+    pub cursor: Seq,
+    /// `true` when the client's cursor was honoured (or none was given); `false` when it was older
+    /// than the server keeps, in which case the stream starts after `cursor` and the messages
+    /// between the client's cursor and `cursor` are gone from this stream.
+    pub resumed: bool,
+}
+
+/// A stored chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: Seq,
+    pub conv: String,
+    pub from: String,
+    /// The sender's client message id (idempotency key).
+    pub id: String,
+    pub body: String,
+    /// Server time of storage, milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// An error reported by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    #[serde(default)]
+    pub message: String,
+    /// The client message id this error is about, when it is about one send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The conversation this error is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<String>,
+    /// Do not retry before this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Error codes. Unknown codes from a newer server decode as [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The token is missing, forged or malformed. Fetch a fresh token; do not retry the same one.
+    Unauthorized,
+    /// The token has expired. Fetch a fresh token.
+    TokenExpired,
+    /// The user is not a member of the conversation.
+    Forbidden,
+    /// Too many requests: retry after `retry_after_ms`.
+    RateLimited,
+    /// The frame could not be parsed or broke the schema.
+    BadFrame,
+    /// The frame or the body is larger than the limits.
+    TooLarge,
+    /// The server is shutting down or shedding load: reconnect within `retry_after_ms`.
+    GoingAway,
+    /// The requested protocol version is not supported.
+    UnsupportedVersion,
+    /// The server failed; the request may be retried.
+    Internal,
+    /// A code this client does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Whether this code says the credentials must be replaced.
+    pub fn is_auth(self) -> bool {
+        matches!(self, ErrorCode::Unauthorized | ErrorCode::TokenExpired)
+    }
+
+    /// The code as it is written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::GoingAway => "going_away",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of an HTTP send request (`POST /v1/send`) and of the response to it, and the body of a
+/// long-poll response (`GET /v1/poll`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch<F> {
+    pub frames: Vec<F>,
+}
+
+/// A page of history (`GET /v1/history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// Messages in increasing sequence order.
+    pub messages: Vec<Message>,
+    /// Pass as `before` to fetch the next older page; absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Seq>,
+}
+
+/// The body of an HTTP error response (any 4xx or 5xx).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpError {
+    pub error: ErrorFrame,
+}
+
+/// Why a frame was rejected by [`decode_server_frame`], [`decode_client_frame`] or a `decode_*`
+/// sibling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The text is longer than [`MAX_FRAME_BYTES`].
+    TooLarge { len: usize, max: usize },
+    /// The text is not JSON of a known frame shape.
+    Malformed { detail: String },
+    /// A field breaks a limit or a rule of the schema.
+    Invalid { field: &'static str, reason: &'static str },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes is larger than the limit of {max}")
+            }
+            FrameError::Malformed { detail } => write!(f, "malformed frame: {detail}"),
+            FrameError::Invalid { field, reason } => write!(f, "invalid field `{field}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl FrameError {
+    /// The error code a server answers this error with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FrameError::TooLarge { .. } => ErrorCode::TooLarge,
+            FrameError::Invalid {
+                reason: REASON_TOO_LONG,
+                field: "body",
+            } => ErrorCode::TooLarge,
+            _ => ErrorCode::BadFrame,
+        }
+    }
+}
+
+const REASON_TOO_LONG: &str = "too long";
+
+fn check_size(text: &str) -> Result<(), FrameError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len: text.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, FrameError> {
+    check_size(text)?;
+    serde_json::from_str(text).map_err(|e| FrameError::Malformed {
+        detail: e.to_string(),
+    })
+}
+
+/// Checks an identifier (conversation, user or client message id): 1 to [`MAX_ID_BYTES`] bytes of
+/// ASCII letters, digits, `-`, `_`, `.` and `:`.
+pub fn validate_id(field: &'static str, id: &str) -> Result<(), FrameError> {
+    if id.is_empty() {
+        return Err(FrameError::Invalid {
+            field,
+            reason: "empty",
+        });
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(FrameError::Invalid {
+            field,
+            reason: REASON_TOO_LONG,
+        });
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Err(FrameError::Invalid {
+            field,
+            reason: "only ASCII letters, digits, '-', '_', '.' and ':' are allowed",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a message body: at most [`MAX_BODY_BYTES`] bytes.
+pub fn validate_body(body: &str) -> Result<(), FrameError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(FrameError::Invalid {
+            field: "body",
+            reason: REASON_TOO_LONG,
+        });
+    }
+    Ok(())
+}
+
+impl ClientFrame {
+    /// Checks every field against the schema's limits.
+    pub fn validate(&self) -> Result<(), FrameError> {
+        match self {
+            ClientFrame::Send { id, conv, body } => {
+                validate_id("id", id)?;
+                validate_id("conv", conv)?;
+                validate_body(body)
+            }
+            ClientFrame::Subscribe { conv }
+            | ClientFrame::Unsubscribe { conv }
+            | ClientFrame::Typing { conv } => validate_id("conv", conv),
+            ClientFrame::Ping { .. } => Ok(()),
+        }
+    }
+}
+
+/// Decodes and validates one client frame (what a server does with every frame it receives).
+pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let frame: ClientFrame = parse(text)?;
+    frame.validate()?;
+    Ok(frame)
+}
+
+/// Decodes and validates an HTTP send request body.
+pub fn decode_client_batch(text: &str) -> Result<Batch<ClientFrame>, FrameError> {
+    let batch: Batch<ClientFrame> = parse(text)?;
+    if batch.frames.len() > MAX_FRAMES_PER_REQUEST {
+        return Err(FrameError::Invalid {
+            field: "frames",
+            reason: "more frames than one request may carry",
+        });
+    }
+    for frame in &batch.frames {
+        frame.validate()?;
+    }
+    Ok(batch)
+}
+
+/// Decodes one server frame (what a client does with every WebSocket message and SSE event).
+pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
+    parse(text)
+}
+
+/// Decodes a long-poll or HTTP-send response body.
+pub fn decode_server_batch(text: &str) -> Result<Batch<ServerFrame>, FrameError> {
+    // A batch may carry many frames, each up to the frame limit; bound the whole by the
+    // number of frames a response may carry.
+    if text.len() > MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST {
+        return Err(FrameError::TooLarge {
+            len: text.len(),
+            max: MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST,
+        });
+    }
+    serde_json::from_str(text).map_err(|e| FrameError::Malformed {
+        detail: e.to_string(),
+    })
+}
+
+/// Decodes a history page.
+pub fn decode_history(text: &str) -> Result<HistoryPage, FrameError> {
+    if text.len() > MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST {
+        return Err(FrameError::TooLarge {
+            len: text.len(),
+            max: MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST,
+        });
+    }
+    serde_json::from_str(text).map_err(|e| FrameError::Malformed {
+        detail: e.to_string(),
+    })
+}
+
+/// Decodes the body of an HTTP error response, if it is one.
+pub fn decode_http_error(text: &str) -> Option<ErrorFrame> {
+    if text.len() > MAX_FRAME_BYTES {
+        return None;
+    }
+    serde_json::from_str::<HttpError>(text)
+        .ok()
+        .map(|e| e.error)
+}
+
+/// Encodes any frame or body as JSON text. Encoding our own types cannot fail.
+pub fn encode<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("protocol types always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_round_trip_with_type_tag() {
+        let f = ClientFrame::Send {
+            id: "c1".into(),
+            conv: "general".into(),
+            body: "hi".into(),
+        };
+        let text = encode(&f);
+        assert_eq!(
+            text,
+            r#"{"type":"send","id":"c1","conv":"general","body":"hi"}"#
+        );
+        assert_eq!(decode_client_frame(&text).unwrap(), f);
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let frames = vec![
+            ServerFrame::Hello(Hello {
+                v: 1,
+                user: "alice".into(),
+                heartbeat_ms: 10_000,
+                cursor: 7,
+                resumed: true,
+            }),
+            ServerFrame::Msg(Message {
+                seq: 8,
+                conv: "general".into(),
+                from: "bob".into(),
+                id: "b-1".into(),
+                body: "hello".into(),
+                ts: 1,
+            }),
+            ServerFrame::Heartbeat,
+            ServerFrame::Error(ErrorFrame {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                id: Some("c1".into()),
+                conv: None,
+                retry_after_ms: Some(250),
+            }),
+        ];
+        for f in frames {
+            assert_eq!(decode_server_frame(&encode(&f)).unwrap(), f);
+        }
+        assert_eq!(encode(&ServerFrame::Heartbeat), r#"{"type":"heartbeat"}"#);
+    }
+
+    #[test]
+    fn unknown_error_code_decodes_as_unknown() {
+        let f = decode_server_frame(r#"{"type":"error","code":"brand_new"}"#).unwrap();
+        match f {
+            ServerFrame::Error(e) => assert_eq!(e.code, ErrorCode::Unknown),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_frame_is_a_typed_error() {
+        let text = format!(
+            r#"{{"type":"send","id":"a","conv":"b","body":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
+        assert!(matches!(
+            decode_client_frame(&text),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn body_over_limit_is_too_large() {
+        let f = ClientFrame::Send {
+            id: "a".into(),
+            conv: "b".into(),
+            body: "x".repeat(MAX_BODY_BYTES + 1),
+        };
+        let err = decode_client_frame(&encode(&f)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn malformed_and_invalid_frames_are_typed_errors() {
+        for text in ["", "{", "[]", r#"{"type":"nope"}"#, r#"{"type":"send"}"#, "\u{0}"] {
+            assert!(matches!(
+                decode_client_frame(text),
+                Err(FrameError::Malformed { .. })
+            ));
+        }
+        let err = decode_client_frame(r#"{"type":"subscribe","conv":"a b"}"#).unwrap_err();
+        assert!(matches!(err, FrameError::Invalid { field: "conv", .. }));
+        let err = decode_client_frame(r#"{"type":"subscribe","conv":""}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn batch_limits_are_enforced() {
+        let frame = ClientFrame::Typing { conv: "c".into() };
+        let batch = Batch {
+            frames: vec![frame; MAX_FRAMES_PER_REQUEST + 1],
+        };
+        assert!(decode_client_batch(&encode(&batch)).is_err());
+    }
+}
