@@ -176,12 +176,21 @@ mod tests {
     fn secure_schemes_and_prefixes() {
         let e = Endpoint::parse("wss://chat.example/api").unwrap();
         assert_eq!(e.key(), "https://chat.example/api");
-        assert!(e.websocket_url(None, None).starts_with("wss://chat.example/api/v1/ws"));
+        assert!(e
+            .websocket_url(None, None)
+            .starts_with("wss://chat.example/api/v1/ws"));
     }
 
     #[test]
     fn bad_urls_are_refused() {
-        for url in ["", "ftp://x", "http://", "http:///path", "http://h?x=1", "localhost:80"] {
+        for url in [
+            "",
+            "ftp://x",
+            "http://",
+            "http:///path",
+            "http://h?x=1",
+            "localhost:80",
+        ] {
             assert!(Endpoint::parse(url).is_err(), "{url}");
         }
     }

@@ -1,11 +1,61 @@
 //! # lifeline-core
 //!
 //! The sans-IO heart of the Lifeline SDK: the wire protocol shared with the server, and the
-//! connection state machine shared by the native and the browser drivers.
+//! connection [`Session`] shared by the native and the browser drivers.
 //!
 //! This crate is deterministic. It opens no socket, starts no timer or thread, never reads a clock
 //! and never touches a global random number generator: time comes in as a parameter and randomness
-//! from a seed in the configuration. It builds for `wasm32-unknown-unknown`.
+//! from a seed in the [`Config`]. It builds for `wasm32-unknown-unknown`.
+//!
+//! A driver runs the session like this (see [`session`] for the full contract):
+//!
+//! ```
+//! use lifeline_core::{Action, Config, Input, Session, SocketId};
+//! use web_time::Instant;
+//!
+//! let mut config = Config::new("http://127.0.0.1:8787").unwrap();
+//! config.token = Some("token".into());
+//! let now = Instant::now();
+//! let mut session = Session::new(config, now);
+//! session.connect(now);
+//! while let Some(action) = session.poll_action() {
+//!     match action {
+//!         Action::OpenSocket { socket, url, .. } => {
+//!             assert!(url.starts_with("ws://127.0.0.1:8787/v1/ws"));
+//!             // ... open it, then report what happened:
+//!             session.handle_input(now, Input::SocketOpened { socket });
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! while let Some(event) = session.poll_event() {
+//!     println!("{event:?}");
+//! }
+//! let _wake_at = session.poll_timeout();
+//! # let _ = SocketId(0);
+//! ```
 
+pub mod backoff;
+pub mod config;
+pub mod credentials;
 pub mod endpoints;
+pub mod event;
+pub mod io;
+pub mod ladder;
+pub mod link;
+pub mod outbox;
 pub mod protocol;
+pub mod session;
+pub mod state;
+pub mod transport;
+
+pub use backoff::{Backoff, BackoffPolicy, Jitter};
+pub use config::Config;
+pub use endpoints::{BadEndpoint, Endpoint};
+pub use event::{Event, HistoryError, MsgId, SendError, SendFailure};
+pub use io::{Action, HttpMethod, Input, TransportFailure};
+pub use protocol::{ErrorCode, HistoryPage, Message, Seq};
+pub use session::{Session, TimerReason};
+pub use state::{Cause, State};
+pub use transport::{RequestId, SocketId, SocketKind, TransportKind};
+pub use web_time::Instant;

@@ -220,7 +220,10 @@ pub enum FrameError {
     /// The text is not JSON of a known frame shape.
     Malformed { detail: String },
     /// A field breaks a limit or a rule of the schema.
-    Invalid { field: &'static str, reason: &'static str },
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -481,7 +484,14 @@ mod tests {
 
     #[test]
     fn malformed_and_invalid_frames_are_typed_errors() {
-        for text in ["", "{", "[]", r#"{"type":"nope"}"#, r#"{"type":"send"}"#, "\u{0}"] {
+        for text in [
+            "",
+            "{",
+            "[]",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"send"}"#,
+            "\u{0}",
+        ] {
             assert!(matches!(
                 decode_client_frame(text),
                 Err(FrameError::Malformed { .. })

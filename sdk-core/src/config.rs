@@ -1,0 +1,115 @@
+//! The session's configuration, with defaults chosen against the peer clients
+//! (../shared/ANCHORS.md) and explained field by field.
+//!
+//! Plain data: it is read by the session and never changes after `Session::new`.
+
+use crate::backoff::BackoffPolicy;
+use crate::endpoints::{BadEndpoint, Endpoint};
+use crate::transport::TransportKind;
+use std::time::Duration;
+
+/// Everything a session needs to know before it starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server.
+    pub endpoint: Endpoint,
+    /// The token to start with. `None` with a token provider: the first thing the session does is
+    /// ask for one.
+    pub token: Option<String>,
+    /// Whether the application can supply fresh tokens ([`crate::Action::FetchToken`]). Without
+    /// one, a rejected token is fatal at once, since retrying it could only loop.
+    pub token_provider: bool,
+    /// The rungs the session may use, best first. Default: all three.
+    pub transports: Vec<TransportKind>,
+    /// The rung to start on, usually the one that last worked for this endpoint (remembered by
+    /// the driver). The session still probes better rungs once connected.
+    pub initial_transport: Option<TransportKind>,
+    /// The seed of the session's random number generator (jitter, message ids). Drivers pass a
+    /// random seed; tests pass a fixed one.
+    pub seed: u64,
+    /// Backoff between reconnection attempts. Default: [`BackoffPolicy::reconnect`].
+    pub backoff: BackoffPolicy,
+    /// Backoff between probes of a better rung while degraded. Default: [`BackoffPolicy::probe`].
+    pub probe_backoff: BackoffPolicy,
+    /// A connection must stay healthy this long before past failures are forgotten (the backoff
+    /// and the attempt counter reset). Default 10 s: a server that accepts and then drops every
+    /// connection within seconds keeps the client backing off instead of hammering it.
+    pub stable_after: Duration,
+    /// Give up (state `failed`) after this many attempts in a row. Default: never.
+    pub max_attempts: Option<u32>,
+    /// Give up after retrying for this long. Default: never.
+    pub max_retry_duration: Option<Duration>,
+    /// A transport that has not opened after this long has failed. Default 10 s.
+    pub connect_timeout: Duration,
+    /// A transport that opened but did not deliver the server's `hello` within this long has
+    /// failed, and the failure says this rung does not work here (a proxy that upgrades and then
+    /// passes nothing, or buffers SSE). Default 5 s.
+    pub first_frame_timeout: Duration,
+    /// When the first rung has not delivered `hello` after this long, the next rung starts in
+    /// parallel and whichever speaks first wins. Default 3 s (Ably falls back after 4 s).
+    pub race_after: Duration,
+    /// Step down a rung after this many consecutive failures of it. Failures that say the rung
+    /// cannot work here (a refused upgrade, a 4xx, no first frame) step down at once. Default 2.
+    pub step_down_after: u32,
+    /// On a WebSocket, send a `ping` after this long without hearing anything. Default 7 s.
+    pub ping_interval: Duration,
+    /// A live transport that has been silent this long is dead. The session waits at least the
+    /// server's advertised heartbeat interval plus 3 s. Default 15 s, so a dead connection is
+    /// noticed within 15 s (Socket.IO ~45 s, SignalR 30 s, centrifuge ~35 s, Ably ~25 s).
+    pub liveness_timeout: Duration,
+    /// After a freeze, a late timer or a page becoming visible, a silent transport gets this long to
+    /// prove it is alive (a `ping` is sent at once on a WebSocket) before it is declared dead.
+    /// Default 3 s: throttled timers cause neither a false alarm nor a missed dead link.
+    pub verify_grace: Duration,
+    /// How long the server may hold a long poll. Default 10 s; the poll counts as dead 5 s after
+    /// that.
+    pub poll_wait: Duration,
+    /// The outbox holds at most this many unacknowledged messages. Default 1,000.
+    pub outbox_max_messages: usize,
+    /// The outbox holds at most this many bytes of bodies. Default 1 MiB.
+    pub outbox_max_bytes: usize,
+    /// A message not acknowledged this long after `send` fails with a timeout. Default 60 s.
+    pub send_timeout: Duration,
+}
+
+impl Config {
+    /// A configuration with the defaults for the server at `url`.
+    pub fn new(url: &str) -> Result<Self, BadEndpoint> {
+        Ok(Config {
+            endpoint: Endpoint::parse(url)?,
+            token: None,
+            token_provider: false,
+            transports: TransportKind::ALL.to_vec(),
+            initial_transport: None,
+            seed: 0,
+            backoff: BackoffPolicy::reconnect(),
+            probe_backoff: BackoffPolicy::probe(),
+            stable_after: Duration::from_secs(10),
+            max_attempts: None,
+            max_retry_duration: None,
+            connect_timeout: Duration::from_secs(10),
+            first_frame_timeout: Duration::from_secs(5),
+            race_after: Duration::from_secs(3),
+            step_down_after: 2,
+            ping_interval: Duration::from_secs(7),
+            liveness_timeout: Duration::from_secs(15),
+            verify_grace: Duration::from_secs(3),
+            poll_wait: Duration::from_secs(10),
+            outbox_max_messages: 1_000,
+            outbox_max_bytes: 1 << 20,
+            send_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// The allowed rungs in ladder order, without repeats; all three if the list is empty.
+    pub fn ladder(&self) -> Vec<TransportKind> {
+        let mut rungs: Vec<TransportKind> = TransportKind::ALL
+            .into_iter()
+            .filter(|k| self.transports.contains(k))
+            .collect();
+        if rungs.is_empty() {
+            rungs = TransportKind::ALL.to_vec();
+        }
+        rungs
+    }
+}

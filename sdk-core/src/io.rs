@@ -1,0 +1,122 @@
+//! What crosses the boundary between the session and a driver: the [`Input`]s a driver reports
+//! (facts about sockets, HTTP requests, tokens and the platform) and the [`Action`]s the session asks
+//! the driver to carry out.
+//!
+//! A driver performs actions literally and reports what happened; it decides nothing. Types only.
+
+use crate::transport::{RequestId, SocketId, SocketKind};
+use std::time::Duration;
+
+/// A fact reported by the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The socket opened (WebSocket upgrade done, or SSE response `200` with headers received).
+    SocketOpened { socket: SocketId },
+    /// One frame arrived: a WebSocket text message, or the `data` of one SSE event.
+    SocketText { socket: SocketId, text: String },
+    /// A WebSocket binary message arrived; the protocol has none, so it is counted as a bad frame.
+    SocketBinary { socket: SocketId, len: usize },
+    /// An SSE `retry:` field arrived.
+    SocketRetryHint { socket: SocketId, delay: Duration },
+    /// The socket closed after it had opened: a WebSocket close (with its code) or the end of an
+    /// SSE response body.
+    SocketClosed {
+        socket: SocketId,
+        code: Option<u16>,
+        reason: String,
+    },
+    /// The socket failed: it could not open (refused, DNS, TLS, an HTTP status other than the
+    /// expected one) or it broke.
+    SocketFailed {
+        socket: SocketId,
+        failure: TransportFailure,
+    },
+    /// An HTTP request completed with a response, whatever its status.
+    HttpResponse {
+        request: RequestId,
+        status: u16,
+        /// The `Retry-After` header, if present and in seconds.
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    /// An HTTP request failed without a response (network error, aborted).
+    HttpFailed { request: RequestId, detail: String },
+    /// The application's token provider answered a [`Action::FetchToken`].
+    Token(Result<String, String>),
+    /// The platform's network state changed (`online` / `offline` events).
+    Network { online: bool },
+    /// The page became visible or hidden.
+    Visibility { visible: bool },
+    /// The process or page was frozen or asleep, or the clock jumped: timers may have fired late
+    /// and sockets may be dead. The session checks liveness at once.
+    Resumed,
+}
+
+/// How a socket failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportFailure {
+    /// The HTTP status of a refused upgrade or SSE request, when the driver could see one.
+    pub status: Option<u16>,
+    /// The `Retry-After` header of that response, if any.
+    pub retry_after: Option<Duration>,
+    /// A human-readable description for logs.
+    pub detail: String,
+}
+
+impl TransportFailure {
+    /// A failure without an HTTP status (connection refused, reset, DNS, a browser error event).
+    pub fn network(detail: impl Into<String>) -> Self {
+        TransportFailure {
+            status: None,
+            retry_after: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// A failure with an HTTP status.
+    pub fn status(status: u16, retry_after: Option<Duration>, detail: impl Into<String>) -> Self {
+        TransportFailure {
+            status: Some(status),
+            retry_after,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The HTTP method of an [`Action::Http`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+/// Something the session asks the driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a socket to `url`. Report `SocketOpened`, then `SocketText`s, then `SocketClosed` or
+    /// `SocketFailed`, all tagged with `socket`. For an SSE stream, the driver must not reconnect
+    /// by itself: when the stream ends or fails, it reports that and stops.
+    OpenSocket {
+        socket: SocketId,
+        kind: SocketKind,
+        url: String,
+    },
+    /// Send one text frame on an open WebSocket.
+    SendText { socket: SocketId, text: String },
+    /// Close the socket and forget it; report nothing more about it.
+    CloseSocket { socket: SocketId },
+    /// Perform an HTTP request and report `HttpResponse` or `HttpFailed`. `bearer`, when present,
+    /// goes in `Authorization: Bearer …`; a `body` is JSON (`Content-Type: application/json`).
+    Http {
+        request: RequestId,
+        method: HttpMethod,
+        url: String,
+        bearer: Option<String>,
+        body: Option<String>,
+    },
+    /// Abandon an HTTP request (the session no longer waits for it); report nothing more about it.
+    AbortHttp { request: RequestId },
+    /// Ask the application's token provider for a fresh token; report it with `Input::Token`.
+    /// The session never has more than one such request in flight.
+    FetchToken,
+}

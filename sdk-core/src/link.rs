@@ -1,0 +1,176 @@
+//! One attempt to use one transport (a "link"): its phase, what is in flight on it, when it last
+//! heard from the server, and the deadlines that follow from that.
+//!
+//! Liveness is judged by elapsed time since the last frame, never by counting timer ticks. A link
+//! computes its deadlines; the session decides what a missed deadline means. No I/O here.
+
+use crate::transport::{RequestId, SocketId, TransportKind};
+use std::time::Duration;
+use web_time::Instant;
+
+/// Why a link was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// To connect (the first rung, or the next one racing it).
+    Attempt,
+    /// To move up from a degraded rung while another link carries the session.
+    Probe,
+}
+
+/// How far a link has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The socket (or the first poll) was asked for.
+    Opening,
+    /// The socket is open; the server's `hello` has not arrived.
+    AwaitingHello { opened_at: Instant },
+    /// `hello` arrived: frames flow.
+    Live,
+}
+
+/// A long-poll request in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollRequest {
+    pub request: RequestId,
+    pub deadline: Instant,
+}
+
+/// An HTTP send batch in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    pub request: RequestId,
+    /// The messages in the batch.
+    pub ids: Vec<crate::event::MsgId>,
+    /// The other frames in the batch (subscriptions, typing), re-queued if the batch fails.
+    pub ops: Vec<crate::protocol::ClientFrame>,
+}
+
+/// What a missed link deadline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTimer {
+    Connect,
+    FirstFrame,
+    Silence,
+    Ping,
+    SendRetry,
+}
+
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub id: u64,
+    pub kind: TransportKind,
+    pub role: Role,
+    pub phase: Phase,
+    pub started_at: Instant,
+    pub socket: Option<SocketId>,
+    pub poll: Option<PollRequest>,
+    pub send: Option<SendRequest>,
+    pub send_retry_at: Option<Instant>,
+    /// The cursor this link was opened with.
+    pub opened_with_cursor: Option<u64>,
+    pub last_rx: Instant,
+    /// How long the link may stay silent once live.
+    pub silence_limit: Duration,
+    /// A liveness check is running: the link must hear something before this instant.
+    pub verify_until: Option<Instant>,
+    pub last_ping: Option<(u64, Instant)>,
+    /// The server said `going_away`: reconnect within this window.
+    pub going_away: Option<Duration>,
+    /// The server's SSE `retry:` hint: wait at least this long before reconnecting.
+    pub retry_hint: Option<Duration>,
+    /// Subscriptions were (re)asserted on this link.
+    pub subscriptions_sent: bool,
+}
+
+impl Link {
+    pub fn new(id: u64, kind: TransportKind, role: Role, now: Instant, silence: Duration) -> Self {
+        Link {
+            id,
+            kind,
+            role,
+            phase: Phase::Opening,
+            started_at: now,
+            socket: None,
+            poll: None,
+            send: None,
+            send_retry_at: None,
+            opened_with_cursor: None,
+            last_rx: now,
+            silence_limit: silence,
+            verify_until: None,
+            last_ping: None,
+            going_away: None,
+            retry_hint: None,
+            subscriptions_sent: false,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.phase == Phase::Live
+    }
+
+    /// Something arrived from the server.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.verify_until = None;
+    }
+
+    /// When this link's silence makes it dead, if it is live.
+    pub fn silence_deadline(&self) -> Option<Instant> {
+        if !self.is_live() {
+            return None;
+        }
+        // A running liveness check replaces the ordinary deadline: it is set only once the link has
+        // been quiet for a while, and for a long poll the ordinary deadline may already be past.
+        if let Some(v) = self.verify_until {
+            return Some(v);
+        }
+        let by_silence = match self.kind {
+            TransportKind::LongPoll => self.poll.map(|p| p.deadline)?,
+            _ => self.last_rx + self.silence_limit,
+        };
+        Some(by_silence)
+    }
+
+    /// When a `ping` is due on a live WebSocket.
+    pub fn ping_due(&self, interval: Duration) -> Option<Instant> {
+        if !self.is_live() || self.kind != TransportKind::WebSocket {
+            return None;
+        }
+        let since = match self.last_ping {
+            Some((_, at)) => at.max(self.last_rx),
+            None => self.last_rx,
+        };
+        Some(since + interval)
+    }
+
+    /// The earliest deadline of this link and what it is.
+    pub fn next_timer(
+        &self,
+        connect_timeout: Duration,
+        first_frame_timeout: Duration,
+        ping_interval: Duration,
+    ) -> Option<(Instant, LinkTimer)> {
+        let mut timers: Vec<(Instant, LinkTimer)> = Vec::with_capacity(3);
+        match self.phase {
+            Phase::Opening => {
+                timers.push((self.started_at + connect_timeout, LinkTimer::Connect));
+            }
+            Phase::AwaitingHello { opened_at } => {
+                timers.push((opened_at + first_frame_timeout, LinkTimer::FirstFrame));
+            }
+            Phase::Live => {
+                if let Some(t) = self.silence_deadline() {
+                    timers.push((t, LinkTimer::Silence));
+                }
+                if let Some(t) = self.ping_due(ping_interval) {
+                    timers.push((t, LinkTimer::Ping));
+                }
+                if let Some(t) = self.send_retry_at {
+                    timers.push((t, LinkTimer::SendRetry));
+                }
+            }
+        }
+        timers.into_iter().min_by_key(|(t, _)| *t)
+    }
+}

@@ -1,0 +1,229 @@
+//! The outbox: messages the application sent that the server has not acknowledged yet, bounded by
+//! count and bytes, in the order they were sent.
+//!
+//! It remembers, for each message, on which transport it was last transmitted and when it may be
+//! transmitted again; it never transmits anything itself and never drops a message silently: a
+//! message leaves only by an ack, a rejection, a timeout or the session closing, each of which the
+//! session turns into an event.
+
+use crate::event::{MsgId, SendError};
+use crate::protocol::ClientFrame;
+use std::collections::VecDeque;
+use web_time::Instant;
+
+/// One unacknowledged message.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: MsgId,
+    pub conv: String,
+    pub body: String,
+    /// Fails with a timeout at this instant.
+    pub deadline: Instant,
+    /// The link it was last transmitted on; `None` when it must be (re)transmitted.
+    pub sent_on: Option<u64>,
+    /// Not to be transmitted before this instant (the server asked to wait).
+    pub not_before: Option<Instant>,
+}
+
+impl Pending {
+    pub fn frame(&self) -> ClientFrame {
+        ClientFrame::Send {
+            id: self.id.0.clone(),
+            conv: self.conv.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    entries: VecDeque<Pending>,
+    bytes: usize,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    pub fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Outbox {
+            entries: VecDeque::new(),
+            bytes: 0,
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The messages, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Pending> {
+        self.entries.iter()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Accepts a message, or says why not. Nothing is queued on error.
+    pub fn push(&mut self, entry: Pending) -> Result<(), SendError> {
+        let size = entry.body.len();
+        if self.entries.len() >= self.max_messages || self.bytes + size > self.max_bytes {
+            return Err(SendError::OutboxFull {
+                messages: self.entries.len(),
+                bytes: self.bytes,
+            });
+        }
+        self.bytes += size;
+        self.entries.push_back(entry);
+        Ok(())
+    }
+
+    /// Removes and returns the message with this id.
+    pub fn remove(&mut self, id: &str) -> Option<Pending> {
+        let i = self.entries.iter().position(|e| e.id.0 == id)?;
+        let entry = self.entries.remove(i)?;
+        self.bytes -= entry.body.len();
+        Some(entry)
+    }
+
+    /// Removes and returns every message whose deadline is at or before `now`.
+    pub fn take_expired(&mut self, now: Instant) -> Vec<Pending> {
+        let mut expired = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.entries.len());
+        for e in self.entries.drain(..) {
+            if e.deadline <= now {
+                self.bytes -= e.body.len();
+                expired.push(e);
+            } else {
+                kept.push_back(e);
+            }
+        }
+        self.entries = kept;
+        expired
+    }
+
+    /// Removes and returns everything.
+    pub fn take_all(&mut self) -> Vec<Pending> {
+        self.bytes = 0;
+        self.entries.drain(..).collect()
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries.iter().map(|e| e.deadline).min()
+    }
+
+    /// The earliest instant a held-back message may be transmitted again.
+    pub fn next_release(&self) -> Option<Instant> {
+        self.entries.iter().filter_map(|e| e.not_before).min()
+    }
+
+    /// Marks every message as needing (re)transmission.
+    pub fn mark_all_unsent(&mut self) {
+        for e in &mut self.entries {
+            e.sent_on = None;
+        }
+    }
+
+    /// Marks the given messages as needing retransmission.
+    pub fn mark_unsent(&mut self, ids: &[MsgId]) {
+        for e in &mut self.entries {
+            if ids.contains(&e.id) {
+                e.sent_on = None;
+            }
+        }
+    }
+
+    /// Holds back the message `id` and every later one until `until`, and marks them for
+    /// retransmission, so that a retransmission keeps their order.
+    pub fn hold_from(&mut self, id: &str, until: Instant) {
+        let Some(i) = self.entries.iter().position(|e| e.id.0 == id) else {
+            return;
+        };
+        for e in self.entries.iter_mut().skip(i) {
+            e.sent_on = None;
+            e.not_before = Some(e.not_before.map_or(until, |t| t.max(until)));
+        }
+    }
+
+    /// Takes, in order, the messages that are due for transmission on `link` at `now`, marking them
+    /// as sent there, at most `limit` of them. Stops at the first held-back message, so that order
+    /// is kept.
+    pub fn due_for(&mut self, link: u64, now: Instant, limit: usize) -> Vec<Pending> {
+        let mut due = Vec::new();
+        for e in self.entries.iter_mut() {
+            if due.len() >= limit {
+                break;
+            }
+            if e.sent_on == Some(link) {
+                continue;
+            }
+            match e.not_before {
+                Some(t) if t > now => break,
+                _ => e.not_before = None,
+            }
+            e.sent_on = Some(link);
+            due.push(e.clone());
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry(id: &str, body: &str, now: Instant) -> Pending {
+        Pending {
+            id: MsgId(id.into()),
+            conv: "c".into(),
+            body: body.into(),
+            deadline: now + Duration::from_secs(10),
+            sent_on: None,
+            not_before: None,
+        }
+    }
+
+    #[test]
+    fn bounded_by_count_and_bytes() {
+        let now = Instant::now();
+        let mut o = Outbox::new(2, 10);
+        o.push(entry("a", "12345", now)).unwrap();
+        assert!(matches!(
+            o.push(entry("b", "123456", now)),
+            Err(SendError::OutboxFull { .. })
+        ));
+        o.push(entry("b", "12345", now)).unwrap();
+        assert!(o.push(entry("c", "", now)).is_err());
+        assert_eq!(o.len(), 2);
+        o.remove("a").unwrap();
+        assert_eq!(o.bytes(), 5);
+    }
+
+    #[test]
+    fn held_messages_keep_their_order() {
+        let now = Instant::now();
+        let mut o = Outbox::new(10, 100);
+        for id in ["a", "b", "c"] {
+            o.push(entry(id, "x", now)).unwrap();
+        }
+        assert_eq!(o.due_for(1, now, 10).len(), 3);
+        o.hold_from("b", now + Duration::from_secs(1));
+        assert!(o.due_for(1, now, 10).is_empty());
+        let later = now + Duration::from_secs(1);
+        let ids: Vec<_> = o
+            .due_for(1, later, 10)
+            .into_iter()
+            .map(|e| e.id.0)
+            .collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(o.due_for(2, later, 10).len(), 3);
+    }
+}

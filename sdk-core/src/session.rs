@@ -1,0 +1,1679 @@
+//! The session: the one state machine that keeps an application connected. It ties together the
+//! ladder, the backoff, the links and their liveness, the resume cursor, the outbox, the
+//! subscriptions and the credentials.
+//!
+//! It is sans-IO: facts come in through `handle_input` and `handle_timeout`, requests from the
+//! application through `send`, `subscribe`, `close` and friends, and everything the session wants
+//! done or said comes out of `poll_action`, `poll_event` and `poll_timeout`. It reads no clock,
+//! opens nothing and never blocks. The run loop a driver follows:
+//!
+//! 1. Call `handle_*` (or an application method) with the current time.
+//! 2. Drain `poll_action` (carry each out) and `poll_event` (hand each to the application).
+//! 3. Sleep until `poll_timeout`, or until the next input, whichever comes first; on waking at the
+//!    deadline call `handle_timeout(now)`. Go to 2.
+
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::credentials::{Credentials, Rejection};
+use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
+use crate::io::{Action, HttpMethod, Input, TransportFailure};
+use crate::ladder::{FailureWeight, Ladder};
+use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
+use crate::outbox::{Outbox, Pending};
+use crate::protocol::{
+    self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
+    MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
+};
+use crate::state::{Cause, State};
+use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+use web_time::Instant;
+
+/// A timer that fires later than this after its deadline means the process was frozen or asleep:
+/// a silent link then gets a liveness check instead of being declared dead at once.
+const LATE_TOLERANCE: Duration = Duration::from_millis(1_500);
+
+/// How long to wait before retrying an HTTP send batch that failed.
+const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// How long a long poll may run past the time the server may hold it.
+const POLL_GRACE: Duration = Duration::from_secs(5);
+
+/// The most timers one `handle_timeout` call fires; a guard against a busy loop.
+const MAX_TIMERS_PER_CALL: usize = 256;
+
+/// What woke the session, as reported by [`Session::last_timeout_reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerReason {
+    /// A reconnection attempt was due.
+    Retry,
+    /// The next rung started racing a slow first rung.
+    Race,
+    /// A probe of a better rung was due.
+    Probe,
+    /// The connection stayed healthy long enough to forget past failures.
+    Stable,
+    /// A send reached its timeout.
+    SendTimeout,
+    /// Held-back sends could be transmitted again.
+    OutboxRelease,
+    /// A graceful close ran out of time.
+    Drain,
+    /// A link did not open in time.
+    Connect,
+    /// A link opened but the server did not speak in time.
+    FirstFrame,
+    /// A live link stayed silent past its deadline.
+    Silence,
+    /// A ping was due.
+    Ping,
+    /// A failed HTTP send batch could be retried.
+    SendRetry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Retry,
+    Race,
+    Probe,
+    Stable,
+    SendTimeout,
+    OutboxRelease,
+    Drain,
+    Link(u64, LinkTimer),
+}
+
+impl Timer {
+    fn reason(self) -> TimerReason {
+        match self {
+            Timer::Retry => TimerReason::Retry,
+            Timer::Race => TimerReason::Race,
+            Timer::Probe => TimerReason::Probe,
+            Timer::Stable => TimerReason::Stable,
+            Timer::SendTimeout => TimerReason::SendTimeout,
+            Timer::OutboxRelease => TimerReason::OutboxRelease,
+            Timer::Drain => TimerReason::Drain,
+            Timer::Link(_, LinkTimer::Connect) => TimerReason::Connect,
+            Timer::Link(_, LinkTimer::FirstFrame) => TimerReason::FirstFrame,
+            Timer::Link(_, LinkTimer::Silence) => TimerReason::Silence,
+            Timer::Link(_, LinkTimer::Ping) => TimerReason::Ping,
+            Timer::Link(_, LinkTimer::SendRetry) => TimerReason::SendRetry,
+        }
+    }
+}
+
+/// What an HTTP request the session started is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Poll { link: u64 },
+    Send { link: u64 },
+    History,
+}
+
+/// How a server hint shapes the next reconnection delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DelayHint {
+    /// Wait at least this long (`Retry-After`, SSE `retry:`).
+    AtLeast(Duration),
+    /// Reconnect at a random moment within this window (`going_away`).
+    Within(Duration),
+}
+
+/// The connection state machine. See the module documentation for the run loop.
+#[derive(Debug)]
+pub struct Session {
+    config: Config,
+    rng: SmallRng,
+    ladder: Ladder,
+    backoff: Backoff,
+    probe_backoff: Backoff,
+    creds: Credentials,
+    outbox: Outbox,
+    state: State,
+    events: VecDeque<Event>,
+    actions: VecDeque<Action>,
+    links: Vec<Link>,
+    active: Option<u64>,
+    next_id: u64,
+    msg_prefix: String,
+    msg_counter: u64,
+    cursor: Option<Seq>,
+    subscriptions: BTreeSet<String>,
+    unsubscriptions: BTreeSet<String>,
+    pending_ops: Vec<ClientFrame>,
+    requests: HashMap<RequestId, Purpose>,
+    attempt: u32,
+    outage_started: Option<Instant>,
+    retry_at: Option<Instant>,
+    race_at: Option<Instant>,
+    probe_at: Option<Instant>,
+    stable_at: Option<Instant>,
+    drain_deadline: Option<Instant>,
+    online: bool,
+    ping_counter: u64,
+    last_timeout_reason: Option<TimerReason>,
+}
+
+fn at_least_1ms(d: Duration) -> Duration {
+    d.max(Duration::from_millis(1))
+}
+
+impl Session {
+    /// A new session in state `idle`. Nothing happens until [`Session::connect`].
+    pub fn new(mut config: Config, _now: Instant) -> Self {
+        for d in [
+            &mut config.connect_timeout,
+            &mut config.first_frame_timeout,
+            &mut config.race_after,
+            &mut config.ping_interval,
+            &mut config.liveness_timeout,
+            &mut config.verify_grace,
+            &mut config.poll_wait,
+            &mut config.send_timeout,
+            &mut config.stable_after,
+        ] {
+            *d = at_least_1ms(*d);
+        }
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let msg_prefix = format!("{:08x}", rng.random::<u32>());
+        let ladder = Ladder::new(
+            config.ladder(),
+            config.initial_transport,
+            config.step_down_after,
+        );
+        Session {
+            backoff: Backoff::new(config.backoff),
+            probe_backoff: Backoff::new(config.probe_backoff),
+            creds: Credentials::new(config.token.clone(), config.token_provider),
+            outbox: Outbox::new(config.outbox_max_messages, config.outbox_max_bytes),
+            rng,
+            ladder,
+            config,
+            state: State::Idle,
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            links: Vec::new(),
+            active: None,
+            next_id: 1,
+            msg_prefix,
+            msg_counter: 0,
+            cursor: None,
+            subscriptions: BTreeSet::new(),
+            unsubscriptions: BTreeSet::new(),
+            pending_ops: Vec::new(),
+            requests: HashMap::new(),
+            attempt: 0,
+            outage_started: None,
+            retry_at: None,
+            race_at: None,
+            probe_at: None,
+            stable_at: None,
+            drain_deadline: None,
+            online: true,
+            ping_counter: 0,
+            last_timeout_reason: None,
+        }
+    }
+
+    // ----- getters -------------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The highest sequence number delivered to the application.
+    pub fn cursor(&self) -> Option<Seq> {
+        self.cursor
+    }
+
+    /// The transport carrying the session now, if any.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.active_link().map(|l| l.kind)
+    }
+
+    /// The rung that last delivered the server's `hello`, for a driver to remember per endpoint.
+    pub fn last_worked_transport(&self) -> Option<TransportKind> {
+        self.ladder.last_worked()
+    }
+
+    /// Messages accepted but not yet acknowledged.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The conversations this session subscribes to.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.subscriptions.iter().map(String::as_str)
+    }
+
+    /// The transports currently opening or open, with whether each is the live one. At most one is
+    /// live, plus at most one other (a racing attempt or a probe).
+    pub fn links(&self) -> Vec<(TransportKind, bool)> {
+        self.links
+            .iter()
+            .map(|l| (l.kind, Some(l.id) == self.active))
+            .collect()
+    }
+
+    /// What the last `handle_timeout` fired for ("why did it wake?").
+    pub fn last_timeout_reason(&self) -> Option<TimerReason> {
+        self.last_timeout_reason
+    }
+
+    // ----- poll_* --------------------------------------------------------------------------
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next thing to tell the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call `handle_timeout` next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(t, _)| t)
+    }
+
+    // ----- application calls ---------------------------------------------------------------
+
+    /// Starts connecting. Does nothing unless the session is idle.
+    pub fn connect(&mut self, now: Instant) {
+        if self.state == State::Idle {
+            self.start_attempt(now, Cause::AppConnect);
+        }
+    }
+
+    /// Queues a message for `conv`. It is transmitted when a transport is live, retransmitted after
+    /// every reconnect until acknowledged, and resolves with `Event::Acked` or `Event::SendFailed`.
+    pub fn send(&mut self, now: Instant, conv: &str, body: &str) -> Result<MsgId, SendError> {
+        if self.state.is_final() || self.drain_deadline.is_some() {
+            return Err(SendError::Closed);
+        }
+        validate_conv(conv)?;
+        if body.len() > protocol::MAX_BODY_BYTES {
+            return Err(SendError::TooLarge {
+                len: body.len(),
+                max: protocol::MAX_BODY_BYTES,
+            });
+        }
+        self.msg_counter += 1;
+        let id = MsgId(format!("{}-{}", self.msg_prefix, self.msg_counter));
+        self.outbox.push(Pending {
+            id: id.clone(),
+            conv: conv.to_string(),
+            body: body.to_string(),
+            deadline: now + self.config.send_timeout,
+            sent_on: None,
+            not_before: None,
+        })?;
+        self.flush(now);
+        Ok(id)
+    }
+
+    /// Subscribes to `conv` (joining it). The subscription is re-asserted on every new transport.
+    pub fn subscribe(&mut self, now: Instant, conv: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        validate_conv(conv)?;
+        self.unsubscriptions.remove(conv);
+        if self.subscriptions.insert(conv.to_string()) {
+            self.transmit_op(
+                now,
+                ClientFrame::Subscribe {
+                    conv: conv.to_string(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes from `conv` (leaving it).
+    pub fn unsubscribe(&mut self, now: Instant, conv: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        validate_conv(conv)?;
+        self.subscriptions.remove(conv);
+        self.unsubscriptions.insert(conv.to_string());
+        self.transmit_op(
+            now,
+            ClientFrame::Unsubscribe {
+                conv: conv.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Tells the members of `conv` that the user is typing. Ephemeral: refused while no transport
+    /// is live, never queued, never retransmitted.
+    pub fn typing(&mut self, now: Instant, conv: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        validate_conv(conv)?;
+        if self.active_link().is_none() {
+            return Err(SendError::NotConnected);
+        }
+        self.transmit_op(
+            now,
+            ClientFrame::Typing {
+                conv: conv.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Asks for a page of `conv`'s history: the newest `limit` messages before `before`. The answer
+    /// comes as `Event::History` with the returned id.
+    pub fn history(
+        &mut self,
+        _now: Instant,
+        conv: &str,
+        before: Option<Seq>,
+        limit: u32,
+    ) -> Result<RequestId, SendError> {
+        self.check_open()?;
+        validate_conv(conv)?;
+        let request = RequestId(self.fresh_id());
+        self.requests.insert(request, Purpose::History);
+        self.actions.push_back(Action::Http {
+            request,
+            method: HttpMethod::Get,
+            url: self
+                .config
+                .endpoint
+                .history_url(conv, before, limit.clamp(1, 100)),
+            bearer: self.creds.token().map(str::to_string),
+            body: None,
+        });
+        Ok(request)
+    }
+
+    /// Closes at once. Unacknowledged sends fail with `SendFailure::Closed`.
+    pub fn close(&mut self, now: Instant) {
+        self.finish(now, State::Closed, Cause::AppClose);
+    }
+
+    /// Refuses new sends, waits up to `timeout` for the outbox to be acknowledged, then closes.
+    pub fn close_gracefully(&mut self, now: Instant, timeout: Duration) {
+        if self.state.is_final() {
+            return;
+        }
+        if self.outbox.is_empty() {
+            self.close(now);
+        } else {
+            self.drain_deadline = Some(now + timeout);
+        }
+    }
+
+    // ----- handle_* ------------------------------------------------------------------------
+
+    /// Reports a fact from the driver.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        if self.state.is_final() {
+            return;
+        }
+        match input {
+            Input::SocketOpened { socket } => {
+                if let Some(link) = self.link_by_socket_mut(socket) {
+                    if link.phase == Phase::Opening {
+                        link.phase = Phase::AwaitingHello { opened_at: now };
+                        link.last_rx = now;
+                    }
+                }
+            }
+            Input::SocketText { socket, text } => {
+                let Some(link) = self.link_by_socket_mut(socket) else {
+                    return;
+                };
+                link.heard(now);
+                let (id, kind) = (link.id, link.kind);
+                match protocol::decode_server_frame(&text) {
+                    Ok(frame) => self.on_frame(now, id, frame),
+                    Err(error) => self.events.push_back(Event::BadFrame {
+                        transport: kind,
+                        error,
+                    }),
+                }
+            }
+            Input::SocketBinary { socket, len } => {
+                let Some(link) = self.link_by_socket_mut(socket) else {
+                    return;
+                };
+                link.heard(now);
+                let kind = link.kind;
+                self.events.push_back(Event::BadFrame {
+                    transport: kind,
+                    error: protocol::FrameError::Malformed {
+                        detail: format!("a binary message of {len} bytes"),
+                    },
+                });
+            }
+            Input::SocketRetryHint { socket, delay } => {
+                if let Some(link) = self.link_by_socket_mut(socket) {
+                    link.retry_hint = Some(delay);
+                }
+            }
+            Input::SocketClosed {
+                socket,
+                code,
+                reason,
+            } => {
+                let Some(link) = self.link_by_socket(socket) else {
+                    return;
+                };
+                let (id, kind) = (link.id, link.kind);
+                if code == Some(4401) {
+                    self.auth_rejected(now, format!("{kind} closed with 4401: {reason}"));
+                    return;
+                }
+                let detail = match code {
+                    Some(code) => format!("closed with code {code}: {reason}"),
+                    None => format!("closed: {reason}"),
+                };
+                self.link_failed(
+                    now,
+                    id,
+                    self.loss_cause(id, detail),
+                    FailureWeight::Ordinary,
+                    None,
+                );
+            }
+            Input::SocketFailed { socket, failure } => {
+                let Some(link) = self.link_by_socket(socket) else {
+                    return;
+                };
+                let id = link.id;
+                self.on_transport_failure(now, id, failure);
+            }
+            Input::HttpResponse {
+                request,
+                status,
+                retry_after,
+                body,
+            } => {
+                let Some(purpose) = self.requests.remove(&request) else {
+                    return;
+                };
+                match purpose {
+                    Purpose::Poll { link } => {
+                        self.on_poll_response(now, link, status, retry_after, &body)
+                    }
+                    Purpose::Send { link } => {
+                        self.on_send_response(now, link, status, retry_after, &body)
+                    }
+                    Purpose::History => self.on_history_response(request, status, &body),
+                }
+            }
+            Input::HttpFailed { request, detail } => {
+                let Some(purpose) = self.requests.remove(&request) else {
+                    return;
+                };
+                match purpose {
+                    Purpose::Poll { link } => {
+                        self.on_transport_failure(now, link, TransportFailure::network(detail))
+                    }
+                    Purpose::Send { link } => self.send_batch_failed(now, link, None),
+                    Purpose::History => self.events.push_back(Event::History {
+                        request,
+                        result: Err(HistoryError::Network { detail }),
+                    }),
+                }
+            }
+            Input::Token(result) => match self.creds.fetched(result) {
+                Ok(()) => {
+                    if self.links.is_empty() && matches!(self.state, State::Reconnecting { .. }) {
+                        self.start_attempt(now, Cause::RetryDue);
+                    }
+                }
+                Err(detail) => {
+                    if self.links.is_empty() {
+                        self.schedule_retry(now, Cause::TokenUnavailable { detail }, None);
+                    }
+                }
+            },
+            Input::Network { online } => {
+                self.online = online;
+                if online {
+                    if self.links.is_empty()
+                        && matches!(self.state, State::Reconnecting { .. })
+                        && !self.creds.is_fetching()
+                    {
+                        self.start_attempt(now, Cause::Online);
+                    } else {
+                        self.verify_active(now, Duration::ZERO);
+                    }
+                } else if let State::Reconnecting { attempt, .. } = self.state {
+                    self.retry_at = None;
+                    self.set_state(
+                        State::Reconnecting {
+                            attempt,
+                            next_attempt_at: None,
+                            last_error: Some(Cause::Offline),
+                        },
+                        Cause::Offline,
+                    );
+                } else {
+                    self.verify_active(now, Duration::ZERO);
+                }
+            }
+            Input::Visibility { visible } => {
+                if visible {
+                    let quiet_for = self.config.ping_interval;
+                    self.verify_active(now, quiet_for);
+                }
+            }
+            Input::Resumed => {
+                self.verify_active(now, Duration::from_secs(1));
+                if self.retry_at.is_some() {
+                    self.retry_at = None;
+                    self.start_attempt(now, Cause::Resumed);
+                }
+            }
+        }
+    }
+
+    /// Fires every timer that is due at `now`. Calling it early is harmless. Afterwards
+    /// `poll_timeout()` is `None` or later than `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for _ in 0..MAX_TIMERS_PER_CALL {
+            let Some((at, timer)) = self.next_timer() else {
+                return;
+            };
+            if at > now {
+                return;
+            }
+            self.last_timeout_reason = Some(timer.reason());
+            self.fire(now, at, timer);
+        }
+    }
+
+    // ----- timers --------------------------------------------------------------------------
+
+    fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let mut best: Option<(Instant, Timer)> = None;
+        let mut consider = |at: Option<Instant>, timer: Timer| {
+            if let Some(at) = at {
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, timer));
+                }
+            }
+        };
+        consider(self.retry_at, Timer::Retry);
+        consider(self.race_at, Timer::Race);
+        consider(self.probe_at, Timer::Probe);
+        consider(self.stable_at, Timer::Stable);
+        consider(self.outbox.next_deadline(), Timer::SendTimeout);
+        consider(self.drain_deadline, Timer::Drain);
+        if let Some(link) = self.active_link() {
+            let can_transmit = link.kind == TransportKind::WebSocket
+                || (link.send.is_none() && link.send_retry_at.is_none());
+            if can_transmit {
+                consider(self.outbox.next_release(), Timer::OutboxRelease);
+            }
+        }
+        for link in &self.links {
+            if let Some((at, t)) = link.next_timer(
+                self.config.connect_timeout,
+                self.config.first_frame_timeout,
+                self.config.ping_interval,
+            ) {
+                consider(Some(at), Timer::Link(link.id, t));
+            }
+        }
+        best
+    }
+
+    fn fire(&mut self, now: Instant, at: Instant, timer: Timer) {
+        match timer {
+            Timer::Retry => {
+                self.retry_at = None;
+                self.start_attempt(now, Cause::RetryDue);
+            }
+            Timer::Race => {
+                self.race_at = None;
+                self.start_race(now);
+            }
+            Timer::Probe => {
+                self.probe_at = None;
+                self.start_probe(now);
+            }
+            Timer::Stable => {
+                self.stable_at = None;
+                self.backoff.reset();
+                self.attempt = 0;
+                self.outage_started = None;
+            }
+            Timer::SendTimeout => {
+                for entry in self.outbox.take_expired(now) {
+                    self.events.push_back(Event::SendFailed {
+                        id: entry.id,
+                        failure: SendFailure::Timeout,
+                    });
+                }
+                self.check_drained(now);
+            }
+            Timer::OutboxRelease => self.flush(now),
+            Timer::Drain => self.close(now),
+            Timer::Link(id, t) => self.fire_link(now, at, id, t),
+        }
+    }
+
+    fn fire_link(&mut self, now: Instant, at: Instant, id: u64, timer: LinkTimer) {
+        let Some(link) = self.link(id) else {
+            return;
+        };
+        let kind = link.kind;
+        match timer {
+            LinkTimer::Connect => self.link_failed(
+                now,
+                id,
+                Cause::ConnectTimeout { transport: kind },
+                FailureWeight::Ordinary,
+                None,
+            ),
+            LinkTimer::FirstFrame => self.link_failed(
+                now,
+                id,
+                Cause::FirstFrameTimeout { transport: kind },
+                FailureWeight::Definitive,
+                None,
+            ),
+            LinkTimer::Silence => {
+                let late = now.saturating_duration_since(at) > LATE_TOLERANCE;
+                if late && link.verify_until.is_none() {
+                    // The timer fired late: the process was frozen or asleep. Frames may be
+                    // waiting to be read; give the link a moment to prove itself.
+                    self.start_verify(now, id);
+                } else {
+                    self.link_failed(
+                        now,
+                        id,
+                        Cause::HeartbeatTimeout { transport: kind },
+                        FailureWeight::Ordinary,
+                        None,
+                    );
+                }
+            }
+            LinkTimer::Ping => self.send_ping(now, id),
+            LinkTimer::SendRetry => {
+                if let Some(link) = self.link_mut(id) {
+                    link.send_retry_at = None;
+                }
+                self.flush(now);
+            }
+        }
+    }
+
+    // ----- connecting ----------------------------------------------------------------------
+
+    fn start_attempt(&mut self, now: Instant, cause: Cause) {
+        if self.state.is_final() {
+            return;
+        }
+        self.retry_at = None;
+        if let Some(fetch) = self.creds.needs_fetch() {
+            if fetch {
+                self.actions.push_back(Action::FetchToken);
+            }
+            self.set_state(
+                State::Reconnecting {
+                    attempt: self.attempt,
+                    next_attempt_at: None,
+                    last_error: None,
+                },
+                cause,
+            );
+            return;
+        }
+        if !self.online {
+            self.set_state(
+                State::Reconnecting {
+                    attempt: self.attempt,
+                    next_attempt_at: None,
+                    last_error: Some(Cause::Offline),
+                },
+                Cause::Offline,
+            );
+            return;
+        }
+        self.attempt = self.attempt.saturating_add(1);
+        self.outage_started.get_or_insert(now);
+        let kind = self.ladder.current();
+        self.open_link(now, kind, Role::Attempt);
+        self.race_at = self
+            .ladder
+            .below(kind)
+            .map(|_| now + self.config.race_after);
+        self.set_state(
+            State::Connecting {
+                transport: kind,
+                attempt: self.attempt,
+            },
+            cause,
+        );
+    }
+
+    fn start_race(&mut self, now: Instant) {
+        if self.active.is_some() || self.links.len() != 1 {
+            return;
+        }
+        let kind = self.links[0].kind;
+        if self.links[0].is_live() {
+            return;
+        }
+        if let Some(below) = self.ladder.below(kind) {
+            self.open_link(now, below, Role::Attempt);
+        }
+    }
+
+    fn start_probe(&mut self, now: Instant) {
+        let Some(active) = self.active_link() else {
+            return;
+        };
+        if self.links.len() > 1 {
+            return;
+        }
+        if let Some(above) = self.ladder.above(active.kind) {
+            self.open_link(now, above, Role::Probe);
+        }
+    }
+
+    fn open_link(&mut self, now: Instant, kind: TransportKind, role: Role) -> u64 {
+        let id = self.fresh_id();
+        let mut link = Link::new(id, kind, role, now, self.config.liveness_timeout);
+        link.opened_with_cursor = self.cursor;
+        let token = self.creds.token().map(str::to_string);
+        let endpoint = self.config.endpoint.clone();
+        match kind {
+            TransportKind::WebSocket | TransportKind::Sse => {
+                let socket = SocketId(id);
+                link.socket = Some(socket);
+                let (socket_kind, url) = if kind == TransportKind::WebSocket {
+                    (
+                        SocketKind::WebSocket,
+                        endpoint.websocket_url(token.as_deref(), self.cursor),
+                    )
+                } else {
+                    (
+                        SocketKind::EventSource,
+                        endpoint.sse_url(token.as_deref(), self.cursor),
+                    )
+                };
+                self.actions.push_back(Action::OpenSocket {
+                    socket,
+                    kind: socket_kind,
+                    url,
+                });
+            }
+            TransportKind::LongPoll => {
+                let request = RequestId(self.fresh_id());
+                self.requests.insert(request, Purpose::Poll { link: id });
+                link.poll = Some(PollRequest {
+                    request,
+                    deadline: now + self.config.connect_timeout,
+                });
+                let url = endpoint.poll_url(
+                    token.as_deref(),
+                    self.cursor,
+                    self.config.poll_wait.as_millis() as u64,
+                    true,
+                );
+                self.actions.push_back(Action::Http {
+                    request,
+                    method: HttpMethod::Get,
+                    url,
+                    bearer: None,
+                    body: None,
+                });
+            }
+        }
+        self.links.push(link);
+        id
+    }
+
+    fn issue_poll(&mut self, now: Instant, id: u64) {
+        let request = RequestId(self.fresh_id());
+        let url = self.config.endpoint.poll_url(
+            self.creds.token(),
+            self.cursor,
+            self.config.poll_wait.as_millis() as u64,
+            false,
+        );
+        let deadline = now + self.config.poll_wait + POLL_GRACE;
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
+        link.poll = Some(PollRequest { request, deadline });
+        self.requests.insert(request, Purpose::Poll { link: id });
+        self.actions.push_back(Action::Http {
+            request,
+            method: HttpMethod::Get,
+            url,
+            bearer: None,
+            body: None,
+        });
+    }
+
+    // ----- frames --------------------------------------------------------------------------
+
+    fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
+        let is_active = self.active == Some(id);
+        match frame {
+            ServerFrame::Hello(hello) => self.on_hello(now, id, hello),
+            ServerFrame::Error(error) => self.on_error_frame(now, id, error),
+            ServerFrame::Ack { id: msg, seq } => {
+                if let Some(entry) = self.outbox.remove(&msg) {
+                    self.events.push_back(Event::Acked { id: entry.id, seq });
+                    self.check_drained(now);
+                }
+            }
+            ServerFrame::Msg(message) if is_active => self.deliver(message),
+            ServerFrame::Subscribed { conv } if self.subscriptions.contains(&conv) => {
+                self.events.push_back(Event::Subscribed { conv });
+            }
+            ServerFrame::Unsubscribed { conv } => {
+                self.unsubscriptions.remove(&conv);
+            }
+            ServerFrame::Presence { conv, user, online } if is_active => {
+                self.events
+                    .push_back(Event::Presence { conv, user, online });
+            }
+            ServerFrame::Typing { conv, user } if is_active => {
+                self.events.push_back(Event::Typing { conv, user });
+            }
+            ServerFrame::Pong { t } => {
+                if let Some(link) = self.link_mut(id) {
+                    if let Some((sent_t, sent_at)) = link.last_ping {
+                        if sent_t == t {
+                            let rtt = now.saturating_duration_since(sent_at);
+                            self.events.push_back(Event::RoundTrip { rtt });
+                        }
+                    }
+                }
+            }
+            // Heartbeats only refresh liveness, done on arrival. Stream frames on a link that is
+            // not (or no longer) the live one are dropped: the live link delivers them.
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, message: Message) {
+        if self.cursor.is_some_and(|c| message.seq <= c) {
+            return;
+        }
+        self.cursor = Some(message.seq);
+        self.events.push_back(Event::Message(message));
+    }
+
+    fn on_hello(&mut self, now: Instant, id: u64, hello: Hello) {
+        if hello.v != PROTOCOL_VERSION {
+            self.finish(
+                now,
+                State::Failed {
+                    error: Cause::UnsupportedVersion,
+                },
+                Cause::UnsupportedVersion,
+            );
+            return;
+        }
+        let Some(link) = self.link(id) else {
+            return;
+        };
+        if link.is_live() {
+            return;
+        }
+        let kind = link.kind;
+        let opened_with = link.opened_with_cursor;
+        let previous = self.active_link().map(|l| l.kind);
+        let others: Vec<u64> = self
+            .links
+            .iter()
+            .map(|l| l.id)
+            .filter(|&l| l != id)
+            .collect();
+        for other in others {
+            self.drop_link(other);
+        }
+        let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
+        let silence = self.config.liveness_timeout.max(heartbeat);
+        let link = self.link_mut(id).expect("the link was found above");
+        link.phase = Phase::Live;
+        link.role = Role::Attempt;
+        link.heard(now);
+        link.silence_limit = silence;
+        self.active = Some(id);
+        self.creds.accepted();
+        if self.ladder.record_success(kind) {
+            self.events
+                .push_back(Event::TransportWorked { transport: kind });
+        }
+        self.resume_from(&hello, opened_with);
+        let degraded = self.ladder.is_degraded(kind);
+        let cause = match previous {
+            Some(from) if from != kind => Cause::Upgraded { from },
+            _ => Cause::Opened,
+        };
+        self.retry_at = None;
+        self.race_at = None;
+        self.stable_at = Some(now + self.config.stable_after);
+        self.probe_at = None;
+        if degraded && self.ladder.above(kind).is_some() {
+            let delay = self.probe_backoff.next_delay(&mut self.rng);
+            self.probe_at = Some(now + delay);
+        } else {
+            self.probe_backoff.reset();
+        }
+        self.set_state(
+            State::Connected {
+                transport: kind,
+                degraded,
+            },
+            cause,
+        );
+        self.rebuild_ops();
+        self.flush(now);
+        if kind == TransportKind::LongPoll {
+            self.issue_poll(now, id);
+        }
+    }
+
+    /// Applies the server's resume point to the cursor, telling the application about a gap.
+    fn resume_from(&mut self, hello: &Hello, opened_with: Option<Seq>) {
+        let Some(mine) = self.cursor else {
+            self.cursor = Some(hello.cursor);
+            return;
+        };
+        if hello.resumed {
+            return;
+        }
+        let server_lost_data = hello.cursor < opened_with.unwrap_or(0);
+        if server_lost_data || hello.cursor > mine {
+            self.events.push_back(Event::Discontinuity {
+                last_seen: mine,
+                resumed_after: hello.cursor,
+            });
+            self.cursor = Some(hello.cursor);
+        }
+    }
+
+    fn on_error_frame(&mut self, now: Instant, link: u64, error: ErrorFrame) {
+        let retry_after = error.retry_after_ms.map(Duration::from_millis);
+        match error.code {
+            code if code.is_auth() => {
+                self.auth_rejected(now, format!("{code}: {}", error.message));
+            }
+            ErrorCode::GoingAway => {
+                if let Some(l) = self.link_mut(link) {
+                    l.going_away = Some(retry_after.unwrap_or(Duration::ZERO));
+                }
+                let cause = Cause::ServerGoingAway;
+                self.link_failed(now, link, cause, FailureWeight::Neutral, None);
+            }
+            ErrorCode::UnsupportedVersion => self.finish(
+                now,
+                State::Failed {
+                    error: Cause::UnsupportedVersion,
+                },
+                Cause::UnsupportedVersion,
+            ),
+            code => {
+                if let Some(msg) = error.id {
+                    match code {
+                        ErrorCode::RateLimited | ErrorCode::Internal => {
+                            let wait = retry_after.unwrap_or(SEND_RETRY_DELAY);
+                            self.outbox.hold_from(&msg, now + wait);
+                        }
+                        _ => {
+                            if let Some(entry) = self.outbox.remove(&msg) {
+                                self.events.push_back(Event::SendFailed {
+                                    id: entry.id,
+                                    failure: SendFailure::Rejected {
+                                        code,
+                                        message: error.message,
+                                    },
+                                });
+                                self.check_drained(now);
+                            }
+                        }
+                    }
+                } else if let Some(conv) = error.conv {
+                    if self.subscriptions.remove(&conv) {
+                        self.events.push_back(Event::SubscribeFailed { conv, code });
+                    }
+                } else {
+                    self.events.push_back(Event::ServerError {
+                        code,
+                        message: error.message,
+                    });
+                }
+            }
+        }
+    }
+
+    // ----- HTTP ----------------------------------------------------------------------------
+
+    fn on_poll_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &str,
+    ) {
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
+        link.poll = None;
+        if status != 200 {
+            let failure = TransportFailure::status(status, retry_after, error_detail(body));
+            self.on_transport_failure(now, id, failure);
+            return;
+        }
+        link.heard(now);
+        let batch: Batch<ServerFrame> = match protocol::decode_server_batch(body) {
+            Ok(batch) => batch,
+            Err(e) => {
+                let kind = link.kind;
+                self.events.push_back(Event::BadFrame {
+                    transport: kind,
+                    error: e.clone(),
+                });
+                let cause = self.loss_cause(id, format!("bad poll response: {e}"));
+                self.link_failed(now, id, cause, FailureWeight::Ordinary, None);
+                return;
+            }
+        };
+        for frame in batch.frames {
+            if self.link(id).is_none() {
+                return;
+            }
+            self.on_frame(now, id, frame);
+        }
+        match self.link(id) {
+            Some(link) if link.is_live() => {
+                // Only the live link polls on; a link that lost a race is gone already.
+                let _ = link;
+                if self.active == Some(id) {
+                    self.issue_poll(now, id);
+                }
+            }
+            Some(_) => {
+                // The first poll must answer with hello.
+                self.link_failed(
+                    now,
+                    id,
+                    Cause::FirstFrameTimeout {
+                        transport: TransportKind::LongPoll,
+                    },
+                    FailureWeight::Definitive,
+                    None,
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn on_send_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &str,
+    ) {
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
+        let Some(batch) = link.send.take() else {
+            return;
+        };
+        match status {
+            200 => match protocol::decode_server_batch(body) {
+                Ok(response) => {
+                    for frame in response.frames {
+                        self.on_frame(now, id, frame);
+                    }
+                    // A send the server did not answer is sent again shortly.
+                    let unanswered: Vec<MsgId> = batch
+                        .ids
+                        .iter()
+                        .filter(|m| self.outbox_contains(m))
+                        .cloned()
+                        .collect();
+                    if !unanswered.is_empty() {
+                        self.outbox.mark_unsent(&unanswered);
+                        if let Some(link) = self.link_mut(id) {
+                            link.send_retry_at = Some(now + SEND_RETRY_DELAY);
+                        }
+                    }
+                    self.flush(now);
+                }
+                Err(_) => self.send_batch_failed(now, id, Some(batch)),
+            },
+            401 => {
+                self.requeue_batch(batch);
+                self.auth_rejected(now, error_detail(body));
+            }
+            429 | 503 => {
+                let wait = retry_after.unwrap_or(SEND_RETRY_DELAY);
+                if let Some(first) = batch.ids.first() {
+                    self.outbox.hold_from(&first.0, now + wait);
+                }
+                self.pending_ops.splice(0..0, batch.ops);
+                if let Some(link) = self.link_mut(id) {
+                    link.send_retry_at = Some(now + wait);
+                }
+            }
+            400 | 403 | 413 => {
+                let code = protocol::decode_http_error(body)
+                    .map(|e| e.code)
+                    .unwrap_or(ErrorCode::BadFrame);
+                for msg in batch.ids {
+                    if let Some(entry) = self.outbox.remove(&msg.0) {
+                        self.events.push_back(Event::SendFailed {
+                            id: entry.id,
+                            failure: SendFailure::Rejected {
+                                code,
+                                message: error_detail(body),
+                            },
+                        });
+                    }
+                }
+                self.check_drained(now);
+                self.flush(now);
+            }
+            _ => self.send_batch_failed(now, id, Some(batch)),
+        }
+    }
+
+    fn outbox_contains(&self, id: &MsgId) -> bool {
+        self.outbox.iter().any(|p| &p.id == id)
+    }
+
+    fn send_batch_failed(&mut self, now: Instant, id: u64, batch: Option<SendRequest>) {
+        let batch = match batch {
+            Some(b) => Some(b),
+            None => self.link_mut(id).and_then(|l| l.send.take()),
+        };
+        if let Some(batch) = batch {
+            self.requeue_batch(batch);
+        }
+        if let Some(link) = self.link_mut(id) {
+            link.send_retry_at = Some(now + SEND_RETRY_DELAY);
+        }
+    }
+
+    fn requeue_batch(&mut self, batch: SendRequest) {
+        self.outbox.mark_unsent(&batch.ids);
+        self.pending_ops.splice(0..0, batch.ops);
+    }
+
+    fn on_history_response(&mut self, request: RequestId, status: u16, body: &str) {
+        let result = if status == 200 {
+            protocol::decode_history(body).map_err(|e| HistoryError::BadResponse {
+                detail: e.to_string(),
+            })
+        } else {
+            let error = protocol::decode_http_error(body);
+            Err(HistoryError::Server {
+                status,
+                code: error.as_ref().map(|e| e.code),
+                message: error.map(|e| e.message).unwrap_or_default(),
+            })
+        };
+        self.events.push_back(Event::History { request, result });
+    }
+
+    // ----- transmitting --------------------------------------------------------------------
+
+    /// Frames that must reach the server on every new link: the subscriptions.
+    fn rebuild_ops(&mut self) {
+        self.pending_ops.clear();
+        for conv in &self.unsubscriptions {
+            self.pending_ops
+                .push(ClientFrame::Unsubscribe { conv: conv.clone() });
+        }
+        for conv in &self.subscriptions {
+            self.pending_ops
+                .push(ClientFrame::Subscribe { conv: conv.clone() });
+        }
+    }
+
+    fn transmit_op(&mut self, now: Instant, frame: ClientFrame) {
+        if self.active_link().is_none() {
+            // Subscriptions are re-asserted on the next link; typing is never queued.
+            return;
+        }
+        self.pending_ops.push(frame);
+        self.flush(now);
+    }
+
+    /// Transmits pending frames and due messages on the live link.
+    fn flush(&mut self, now: Instant) {
+        let Some(id) = self.active else {
+            return;
+        };
+        let Some(link) = self.link(id) else {
+            return;
+        };
+        if !link.is_live() {
+            return;
+        }
+        match link.kind {
+            TransportKind::WebSocket => {
+                let socket = link.socket.expect("a WebSocket link has a socket");
+                let mut frames: Vec<ClientFrame> = std::mem::take(&mut self.pending_ops);
+                frames.extend(
+                    self.outbox
+                        .due_for(id, now, usize::MAX)
+                        .iter()
+                        .map(Pending::frame),
+                );
+                for frame in frames {
+                    self.actions.push_back(Action::SendText {
+                        socket,
+                        text: protocol::encode(&frame),
+                    });
+                }
+            }
+            TransportKind::Sse | TransportKind::LongPoll => {
+                if link.send.is_some() || link.send_retry_at.is_some() {
+                    return;
+                }
+                let take = self.pending_ops.len().min(MAX_FRAMES_PER_REQUEST);
+                let ops: Vec<ClientFrame> = self.pending_ops.drain(..take).collect();
+                let due = self
+                    .outbox
+                    .due_for(id, now, MAX_FRAMES_PER_REQUEST - ops.len());
+                if ops.is_empty() && due.is_empty() {
+                    return;
+                }
+                let mut frames = ops.clone();
+                frames.extend(due.iter().map(Pending::frame));
+                let request = RequestId(self.fresh_id());
+                self.requests.insert(request, Purpose::Send { link: id });
+                let link = self.link_mut(id).expect("the link was found above");
+                link.send = Some(SendRequest {
+                    request,
+                    ids: due.into_iter().map(|p| p.id).collect(),
+                    ops,
+                });
+                self.actions.push_back(Action::Http {
+                    request,
+                    method: HttpMethod::Post,
+                    url: self.config.endpoint.send_url(),
+                    bearer: self.creds.token().map(str::to_string),
+                    body: Some(protocol::encode(&Batch { frames })),
+                });
+            }
+        }
+    }
+
+    fn send_ping(&mut self, now: Instant, id: u64) {
+        self.ping_counter += 1;
+        let t = self.ping_counter;
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
+        link.last_ping = Some((t, now));
+        if let Some(socket) = link.socket {
+            self.actions.push_back(Action::SendText {
+                socket,
+                text: protocol::encode(&ClientFrame::Ping { t }),
+            });
+        }
+    }
+
+    /// Starts a liveness check of the live link if it has been quiet for at least `quiet_for`.
+    fn verify_active(&mut self, now: Instant, quiet_for: Duration) {
+        let Some(link) = self.active_link() else {
+            return;
+        };
+        if !link.is_live() || link.verify_until.is_some() {
+            return;
+        }
+        if now.saturating_duration_since(link.last_rx) < quiet_for {
+            return;
+        }
+        if link.kind == TransportKind::LongPoll {
+            // A poll may legitimately be held by the server; its own deadline judges it.
+            return;
+        }
+        let id = link.id;
+        self.start_verify(now, id);
+    }
+
+    fn start_verify(&mut self, now: Instant, id: u64) {
+        let grace = self.config.verify_grace;
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
+        link.verify_until = Some(now + grace);
+        if link.kind == TransportKind::WebSocket {
+            self.send_ping(now, id);
+        }
+    }
+
+    // ----- failures ------------------------------------------------------------------------
+
+    fn loss_cause(&self, id: u64, detail: String) -> Cause {
+        let link = self.link(id);
+        let transport = link.map_or(TransportKind::WebSocket, |l| l.kind);
+        if link.is_some_and(Link::is_live) {
+            Cause::TransportLost { transport, detail }
+        } else {
+            Cause::OpenFailed {
+                transport,
+                status: None,
+                detail,
+            }
+        }
+    }
+
+    fn on_transport_failure(&mut self, now: Instant, id: u64, failure: TransportFailure) {
+        let Some(link) = self.link(id) else {
+            return;
+        };
+        let transport = link.kind;
+        match failure.status {
+            Some(401) => self.auth_rejected(now, failure.detail),
+            Some(status @ (429 | 503)) => {
+                let hint = failure.retry_after.map(DelayHint::AtLeast);
+                let cause = if status == 429 {
+                    Cause::ServerBusy
+                } else {
+                    self.loss_cause(id, failure.detail)
+                };
+                self.link_failed(now, id, cause, FailureWeight::Neutral, hint);
+            }
+            Some(status) if (400..500).contains(&status) => {
+                let cause = Cause::OpenFailed {
+                    transport,
+                    status: Some(status),
+                    detail: failure.detail,
+                };
+                self.link_failed(now, id, cause, FailureWeight::Definitive, None);
+            }
+            status => {
+                let cause = if link.is_live() {
+                    Cause::TransportLost {
+                        transport,
+                        detail: failure.detail,
+                    }
+                } else {
+                    Cause::OpenFailed {
+                        transport,
+                        status,
+                        detail: failure.detail,
+                    }
+                };
+                self.link_failed(now, id, cause, FailureWeight::Ordinary, None);
+            }
+        }
+    }
+
+    fn link_failed(
+        &mut self,
+        now: Instant,
+        id: u64,
+        cause: Cause,
+        weight: FailureWeight,
+        hint: Option<DelayHint>,
+    ) {
+        let Some(link) = self.drop_link(id) else {
+            return;
+        };
+        let hint = hint
+            .or(link.going_away.map(DelayHint::Within))
+            .or(link.retry_hint.map(DelayHint::AtLeast));
+        if self.active == Some(id) {
+            self.active = None;
+            self.stable_at = None;
+            self.probe_at = None;
+            let others: Vec<u64> = self.links.iter().map(|l| l.id).collect();
+            for other in others {
+                self.drop_link(other);
+            }
+            self.schedule_retry(now, cause, hint);
+        } else if self.active.is_some() {
+            // A probe failed: the live link carries on; probe again later.
+            let delay = self.probe_backoff.next_delay(&mut self.rng);
+            self.probe_at = Some(now + delay);
+        } else {
+            self.ladder.record_failure(link.kind, weight);
+            if let Some(other) = self.links.first() {
+                let transport = other.kind;
+                let attempt = self.attempt;
+                self.set_state(State::Connecting { transport, attempt }, cause);
+            } else {
+                self.race_at = None;
+                self.schedule_retry(now, cause, hint);
+            }
+        }
+    }
+
+    fn schedule_retry(&mut self, now: Instant, cause: Cause, hint: Option<DelayHint>) {
+        if self.state.is_final() {
+            return;
+        }
+        if self
+            .config
+            .max_attempts
+            .is_some_and(|max| self.attempt >= max)
+            || self
+                .config
+                .max_retry_duration
+                .zip(self.outage_started)
+                .is_some_and(|(max, since)| now.saturating_duration_since(since) >= max)
+        {
+            self.finish(
+                now,
+                State::Failed {
+                    error: Cause::RetryLimit,
+                },
+                cause,
+            );
+            return;
+        }
+        let backoff = self.backoff.next_delay(&mut self.rng);
+        let delay = match hint {
+            None => backoff,
+            Some(DelayHint::AtLeast(d)) => backoff.max(d),
+            Some(DelayHint::Within(window)) => {
+                let floor = self.config.backoff.floor;
+                let window_us = window.as_micros() as u64;
+                Duration::from_micros(self.rng.random_range(0..=window_us)).max(floor)
+            }
+        };
+        self.retry_at = if self.online && !self.creds.is_fetching() {
+            Some(now + delay)
+        } else {
+            None
+        };
+        self.set_state(
+            State::Reconnecting {
+                attempt: self.attempt,
+                next_attempt_at: self.retry_at,
+                last_error: Some(cause.clone()),
+            },
+            cause,
+        );
+    }
+
+    fn auth_rejected(&mut self, now: Instant, detail: String) {
+        match self.creds.rejected() {
+            Rejection::Fatal => {
+                let cause = Cause::AuthRejected { detail };
+                self.finish(
+                    now,
+                    State::Failed {
+                        error: cause.clone(),
+                    },
+                    cause,
+                );
+            }
+            Rejection::Refresh { fetch } => {
+                if fetch {
+                    self.actions.push_back(Action::FetchToken);
+                }
+                let ids: Vec<u64> = self.links.iter().map(|l| l.id).collect();
+                for id in ids {
+                    self.drop_link(id);
+                }
+                self.active = None;
+                self.stable_at = None;
+                self.probe_at = None;
+                self.race_at = None;
+                self.retry_at = None;
+                let cause = Cause::AuthRejected { detail };
+                self.set_state(
+                    State::Reconnecting {
+                        attempt: self.attempt,
+                        next_attempt_at: None,
+                        last_error: Some(cause.clone()),
+                    },
+                    cause,
+                );
+            }
+        }
+    }
+
+    /// Ends the session for good: closes every link, fails every pending send and request.
+    fn finish(&mut self, _now: Instant, to: State, cause: Cause) {
+        if self.state.is_final() {
+            return;
+        }
+        let ids: Vec<u64> = self.links.iter().map(|l| l.id).collect();
+        for id in ids {
+            self.drop_link(id);
+        }
+        self.active = None;
+        for entry in self.outbox.take_all() {
+            self.events.push_back(Event::SendFailed {
+                id: entry.id,
+                failure: SendFailure::Closed,
+            });
+        }
+        let mut pending: Vec<(RequestId, Purpose)> = self.requests.drain().collect();
+        pending.sort_by_key(|(r, _)| *r);
+        for (request, purpose) in pending {
+            self.actions.push_back(Action::AbortHttp { request });
+            if purpose == Purpose::History {
+                self.events.push_back(Event::History {
+                    request,
+                    result: Err(HistoryError::Closed),
+                });
+            }
+        }
+        self.retry_at = None;
+        self.race_at = None;
+        self.probe_at = None;
+        self.stable_at = None;
+        self.drain_deadline = None;
+        self.pending_ops.clear();
+        self.set_state(to, cause);
+    }
+
+    fn check_drained(&mut self, now: Instant) {
+        if self.drain_deadline.is_some() && self.outbox.is_empty() {
+            self.close(now);
+        }
+    }
+
+    // ----- bookkeeping ---------------------------------------------------------------------
+
+    fn set_state(&mut self, to: State, cause: Cause) {
+        if self.state == to {
+            return;
+        }
+        let from = std::mem::replace(&mut self.state, to.clone());
+        self.events
+            .push_back(Event::StateChanged { from, to, cause });
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        if self.state.is_final() {
+            Err(SendError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn link(&self, id: u64) -> Option<&Link> {
+        self.links.iter().find(|l| l.id == id)
+    }
+
+    fn link_mut(&mut self, id: u64) -> Option<&mut Link> {
+        self.links.iter_mut().find(|l| l.id == id)
+    }
+
+    fn link_by_socket(&self, socket: SocketId) -> Option<&Link> {
+        self.links.iter().find(|l| l.socket == Some(socket))
+    }
+
+    fn link_by_socket_mut(&mut self, socket: SocketId) -> Option<&mut Link> {
+        self.links.iter_mut().find(|l| l.socket == Some(socket))
+    }
+
+    fn active_link(&self) -> Option<&Link> {
+        self.active.and_then(|id| self.link(id))
+    }
+
+    /// Forgets a link, telling the driver to close its socket and abandon its requests.
+    fn drop_link(&mut self, id: u64) -> Option<Link> {
+        let i = self.links.iter().position(|l| l.id == id)?;
+        let link = self.links.remove(i);
+        if let Some(socket) = link.socket {
+            self.actions.push_back(Action::CloseSocket { socket });
+        }
+        if let Some(poll) = link.poll {
+            self.requests.remove(&poll.request);
+            self.actions.push_back(Action::AbortHttp {
+                request: poll.request,
+            });
+        }
+        if let Some(send) = &link.send {
+            self.requests.remove(&send.request);
+            self.actions.push_back(Action::AbortHttp {
+                request: send.request,
+            });
+            self.outbox.mark_unsent(&send.ids);
+            let ops = send.ops.clone();
+            self.pending_ops.splice(0..0, ops);
+        }
+        if self.active == Some(id) {
+            self.active = None;
+        }
+        Some(link)
+    }
+}
+
+fn validate_conv(conv: &str) -> Result<(), SendError> {
+    protocol::validate_id("conv", conv).map_err(|e| match e {
+        protocol::FrameError::Invalid { reason, .. } => SendError::InvalidConversation { reason },
+        _ => SendError::InvalidConversation {
+            reason: "not a valid id",
+        },
+    })
+}
+
+fn error_detail(body: &str) -> String {
+    match protocol::decode_http_error(body) {
+        Some(e) => format!("{}: {}", e.code, e.message),
+        None => body.chars().take(200).collect(),
+    }
+}
