@@ -1,0 +1,94 @@
+//! `cargo xtask setup`: installs, idempotently, what a fresh machine of this kind lacks. Every step
+//! checks first and skips what is already there; a step that cannot be done stops with a message
+//! that names the command to run by hand.
+
+use crate::run::{cmd, have, output, root, Result};
+
+/// Everything the test command needs.
+pub fn all() -> Result {
+    wasm_target()?;
+    wasm_bindgen_cli()?;
+    apt_packages()?;
+    npm_packages()?;
+    Ok(())
+}
+
+/// `rustup target add wasm32-unknown-unknown`.
+pub fn wasm_target() -> Result {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        return Ok(());
+    }
+    cmd("rustup", &["target", "add", "wasm32-unknown-unknown"])
+        .map_err(|e| format!("{e}; run `rustup target add wasm32-unknown-unknown`"))
+}
+
+/// The version of a package pinned in Cargo.lock.
+pub fn locked_version(package: &str) -> Option<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).ok()?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("name = \"{package}\"") {
+            let version = lines.next()?.trim();
+            return version
+                .strip_prefix("version = \"")
+                .and_then(|v| v.strip_suffix('"'))
+                .map(str::to_string);
+        }
+    }
+    None
+}
+
+/// `cargo install wasm-bindgen-cli` at the exact version of the `wasm-bindgen` crate in Cargo.lock
+/// (without `--locked`, which fails here). Skipped when that version is installed.
+pub fn wasm_bindgen_cli() -> Result {
+    let Some(version) = locked_version("wasm-bindgen") else {
+        return Err("wasm-bindgen is not in Cargo.lock; run `cargo generate-lockfile`".into());
+    };
+    let installed = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if installed.split_whitespace().nth(1) == Some(version.as_str()) {
+        return Ok(());
+    }
+    cmd(
+        "cargo",
+        &["install", "wasm-bindgen-cli", "--version", &format!("={version}")],
+    )
+    .map_err(|e| format!("{e}; run `cargo install wasm-bindgen-cli --version ={version}`"))
+}
+
+/// Debian's Chromium and its driver, for the browser tests.
+pub fn apt_packages() -> Result {
+    if have("chromium") {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        return Err("Chromium is missing; install it: `apt-get install chromium chromium-driver`".into());
+    }
+    cmd("apt-get", &["update", "-qq"])?;
+    cmd(
+        "apt-get",
+        &["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
+    )
+    .map_err(|e| format!("{e}; run `apt-get install chromium chromium-driver` as root"))
+}
+
+/// `npm ci` for the browser tests and the packaging tools (package-lock.json is committed).
+pub fn npm_packages() -> Result {
+    let dir = root().join("tests/browser");
+    if !dir.join("package.json").exists() {
+        return Ok(());
+    }
+    if dir.join("node_modules/.package-lock.json").exists() {
+        return Ok(());
+    }
+    if !have("npm") {
+        return Err("npm is missing; install Node.js 20 with npm".into());
+    }
+    crate::run::status(
+        std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+        "npm",
+        &["ci"],
+    )
+}
