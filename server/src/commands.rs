@@ -1,0 +1,128 @@
+//! What a client frame does, whichever transport it came in on (WebSocket or `/v1/send`):
+//! rate-limit and queue sends, join and leave, typing fan-out, ping.
+//!
+//! Decoding the frame and writing the answer belong to the transport; durability belongs to the
+//! writer.
+
+use crate::errors::frame_error;
+use crate::hub::Live;
+use crate::limits::ceil_ms;
+use crate::state::Shared;
+use crate::writer::WriteOp;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use lifeline_core::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use std::sync::Arc;
+
+/// Which transport a frame came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    WebSocket,
+    Http,
+}
+
+/// The outcome of one client frame.
+pub enum Handled {
+    /// Answer at once.
+    Reply(ServerFrame),
+    /// Answer once this resolves (after the write is durable).
+    Later(BoxFuture<'static, ServerFrame>),
+    /// No answer.
+    Nothing,
+}
+
+fn internal(id: Option<String>, conv: Option<String>) -> ServerFrame {
+    frame_error(ErrorCode::Internal, "the write was lost", id, conv, None)
+}
+
+/// Handles one decoded, valid client frame from `user`.
+pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: Via) -> Handled {
+    match frame {
+        ClientFrame::Send { id, conv, body } => {
+            if let Err(wait) = shared.limits.check_send(user) {
+                return Handled::Reply(frame_error(
+                    ErrorCode::RateLimited,
+                    "too many messages; retry later",
+                    Some(id),
+                    None,
+                    Some(ceil_ms(wait)),
+                ));
+            }
+            let (eid, econv) = (id.clone(), conv.clone());
+            let rx = shared
+                .writer
+                .submit(WriteOp::Send {
+                    user: user.to_string(),
+                    id,
+                    conv,
+                    body,
+                })
+                .await;
+            Handled::Later(
+                async move {
+                    rx.await
+                        .unwrap_or_else(|_| internal(Some(eid), Some(econv)))
+                }
+                .boxed(),
+            )
+        }
+        ClientFrame::Subscribe { conv } => {
+            let rx = shared
+                .writer
+                .submit(WriteOp::Join {
+                    user: user.to_string(),
+                    conv: conv.clone(),
+                })
+                .await;
+            let shared = Arc::clone(shared);
+            let user = user.to_string();
+            Handled::Later(
+                async move {
+                    let answer = rx
+                        .await
+                        .unwrap_or_else(|_| internal(None, Some(conv.clone())));
+                    if matches!(answer, ServerFrame::Subscribed { .. }) {
+                        shared.hub.announce_join(&user, &conv);
+                    }
+                    answer
+                }
+                .boxed(),
+            )
+        }
+        ClientFrame::Unsubscribe { conv } => {
+            let rx = shared
+                .writer
+                .submit(WriteOp::Leave {
+                    user: user.to_string(),
+                    conv: conv.clone(),
+                })
+                .await;
+            Handled::Later(
+                async move { rx.await.unwrap_or_else(|_| internal(None, Some(conv))) }.boxed(),
+            )
+        }
+        ClientFrame::Typing { conv } => {
+            if !shared.members.is_member(user, &conv) {
+                return Handled::Reply(frame_error(
+                    ErrorCode::Forbidden,
+                    "not a member of this conversation",
+                    None,
+                    Some(conv),
+                    None,
+                ));
+            }
+            shared.hub.publish(Live::Typing {
+                conv,
+                user: user.to_string(),
+            });
+            Handled::Nothing
+        }
+        ClientFrame::Ping { t } => {
+            if via == Via::WebSocket && !shared.faults.get().stop_heartbeats {
+                Handled::Reply(ServerFrame::Pong { t })
+            } else {
+                Handled::Nothing
+            }
+        }
+    }
+}

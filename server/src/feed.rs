@@ -1,0 +1,177 @@
+//! One user's stream of server frames, shared by every transport: the `hello` decision (resume or
+//! not), the replay from storage after the cursor, then the live fan-out, with no gap and no
+//! duplicate between the two and messages in strictly increasing `seq` order.
+//!
+//! How frames are written to a socket, heartbeats and faults belong to the transports
+//! ([`crate::ws`], [`crate::sse`], [`crate::poll`]).
+
+use crate::hub::Live;
+use crate::state::Shared;
+use crate::store::StoreError;
+use lifeline_core::protocol::{Hello, Seq, ServerFrame, PROTOCOL_VERSION};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+
+/// Messages read from storage per page while replaying or catching up.
+const PAGE: usize = 256;
+
+/// Decides where a stream starts: `(cursor, resumed)` for a client cursor, given the newest
+/// committed `head` and how far back the server resumes.
+pub fn resume_point(requested: Option<Seq>, head: Seq, window: u64) -> (Seq, bool) {
+    match requested {
+        None => (head, true),
+        Some(c) if c > head => (head, false),
+        Some(c) if head - c > window => (head - window, false),
+        Some(c) => (c, true),
+    }
+}
+
+/// A user's frames: replay first, then live.
+pub struct Feed {
+    shared: Arc<Shared>,
+    user: String,
+    rx: broadcast::Receiver<Arc<Live>>,
+    /// The highest `seq` handed out (or the cursor): every message at or below it is skipped.
+    last_seq: Seq,
+    /// Whether storage may hold messages after `last_seq` that the channel will not deliver.
+    catching_up: bool,
+    queue: VecDeque<ServerFrame>,
+}
+
+impl Feed {
+    /// Opens a stream for `user` resuming after `cursor`. Subscribes to the live fan-out before
+    /// anything is read from storage, so nothing committed in between is missed.
+    pub fn open(shared: &Arc<Shared>, user: &str, cursor: Option<Seq>) -> (Hello, Feed) {
+        let rx = shared.hub.subscribe();
+        let head = shared.store.head();
+        let (cursor, resumed) = resume_point(cursor, head, shared.config.resume_window);
+        let hello = Hello {
+            v: PROTOCOL_VERSION,
+            user: user.to_string(),
+            heartbeat_ms: shared.config.heartbeat_ms,
+            cursor,
+            resumed,
+        };
+        let feed = Feed {
+            shared: Arc::clone(shared),
+            user: user.to_string(),
+            rx,
+            last_seq: cursor,
+            catching_up: true,
+            queue: VecDeque::new(),
+        };
+        (hello, feed)
+    }
+
+    fn filter(&mut self, live: &Live) -> Option<ServerFrame> {
+        let members = &self.shared.members;
+        match live {
+            Live::Msg(m) => {
+                if m.seq <= self.last_seq || !members.is_member(&self.user, &m.conv) {
+                    return None;
+                }
+                self.last_seq = m.seq;
+                Some(ServerFrame::Msg(m.clone()))
+            }
+            Live::Presence { conv, user, online } => (*user != self.user
+                && members.is_member(&self.user, conv))
+            .then(|| ServerFrame::Presence {
+                conv: conv.clone(),
+                user: user.clone(),
+                online: *online,
+            }),
+            Live::Typing { conv, user } => (*user != self.user
+                && members.is_member(&self.user, conv))
+            .then(|| ServerFrame::Typing {
+                conv: conv.clone(),
+                user: user.clone(),
+            }),
+            Live::Direct { to, frame } => (*to == self.user).then(|| frame.clone()),
+        }
+    }
+
+    /// Reads the next page from storage into the queue; clears `catching_up` when there is none.
+    async fn read_page(&mut self, limit: usize) -> Result<(), StoreError> {
+        let page = self
+            .shared
+            .store
+            .replay(&self.user, self.last_seq, limit.clamp(1, PAGE))
+            .await?;
+        if page.is_empty() {
+            self.catching_up = false;
+        }
+        for m in page {
+            if m.seq > self.last_seq {
+                self.last_seq = m.seq;
+                self.queue.push_back(ServerFrame::Msg(m));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next frame, waiting for one if needed. Cancel-safe: dropping the future loses nothing.
+    pub async fn next(&mut self) -> Result<ServerFrame, StoreError> {
+        loop {
+            if let Some(f) = self.queue.pop_front() {
+                return Ok(f);
+            }
+            if self.catching_up {
+                self.read_page(PAGE).await?;
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(live) => {
+                    if let Some(f) = self.filter(&live) {
+                        return Ok(f);
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(user = %self.user, skipped = n, "stream lagged; re-reading storage");
+                    self.catching_up = true;
+                }
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Up to `max` frames available without waiting for new events.
+    pub async fn ready(&mut self, max: usize) -> Result<Vec<ServerFrame>, StoreError> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            if let Some(f) = self.queue.pop_front() {
+                out.push(f);
+                continue;
+            }
+            if self.catching_up {
+                self.read_page(max - out.len()).await?;
+                continue;
+            }
+            match self.rx.try_recv() {
+                Ok(live) => {
+                    if let Some(f) = self.filter(&live) {
+                        out.push(f);
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => self.catching_up = true,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_point;
+
+    #[test]
+    fn resume_decisions() {
+        assert_eq!(resume_point(None, 10, 5), (10, true));
+        assert_eq!(resume_point(Some(7), 10, 5), (7, true));
+        assert_eq!(resume_point(Some(5), 10, 5), (5, true));
+        assert_eq!(resume_point(Some(4), 10, 5), (5, false));
+        assert_eq!(resume_point(Some(11), 10, 5), (10, false));
+        assert_eq!(resume_point(Some(0), 0, 5), (0, true));
+    }
+}

@@ -1,0 +1,147 @@
+//! The live fan-out: one broadcast channel carrying every committed message and every ephemeral
+//! event (presence, typing, frames addressed to one user), and the presence counter.
+//!
+//! Each stream filters the channel for its own user (see [`crate::feed`]). Nothing here is stored;
+//! storage and sequence numbers belong to [`crate::store`] and [`crate::writer`].
+
+use crate::members::Members;
+use lifeline_core::protocol::{Message, ServerFrame};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// How many events a slow stream may fall behind before it re-reads messages from storage.
+const CHANNEL_CAPACITY: usize = 4096;
+
+/// One event of the live fan-out.
+#[derive(Debug)]
+pub enum Live {
+    /// A committed message, in sequence order.
+    Msg(Message),
+    /// A member came online or went offline in `conv`.
+    Presence {
+        conv: String,
+        user: String,
+        online: bool,
+    },
+    /// A member is typing in `conv`.
+    Typing { conv: String, user: String },
+    /// A frame for every stream of one user.
+    Direct { to: String, frame: ServerFrame },
+}
+
+/// The broadcast channel and who is online.
+pub struct Hub {
+    tx: broadcast::Sender<Arc<Live>>,
+    online: Mutex<HashMap<String, usize>>,
+    members: Arc<Members>,
+}
+
+impl Hub {
+    pub fn new(members: Arc<Members>) -> Hub {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Hub {
+            tx,
+            online: Mutex::new(HashMap::new()),
+            members,
+        }
+    }
+
+    /// A receiver for every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Live>> {
+        self.tx.subscribe()
+    }
+
+    /// Publishes an event to every stream (a send with no receiver is not an error).
+    pub fn publish(&self, live: Live) {
+        let _ = self.tx.send(Arc::new(live));
+    }
+
+    /// Whether `user` has at least one live stream.
+    pub fn is_online(&self, user: &str) -> bool {
+        self.online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .is_some_and(|n| *n > 0)
+    }
+
+    /// Marks one more live stream of `user`; the user is online until every guard is dropped.
+    pub fn online(self: &Arc<Self>, user: &str) -> PresenceGuard {
+        let first = {
+            let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+            let n = online.entry(user.to_string()).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            self.announce(user, true);
+        }
+        PresenceGuard {
+            hub: Arc::clone(self),
+            user: user.to_string(),
+        }
+    }
+
+    fn announce(&self, user: &str, online: bool) {
+        for conv in self.members.convs_of(user) {
+            self.publish(Live::Presence {
+                conv,
+                user: user.to_string(),
+                online,
+            });
+        }
+    }
+
+    /// After `user` joined `conv`: tell the others if `user` is online, and tell `user` who of
+    /// the others is online.
+    pub fn announce_join(&self, user: &str, conv: &str) {
+        if self.is_online(user) {
+            self.publish(Live::Presence {
+                conv: conv.to_string(),
+                user: user.to_string(),
+                online: true,
+            });
+        }
+        for other in self.members.members_of(conv) {
+            if other != user && self.is_online(&other) {
+                self.publish(Live::Direct {
+                    to: user.to_string(),
+                    frame: ServerFrame::Presence {
+                        conv: conv.to_string(),
+                        user: other,
+                        online: true,
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// Keeps a user online while it lives.
+pub struct PresenceGuard {
+    hub: Arc<Hub>,
+    user: String,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        let last = {
+            let mut online = self.hub.online.lock().unwrap_or_else(|p| p.into_inner());
+            match online.get_mut(&self.user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    online.remove(&self.user);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            self.hub.announce(&self.user, false);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The in-memory membership cache in front of the `members` table: who belongs to which
+//! conversation, answered without touching SQLite.
+//!
+//! Only the single writer changes it, and only after the change is committed; everything else only
+//! reads it. It holds no messages and makes no authorization decision by itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+#[derive(Default)]
+struct Maps {
+    by_user: HashMap<String, HashSet<String>>,
+    by_conv: HashMap<String, HashSet<String>>,
+}
+
+/// Conversation memberships, indexed both ways.
+#[derive(Default)]
+pub struct Members {
+    maps: RwLock<Maps>,
+}
+
+impl Members {
+    /// A cache holding `pairs` of (user, conversation).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Members {
+        let m = Members::default();
+        for (user, conv) in pairs {
+            m.join(&user, &conv);
+        }
+        m
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        self.maps.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `user` is a member of `conv`.
+    pub fn is_member(&self, user: &str, conv: &str) -> bool {
+        self.read()
+            .by_user
+            .get(user)
+            .is_some_and(|convs| convs.contains(conv))
+    }
+
+    /// The conversations `user` belongs to.
+    pub fn convs_of(&self, user: &str) -> Vec<String> {
+        self.read()
+            .by_user
+            .get(user)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The members of `conv`.
+    pub fn members_of(&self, conv: &str) -> Vec<String> {
+        self.read()
+            .by_conv
+            .get(conv)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn join(&self, user: &str, conv: &str) {
+        let mut m = self.write();
+        m.by_user
+            .entry(user.to_string())
+            .or_default()
+            .insert(conv.to_string());
+        m.by_conv
+            .entry(conv.to_string())
+            .or_default()
+            .insert(user.to_string());
+    }
+
+    pub(crate) fn leave(&self, user: &str, conv: &str) {
+        let mut m = self.write();
+        if let Some(c) = m.by_user.get_mut(user) {
+            c.remove(conv);
+            if c.is_empty() {
+                m.by_user.remove(user);
+            }
+        }
+        if let Some(u) = m.by_conv.get_mut(conv) {
+            u.remove(user);
+            if u.is_empty() {
+                m.by_conv.remove(conv);
+            }
+        }
+    }
+}

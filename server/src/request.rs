@@ -1,0 +1,68 @@
+//! What every endpoint reads from a request before doing anything: the protocol version, the
+//! token (query or `Authorization: Bearer`), and numeric query parameters.
+//!
+//! Endpoint-specific parameters and bodies are read by the endpoints themselves.
+
+use crate::errors::ApiError;
+use crate::state::Shared;
+use crate::token::{unix_now, verify_token};
+use axum::http::{header, HeaderMap};
+use lifeline_core::protocol::{ErrorCode, PROTOCOL_VERSION};
+use std::collections::HashMap;
+
+/// Query parameters, percent-decoded.
+pub type Params = HashMap<String, String>;
+
+/// Checks `v=1`.
+pub fn check_version(params: &Params) -> Result<(), ApiError> {
+    match params.get("v").map(String::as_str) {
+        Some(v) if v == PROTOCOL_VERSION.to_string() => Ok(()),
+        Some(v) => Err(ApiError::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {v} is not supported; this server speaks v={PROTOCOL_VERSION}"
+            ),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("missing protocol version; pass v={PROTOCOL_VERSION}"),
+        )),
+    }
+}
+
+/// Authenticates the request: the `token` query parameter, or `Authorization: Bearer` when
+/// `headers` are given. Returns the user.
+pub fn authenticate(
+    shared: &Shared,
+    params: &Params,
+    headers: Option<&HeaderMap>,
+) -> Result<String, ApiError> {
+    let from_header = headers
+        .and_then(|h| h.get(header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let token = from_header
+        .or_else(|| params.get("token").cloned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing token"))?;
+    verify_token(&shared.config.token_secret, &token, unix_now())
+        .map_err(|e| ApiError::new(e.code(), e.message()))
+}
+
+/// Reads an optional unsigned number from the query.
+pub fn opt_u64(params: &Params, name: &str) -> Result<Option<u64>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => s.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::new(
+                ErrorCode::BadFrame,
+                format!("query parameter `{name}` must be an unsigned integer"),
+            )
+        }),
+    }
+}

@@ -1,0 +1,231 @@
+//! Starting and stopping a server: the router, the listener, [`start`], [`RunningServer`] and the
+//! orderly shutdown (tell clients `going_away`, stop accepting, wait for connections, flush
+//! storage).
+//!
+//! Request handling lives in the transport modules; this module only assembles them.
+
+use crate::admin;
+use crate::config::{ServerConfig, DEFAULT_DEV_SECRET};
+use crate::conns::Conns;
+use crate::faults::{FaultState, FaultUpdate, Faults};
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::members::Members;
+use crate::state::{AppState, Shared};
+use crate::store::{Store, StoreError};
+use crate::token::{make_token, unix_now};
+use crate::writer::Writer;
+use crate::{history, poll, send, sse, ws};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tower_http::cors::CorsLayer;
+use tower_http::services::ServeDir;
+
+/// How long shutdown waits for connections to finish after telling them to go away.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why [`start`] failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    Bind(std::io::Error),
+    /// The database could not be opened.
+    Storage(StoreError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind(e) => write!(f, "cannot listen: {e}"),
+            StartError::Storage(e) => write!(f, "cannot open storage: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A server running on the current tokio runtime.
+pub struct RunningServer {
+    addr: SocketAddr,
+    shared: AppState,
+    serve: JoinHandle<()>,
+}
+
+fn router(shared: AppState) -> Router {
+    let config = &shared.config;
+    let mut app = Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/v1/ws", get(ws::handler))
+        .route("/v1/sse", get(sse::handler))
+        .route("/v1/poll", get(poll::handler))
+        .route("/v1/send", post(send::handler))
+        .route("/v1/history", get(history::handler));
+    if config.dev_tokens {
+        app = app.route("/v1/dev/token", get(admin::dev_token));
+    }
+    if config.faults {
+        app = app
+            .route("/v1/faults", get(admin::get_faults).post(admin::set_faults))
+            .route("/v1/faults/drop", post(admin::drop_all));
+    }
+    if let Some(dir) = &config.demo_dir {
+        app = app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
+    }
+    app.layer(DefaultBodyLimit::disable())
+        .layer(CorsLayer::permissive())
+        .with_state(shared)
+}
+
+/// Opens storage, binds `config.listen` and starts serving in the background.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    if config.token_secret == DEFAULT_DEV_SECRET {
+        tracing::warn!(
+            "!!! USING THE BUILT-IN DEVELOPMENT TOKEN SECRET: anyone can mint tokens. \
+             Set --token-secret / LIFELINE_TOKEN_SECRET for any real use. !!!"
+        );
+    }
+    let store = {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || Store::open(dir.as_deref()))
+            .await
+            .map_err(|e| StartError::Storage(StoreError(e.to_string())))?
+            .map_err(StartError::Storage)?
+    };
+    let store = Arc::new(store);
+    let members = Arc::new(Members::from_pairs(
+        store.all_members().map_err(StartError::Storage)?,
+    ));
+    let hub = Arc::new(Hub::new(Arc::clone(&members)));
+    let writer = Writer::spawn(Arc::clone(&store), Arc::clone(&members), Arc::clone(&hub));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(StartError::Bind)?;
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let shared = Arc::new(Shared {
+        limits: Limits::new(config.rate_per_sec, config.rate_burst),
+        config,
+        store,
+        writer,
+        members,
+        hub,
+        faults: Faults::default(),
+        conns: Conns::default(),
+    });
+    let app = router(Arc::clone(&shared));
+    let stop = shared.conns.shutdown_token();
+    let serve = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled_owned().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    tracing::info!(
+        %addr,
+        data_dir = ?shared.config.data_dir,
+        head = shared.store.head(),
+        "lifeline-server listening"
+    );
+    Ok(RunningServer {
+        addr,
+        shared,
+        serve,
+    })
+}
+
+impl RunningServer {
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://<addr>`.
+    pub fn ws_base_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// A token for `user` valid for `ttl`, signed with this server's secret.
+    pub fn issue_token(&self, user: &str, ttl: Duration) -> String {
+        make_token(
+            &self.shared.config.token_secret,
+            user,
+            unix_now().saturating_add(ttl.as_secs().max(1)),
+        )
+    }
+
+    /// The fault switches (regardless of `--faults`, for in-process tests).
+    pub fn faults(&self) -> FaultState {
+        self.shared.faults.get()
+    }
+
+    /// Changes some fault switches; returns the new state.
+    pub fn set_faults(&self, update: FaultUpdate) -> FaultState {
+        self.shared.faults.update(update)
+    }
+
+    /// Drops every live connection on every transport.
+    pub fn drop_connections(&self) {
+        self.shared.conns.drop_all();
+    }
+
+    /// How many streams (WebSocket, SSE, pending long polls) are open.
+    pub fn open_streams(&self) -> usize {
+        self.shared.conns.open_count()
+    }
+
+    /// Whether `user` has a live stream (presence).
+    pub fn is_online(&self, user: &str) -> bool {
+        self.shared.hub.is_online(user)
+    }
+
+    /// The newest committed sequence number.
+    pub fn head_seq(&self) -> u64 {
+        self.shared.store.head()
+    }
+
+    /// Resolves when the server has been told to stop (for the binary's signal handling).
+    pub fn shutdown_requested(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.shared.conns.shutdown_token().cancelled_owned()
+    }
+
+    /// Tells every stream `going_away`, answers pending polls, stops accepting, waits (up to a
+    /// few seconds) for connections to finish, then commits and checkpoints storage.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: telling clients to go away");
+        self.shared.conns.shutdown_token().cancel();
+        let tracker = self.shared.conns.tracker().clone();
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not finish in time");
+        }
+        let mut serve = self.serve;
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut serve)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the listener did not stop in time; aborting it");
+            serve.abort();
+        }
+        self.shared.writer.close().await;
+        tracing::info!("storage flushed; stopped");
+    }
+}

@@ -1,0 +1,249 @@
+//! The single writer: one thread that owns every write to SQLite, assigns sequence numbers in
+//! storage order, and commits pending requests in groups (group commit) before answering them.
+//!
+//! Answers (`ack`, `subscribed`, …) are sent only after the transaction is durable; committed
+//! messages are then published to the [`crate::hub`] in sequence order. Rate limits, frame
+//! validation and presence are not decided here.
+
+use crate::hub::{Hub, Live};
+use crate::members::Members;
+use crate::store::{tx, Store, StoreError};
+use lifeline_core::protocol::{ErrorCode, ErrorFrame, Message, Seq, ServerFrame};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most requests one transaction commits.
+const MAX_GROUP: usize = 512;
+
+/// A write to perform.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Send {
+        user: String,
+        id: String,
+        conv: String,
+        body: String,
+    },
+    Join {
+        user: String,
+        conv: String,
+    },
+    Leave {
+        user: String,
+        conv: String,
+    },
+}
+
+enum Request {
+    Op(WriteOp, oneshot::Sender<ServerFrame>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle to submit writes to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+fn error(code: ErrorCode, message: &str, id: Option<&str>, conv: Option<&str>) -> ServerFrame {
+    ServerFrame::Error(ErrorFrame {
+        code,
+        message: message.to_string(),
+        id: id.map(str::to_string),
+        conv: conv.map(str::to_string),
+        retry_after_ms: None,
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Writer {
+    /// Starts the writer thread.
+    pub fn spawn(store: Arc<Store>, members: Arc<Members>, hub: Arc<Hub>) -> Writer {
+        let (tx, rx) = mpsc::channel(8192);
+        std::thread::Builder::new()
+            .name("lifeline-writer".into())
+            .spawn(move || run(store, members, hub, rx))
+            .expect("spawning the writer thread");
+        Writer { tx }
+    }
+
+    /// Queues `op`; the returned receiver gets the answer once it is durable (or an `error`).
+    /// Requests are applied in the order they are submitted.
+    pub async fn submit(&self, op: WriteOp) -> oneshot::Receiver<ServerFrame> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(Request::Op(op, reply))) =
+            self.tx.send(Request::Op(op, reply)).await
+        {
+            let _ = reply.send(closed_error(&op));
+        }
+        rx
+    }
+
+    /// Commits everything queued so far, checkpoints the database and stops the thread.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Request::Close(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn closed_error(op: &WriteOp) -> ServerFrame {
+    let (id, conv) = match op {
+        WriteOp::Send { id, conv, .. } => (Some(id.as_str()), Some(conv.as_str())),
+        WriteOp::Join { conv, .. } | WriteOp::Leave { conv, .. } => (None, Some(conv.as_str())),
+    };
+    let mut f = error(ErrorCode::GoingAway, "server is shutting down", id, conv);
+    if let ServerFrame::Error(e) = &mut f {
+        e.retry_after_ms = Some(2_000);
+    }
+    f
+}
+
+enum Effect {
+    Msg(Message),
+    Join(String, String),
+    Leave(String, String),
+}
+
+fn run(store: Arc<Store>, members: Arc<Members>, hub: Arc<Hub>, mut rx: mpsc::Receiver<Request>) {
+    let mut next_seq: Seq = store.head() + 1;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::new();
+        let mut close = None;
+        match first {
+            Request::Op(op, reply) => batch.push((op, reply)),
+            Request::Close(done) => close = Some(done),
+        }
+        while close.is_none() && batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Request::Op(op, reply)) => batch.push((op, reply)),
+                Ok(Request::Close(done)) => close = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_group(&store, &members, &hub, &mut next_seq, batch);
+        }
+        if let Some(done) = close {
+            rx.close();
+            // Anything that raced in behind the close is refused.
+            while let Ok(req) = rx.try_recv() {
+                if let Request::Op(op, reply) = req {
+                    let _ = reply.send(closed_error(&op));
+                }
+            }
+            if let Err(e) = store.checkpoint() {
+                tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+            }
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+fn commit_group(
+    store: &Store,
+    members: &Members,
+    hub: &Hub,
+    next_seq: &mut Seq,
+    batch: Vec<(WriteOp, oneshot::Sender<ServerFrame>)>,
+) {
+    let mut conn = store.write_conn();
+    let start_seq = *next_seq;
+    let result: Result<(Vec<ServerFrame>, Vec<Effect>), StoreError> = (|| {
+        let t = conn.transaction()?;
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut effects = Vec::new();
+        let ts = now_ms();
+        for (op, _) in &batch {
+            match op {
+                WriteOp::Send {
+                    user,
+                    id,
+                    conv,
+                    body,
+                } => {
+                    if let Some(seq) = tx::existing_seq(&t, user, id)? {
+                        answers.push(ServerFrame::Ack {
+                            id: id.clone(),
+                            seq,
+                        });
+                    } else if !tx::is_member(&t, user, conv)? {
+                        answers.push(error(
+                            ErrorCode::Forbidden,
+                            "not a member of this conversation",
+                            Some(id),
+                            Some(conv),
+                        ));
+                    } else {
+                        let m = Message {
+                            seq: *next_seq,
+                            conv: conv.clone(),
+                            from: user.clone(),
+                            id: id.clone(),
+                            body: body.clone(),
+                            ts,
+                        };
+                        *next_seq += 1;
+                        tx::insert(&t, &m)?;
+                        answers.push(ServerFrame::Ack {
+                            id: id.clone(),
+                            seq: m.seq,
+                        });
+                        effects.push(Effect::Msg(m));
+                    }
+                }
+                WriteOp::Join { user, conv } => {
+                    tx::join(&t, user, conv)?;
+                    answers.push(ServerFrame::Subscribed { conv: conv.clone() });
+                    effects.push(Effect::Join(user.clone(), conv.clone()));
+                }
+                WriteOp::Leave { user, conv } => {
+                    tx::leave(&t, user, conv)?;
+                    answers.push(ServerFrame::Unsubscribed { conv: conv.clone() });
+                    effects.push(Effect::Leave(user.clone(), conv.clone()));
+                }
+            }
+        }
+        t.commit()?;
+        Ok((answers, effects))
+    })();
+    match result {
+        Ok((answers, effects)) => {
+            drop(conn);
+            store.set_head(*next_seq - 1);
+            for effect in effects {
+                match effect {
+                    Effect::Msg(m) => hub.publish(Live::Msg(m)),
+                    Effect::Join(u, c) => members.join(&u, &c),
+                    Effect::Leave(u, c) => members.leave(&u, &c),
+                }
+            }
+            for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; answering internal");
+            *next_seq = tx::max_seq(&conn).map(|s| s + 1).unwrap_or(start_seq);
+            drop(conn);
+            for (op, reply) in batch {
+                let (id, conv) = match &op {
+                    WriteOp::Send { id, conv, .. } => (Some(id.as_str()), Some(conv.as_str())),
+                    WriteOp::Join { conv, .. } | WriteOp::Leave { conv, .. } => {
+                        (None, Some(conv.as_str()))
+                    }
+                };
+                let _ = reply.send(error(ErrorCode::Internal, "storage failed", id, conv));
+            }
+        }
+    }
+}
