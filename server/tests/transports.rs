@@ -1,0 +1,497 @@
+//! Every endpoint on every transport against a real server on loopback: WebSocket, SSE, long
+//! polling, HTTP send, history, health, dev tokens, resume from a cursor, presence, typing,
+//! heartbeats.
+
+mod common;
+
+use common::*;
+use lifeline_core::protocol::{ClientFrame, Hello, HistoryPage, ServerFrame};
+use lifeline_server::ServerConfig;
+
+fn hello(f: &ServerFrame) -> &Hello {
+    match f {
+        ServerFrame::Hello(h) => h,
+        other => panic!("expected hello, got {other:?}"),
+    }
+}
+
+fn msg_seq(f: &ServerFrame) -> u64 {
+    match f {
+        ServerFrame::Msg(m) => m.seq,
+        other => panic!("expected msg, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn healthz_and_cors() {
+    let s = server().await;
+    let resp = http()
+        .get(format!("{}/healthz", s.base_url()))
+        .header("Origin", "http://example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("access-control-allow-origin"));
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_subscribe_send_ack_and_own_message() {
+    let s = server().await;
+    let t = token(&s, "alice");
+    let mut ws = ws_connect(&s, &format!("token={t}")).await;
+    let h = ws_next(&mut ws).await;
+    assert_eq!(hello(&h).user, "alice");
+    assert!(hello(&h).resumed);
+    assert_eq!(hello(&h).v, 1);
+    ws_send(&mut ws, &subscribe("general")).await;
+    assert_eq!(
+        ws_next_durable(&mut ws).await,
+        ServerFrame::Subscribed {
+            conv: "general".into()
+        }
+    );
+    ws_send(&mut ws, &send("c1", "general", "hello")).await;
+    // The ack and our own message both arrive, in either order.
+    let mut ack = None;
+    let mut msg = None;
+    for _ in 0..2 {
+        match ws_next_durable(&mut ws).await {
+            ServerFrame::Ack { id, seq } => ack = Some((id, seq)),
+            ServerFrame::Msg(m) => msg = Some(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (id, seq) = ack.unwrap();
+    let m = msg.unwrap();
+    assert_eq!(id, "c1");
+    assert_eq!(m.seq, seq);
+    assert_eq!((m.from.as_str(), m.body.as_str()), ("alice", "hello"));
+    // ping → pong
+    ws_send(&mut ws, &ClientFrame::Ping { t: 77 }).await;
+    assert_eq!(ws_next_durable(&mut ws).await, ServerFrame::Pong { t: 77 });
+    // unsubscribe
+    ws_send(
+        &mut ws,
+        &ClientFrame::Unsubscribe {
+            conv: "general".into(),
+        },
+    )
+    .await;
+    assert_eq!(
+        ws_next_durable(&mut ws).await,
+        ServerFrame::Unsubscribed {
+            conv: "general".into()
+        }
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn sse_headers_hello_and_live_messages_with_ids() {
+    let s = server().await;
+    let t = token(&s, "bob");
+    join(&s, &t, "general").await;
+    let mut sse = sse_connect(&s, &format!("token={t}"), None).await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.headers["content-type"], "text/event-stream");
+    assert_eq!(sse.headers["cache-control"], "no-cache");
+    assert_eq!(sse.headers["x-accel-buffering"], "no");
+    let first = sse.next_event().await.unwrap();
+    assert_eq!(first.retry, Some(s.config().sse_retry_ms));
+    assert_eq!(hello(&first.frame()).user, "bob");
+    let seq = send_one(&s, &t, "b1", "general", "over sse").await;
+    let ev = loop {
+        let ev = sse.next_event().await.unwrap();
+        if matches!(ev.frame(), ServerFrame::Msg(_)) {
+            break ev;
+        }
+    };
+    assert_eq!(ev.id.as_deref(), Some(seq.to_string().as_str()));
+    assert_eq!(msg_seq(&ev.frame()), seq);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn long_poll_hello_wakes_on_send_and_times_out_empty() {
+    let s = server().await;
+    let t = token(&s, "carol");
+    join(&s, &t, "general").await;
+    let frames = poll_ok(&s, &format!("token={t}&hello=1&wait_ms=5000")).await;
+    let h = hello(&frames[0]).clone();
+    assert!(h.resumed);
+    assert_eq!(frames.len(), 1);
+    // Empty answer after wait_ms.
+    let frames = poll_ok(&s, &format!("token={t}&cursor={}&wait_ms=100", h.cursor)).await;
+    assert!(frames.is_empty(), "{frames:?}");
+    // A pending poll is woken by a send.
+    let q = format!("token={t}&cursor={}&wait_ms=5000", h.cursor);
+    let pending = poll_ok(&s, &q);
+    let sender = async {
+        wait_until("the poll to be pending", || s.open_streams() >= 1).await;
+        send_one(&s, &t, "p1", "general", "wake up").await
+    };
+    let (frames, seq) = tokio::join!(pending, sender);
+    let msgs: Vec<u64> = frames
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Msg(_)))
+        .map(msg_seq)
+        .collect();
+    assert_eq!(msgs, vec![seq]);
+    // Token in Authorization works too.
+    let resp = http()
+        .get(format!(
+            "{}/v1/poll?v=1&cursor=0&hello=1&wait_ms=0",
+            s.base_url()
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_send_answers_each_frame_and_is_idempotent() {
+    let s = server().await;
+    let t = token(&s, "dave");
+    let answers = send_ok(
+        &s,
+        &t,
+        &[
+            subscribe("room"),
+            send("d1", "room", "one"),
+            send("d2", "room", "two"),
+            send("d1", "room", "one again"),
+            ClientFrame::Typing { conv: "room".into() },
+            ClientFrame::Ping { t: 1 },
+        ],
+    )
+    .await;
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(answers[0], ServerFrame::Subscribed { conv: "room".into() });
+    let (s1, s2, s3) = match (&answers[1], &answers[2], &answers[3]) {
+        (
+            ServerFrame::Ack { seq: a, .. },
+            ServerFrame::Ack { seq: b, .. },
+            ServerFrame::Ack { id, seq: c },
+        ) => {
+            assert_eq!(id, "d1");
+            (*a, *b, *c)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(s2 > s1);
+    assert_eq!(s3, s1, "a retransmit gets the original seq");
+    // Stored once: history shows two messages.
+    let page: HistoryPage = http()
+        .get(format!("{}/v1/history?v=1&conv=room", s.base_url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 2);
+    assert_eq!(page.messages[0].body, "one");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn history_paginates_by_cursor() {
+    let s = server().await;
+    let t = token(&s, "erin");
+    join(&s, &t, "h").await;
+    let mut seqs = Vec::new();
+    for i in 0..7 {
+        seqs.push(send_one(&s, &t, &format!("e{i}"), "h", &format!("m{i}")).await);
+    }
+    let mut before: Option<u64> = None;
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let mut url = format!("{}/v1/history?v=1&conv=h&limit=3", s.base_url());
+        if let Some(b) = before {
+            url.push_str(&format!("&before={b}"));
+        }
+        let page: HistoryPage = http()
+            .get(url)
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(page.messages.len() <= 3);
+        assert!(page.messages.windows(2).all(|w| w[0].seq < w[1].seq));
+        let mut page_seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+        page_seqs.extend(got);
+        got = page_seqs;
+        match page.next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    assert_eq!(got, seqs);
+    // Query token works as well; limit 0 is a bad request.
+    let resp = http()
+        .get(format!(
+            "{}/v1/history?v=1&conv=h&limit=0&token={t}",
+            s.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn dev_token_issuer_only_when_enabled() {
+    let s = server().await;
+    let body: serde_json::Value = http()
+        .get(format!("{}/v1/dev/token?user=alice&ttl_secs=60", s.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = body["token"].as_str().unwrap().to_string();
+    join(&s, &t, "general").await;
+    s.shutdown().await;
+
+    let mut config = ServerConfig::for_tests();
+    config.dev_tokens = false;
+    config.faults = false;
+    let s = server_with(config).await;
+    for path in ["/v1/dev/token?user=alice", "/v1/faults"] {
+        let resp = http()
+            .get(format!("{}{path}", s.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsupported_version_everywhere() {
+    let s = server().await;
+    let t = token(&s, "alice");
+    for path in ["/v1/poll?v=2", "/v1/sse?v=2", "/v1/history?conv=a"] {
+        let resp = http()
+            .get(format!("{}{path}&token={t}", s.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert!(resp.text().await.unwrap().contains("unsupported_version"));
+    }
+    let url = format!("{}/v1/ws?v=9&token={t}", s.ws_base_url());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    match ws_next(&mut ws).await {
+        ServerFrame::Error(e) => assert_eq!(e.code.as_str(), "unsupported_version"),
+        other => panic!("{other:?}"),
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn resume_from_cursor_on_every_transport() {
+    let s = server().await;
+    let t = token(&s, "frank");
+    join(&s, &t, "r").await;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        seqs.push(send_one(&s, &t, &format!("f{i}"), "r", "x").await);
+    }
+    let cursor = seqs[1];
+    let expect = seqs[2..].to_vec();
+
+    // WebSocket
+    let mut ws = ws_connect(&s, &format!("token={t}&cursor={cursor}")).await;
+    let h = ws_next(&mut ws).await;
+    assert_eq!((hello(&h).cursor, hello(&h).resumed), (cursor, true));
+    let mut got = Vec::new();
+    for _ in 0..expect.len() {
+        got.push(msg_seq(&ws_next_durable(&mut ws).await));
+    }
+    assert_eq!(got, expect);
+
+    // SSE, with the cursor parameter, then with Last-Event-ID winning over it.
+    let mut sse = sse_connect(&s, &format!("token={t}&cursor={cursor}"), None).await;
+    assert_eq!(hello(&sse.next_durable().await).cursor, cursor);
+    let mut got = Vec::new();
+    for _ in 0..expect.len() {
+        got.push(msg_seq(&sse.next_durable().await));
+    }
+    assert_eq!(got, expect);
+    let lei = seqs[3].to_string();
+    let mut sse = sse_connect(&s, &format!("token={t}&cursor=0"), Some(&lei)).await;
+    assert_eq!(hello(&sse.next_durable().await).cursor, seqs[3]);
+    assert_eq!(msg_seq(&sse.next_durable().await), seqs[4]);
+
+    // Long poll, hello=1 then a plain poll from the cursor.
+    let frames = poll_ok(&s, &format!("token={t}&cursor={cursor}&hello=1")).await;
+    assert_eq!(hello(&frames[0]).cursor, cursor);
+    let got: Vec<u64> = frames[1..].iter().map(msg_seq).collect();
+    assert_eq!(got, expect);
+    let frames = poll_ok(&s, &format!("token={t}&cursor={}&wait_ms=0", seqs[3])).await;
+    assert_eq!(frames.iter().map(msg_seq).collect::<Vec<_>>(), vec![seqs[4]]);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_old_or_too_new_cursor_is_not_resumed() {
+    let mut config = ServerConfig::for_tests();
+    config.resume_window = 3;
+    let s = server_with(config).await;
+    let t = token(&s, "gina");
+    join(&s, &t, "w").await;
+    let mut seqs = Vec::new();
+    for i in 0..8 {
+        seqs.push(send_one(&s, &t, &format!("g{i}"), "w", "x").await);
+    }
+    let head = *seqs.last().unwrap();
+    // Too old: resumed:false, cursor = head - window, replay after it.
+    let mut ws = ws_connect(&s, &format!("token={t}&cursor=1")).await;
+    let h = ws_next(&mut ws).await;
+    assert_eq!((hello(&h).cursor, hello(&h).resumed), (head - 3, false));
+    for expected in head - 2..=head {
+        assert_eq!(msg_seq(&ws_next_durable(&mut ws).await), expected);
+    }
+    let mut sse = sse_connect(&s, &format!("token={t}&cursor=1"), None).await;
+    let h = sse.next_durable().await;
+    assert_eq!((hello(&h).cursor, hello(&h).resumed), (head - 3, false));
+    let frames = poll_ok(&s, &format!("token={t}&cursor=1&hello=1")).await;
+    assert_eq!(
+        (hello(&frames[0]).cursor, hello(&frames[0]).resumed),
+        (head - 3, false)
+    );
+    // A plain poll with a too-old cursor also starts with hello resumed:false.
+    let frames = poll_ok(&s, &format!("token={t}&cursor=1&wait_ms=0")).await;
+    assert!(!hello(&frames[0]).resumed);
+    // Newer than anything stored (after a data loss).
+    let frames = poll_ok(&s, &format!("token={t}&cursor={}&hello=1", head + 100)).await;
+    assert_eq!(
+        (hello(&frames[0]).cursor, hello(&frames[0]).resumed),
+        (head, false)
+    );
+    let mut ws = ws_connect(&s, &format!("token={t}&cursor={}", head + 100)).await;
+    let h = ws_next(&mut ws).await;
+    assert_eq!((hello(&h).cursor, hello(&h).resumed), (head, false));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn presence_and_typing_fan_out() {
+    let s = server().await;
+    let ta = token(&s, "alice");
+    let tb = token(&s, "bob");
+    join(&s, &ta, "p").await;
+    join(&s, &tb, "p").await;
+    let mut a = ws_connect(&s, &format!("token={ta}")).await;
+    ws_next(&mut a).await; // hello
+    let mut b = sse_connect(&s, &format!("token={tb}"), None).await;
+    b.next_event().await.unwrap(); // hello
+    // Alice learns that bob came online.
+    assert_eq!(
+        ws_next(&mut a).await,
+        ServerFrame::Presence {
+            conv: "p".into(),
+            user: "bob".into(),
+            online: true
+        }
+    );
+    // Bob types (over HTTP): alice sees it; bob's own stream does not.
+    assert!(send_ok(&s, &tb, &[ClientFrame::Typing { conv: "p".into() }])
+        .await
+        .is_empty());
+    assert_eq!(
+        ws_next(&mut a).await,
+        ServerFrame::Typing {
+            conv: "p".into(),
+            user: "bob".into()
+        }
+    );
+    // Alice types: bob sees it.
+    ws_send(&mut a, &ClientFrame::Typing { conv: "p".into() }).await;
+    let f = loop {
+        let f = b.next_event().await.unwrap().frame();
+        if f != ServerFrame::Heartbeat {
+            break f;
+        }
+    };
+    assert_eq!(
+        f,
+        ServerFrame::Typing {
+            conv: "p".into(),
+            user: "alice".into()
+        }
+    );
+    // A new member subscribing is told who is online.
+    let tc = token(&s, "carol");
+    let mut c = ws_connect(&s, &format!("token={tc}")).await;
+    ws_next(&mut c).await;
+    ws_send(&mut c, &subscribe("p")).await;
+    let mut online = Vec::new();
+    for _ in 0..3 {
+        match ws_next(&mut c).await {
+            ServerFrame::Presence { user, online: true, .. } => online.push(user),
+            ServerFrame::Subscribed { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    online.sort();
+    assert_eq!(online, vec!["alice", "bob"]);
+    // Bob goes offline when his only stream ends.
+    drop(b);
+    let f = loop {
+        match ws_next(&mut a).await {
+            ServerFrame::Presence { user, online, .. } if user == "bob" => break online,
+            _ => continue,
+        }
+    };
+    assert!(!f);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn heartbeats_on_every_transport_and_idle_websocket_dropped() {
+    let mut config = ServerConfig::for_tests();
+    config.heartbeat_ms = 150;
+    let s = server_with(config).await;
+    let t = token(&s, "hank");
+    let mut ws = ws_connect(&s, &format!("token={t}")).await;
+    ws_next(&mut ws).await;
+    // Two heartbeats arrive while the client stays silent...
+    for _ in 0..2 {
+        match ws_next_any(&mut ws, false).await {
+            WsEvent::Frame(ServerFrame::Heartbeat) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // ...and after three heartbeats of silence the server closes.
+    let mut closed = None;
+    for _ in 0..20 {
+        if let WsEvent::Closed(c) = ws_next_any(&mut ws, true).await {
+            closed = Some(c);
+            break;
+        }
+    }
+    assert_eq!(closed, Some(Some(lifeline_server::CLOSE_IDLE)));
+
+    let mut sse = sse_connect(&s, &format!("token={t}"), None).await;
+    sse.next_event().await.unwrap();
+    assert_eq!(sse.next_event().await.unwrap().frame(), ServerFrame::Heartbeat);
+
+    let frames = poll_ok(&s, &format!("token={t}&wait_ms=100")).await;
+    assert!(frames.is_empty());
+    s.shutdown().await;
+}
