@@ -166,13 +166,20 @@ async fn http_send_answers_each_frame_and_is_idempotent() {
             send("d1", "room", "one"),
             send("d2", "room", "two"),
             send("d1", "room", "one again"),
-            ClientFrame::Typing { conv: "room".into() },
+            ClientFrame::Typing {
+                conv: "room".into(),
+            },
             ClientFrame::Ping { t: 1 },
         ],
     )
     .await;
     assert_eq!(answers.len(), 4, "{answers:?}");
-    assert_eq!(answers[0], ServerFrame::Subscribed { conv: "room".into() });
+    assert_eq!(
+        answers[0],
+        ServerFrame::Subscribed {
+            conv: "room".into()
+        }
+    );
     let (s1, s2, s3) = match (&answers[1], &answers[2], &answers[3]) {
         (
             ServerFrame::Ack { seq: a, .. },
@@ -254,7 +261,10 @@ async fn history_paginates_by_cursor() {
 async fn dev_token_issuer_only_when_enabled() {
     let s = server().await;
     let body: serde_json::Value = http()
-        .get(format!("{}/v1/dev/token?user=alice&ttl_secs=60", s.base_url()))
+        .get(format!(
+            "{}/v1/dev/token?user=alice&ttl_secs=60",
+            s.base_url()
+        ))
         .send()
         .await
         .unwrap()
@@ -343,7 +353,10 @@ async fn resume_from_cursor_on_every_transport() {
     let got: Vec<u64> = frames[1..].iter().map(msg_seq).collect();
     assert_eq!(got, expect);
     let frames = poll_ok(&s, &format!("token={t}&cursor={}&wait_ms=0", seqs[3])).await;
-    assert_eq!(frames.iter().map(msg_seq).collect::<Vec<_>>(), vec![seqs[4]]);
+    assert_eq!(
+        frames.iter().map(msg_seq).collect::<Vec<_>>(),
+        vec![seqs[4]]
+    );
     s.shutdown().await;
 }
 
@@ -400,7 +413,7 @@ async fn presence_and_typing_fan_out() {
     ws_next(&mut a).await; // hello
     let mut b = sse_connect(&s, &format!("token={tb}"), None).await;
     b.next_event().await.unwrap(); // hello
-    // Alice learns that bob came online.
+                                   // Alice learns that bob came online.
     assert_eq!(
         ws_next(&mut a).await,
         ServerFrame::Presence {
@@ -410,9 +423,11 @@ async fn presence_and_typing_fan_out() {
         }
     );
     // Bob types (over HTTP): alice sees it; bob's own stream does not.
-    assert!(send_ok(&s, &tb, &[ClientFrame::Typing { conv: "p".into() }])
-        .await
-        .is_empty());
+    assert!(
+        send_ok(&s, &tb, &[ClientFrame::Typing { conv: "p".into() }])
+            .await
+            .is_empty()
+    );
     assert_eq!(
         ws_next(&mut a).await,
         ServerFrame::Typing {
@@ -443,7 +458,9 @@ async fn presence_and_typing_fan_out() {
     let mut online = Vec::new();
     for _ in 0..3 {
         match ws_next(&mut c).await {
-            ServerFrame::Presence { user, online: true, .. } => online.push(user),
+            ServerFrame::Presence {
+                user, online: true, ..
+            } => online.push(user),
             ServerFrame::Subscribed { .. } => {}
             other => panic!("{other:?}"),
         }
@@ -489,7 +506,10 @@ async fn heartbeats_on_every_transport_and_idle_websocket_dropped() {
 
     let mut sse = sse_connect(&s, &format!("token={t}"), None).await;
     sse.next_event().await.unwrap();
-    assert_eq!(sse.next_event().await.unwrap().frame(), ServerFrame::Heartbeat);
+    assert_eq!(
+        sse.next_event().await.unwrap().frame(),
+        ServerFrame::Heartbeat
+    );
 
     let frames = poll_ok(&s, &format!("token={t}&wait_ms=100")).await;
     assert!(frames.is_empty());

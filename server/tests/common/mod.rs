@@ -109,10 +109,7 @@ pub async fn send_ok(s: &RunningServer, token: &str, frames: &[ClientFrame]) -> 
 /// Joins `conv` over HTTP.
 pub async fn join(s: &RunningServer, token: &str, conv: &str) {
     let answers = send_ok(s, token, &[subscribe(conv)]).await;
-    assert_eq!(
-        answers,
-        vec![ServerFrame::Subscribed { conv: conv.into() }]
-    );
+    assert_eq!(answers, vec![ServerFrame::Subscribed { conv: conv.into() }]);
 }
 
 /// Sends one message over HTTP and returns its seq.
@@ -134,7 +131,10 @@ pub async fn poll(s: &RunningServer, query: &str) -> (reqwest::StatusCode, Strin
     .await
     .expect("poll request");
     let status = resp.status();
-    (status, within("poll body", resp.text()).await.expect("poll body"))
+    (
+        status,
+        within("poll body", resp.text()).await.expect("poll body"),
+    )
 }
 
 pub async fn poll_ok(s: &RunningServer, query: &str) -> Vec<ServerFrame> {
@@ -156,7 +156,9 @@ pub async fn ws_connect(s: &RunningServer, query: &str) -> Ws {
 }
 
 pub async fn ws_send(ws: &mut Ws, frame: &ClientFrame) {
-    ws.send(Message::text(encode(frame))).await.expect("ws send");
+    ws.send(Message::text(encode(frame)))
+        .await
+        .expect("ws send");
 }
 
 /// What arrived on a WebSocket.
@@ -240,7 +242,9 @@ pub async fn sse_connect(s: &RunningServer, query: &str, last_event_id: Option<&
     if let Some(id) = last_event_id {
         req = req.header("Last-Event-ID", id);
     }
-    let resp = within("sse connect", req.send()).await.expect("sse request");
+    let resp = within("sse connect", req.send())
+        .await
+        .expect("sse request");
     Sse {
         status: resp.status(),
         headers: resp.headers().clone(),
