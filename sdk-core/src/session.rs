@@ -551,6 +551,7 @@ impl Session {
                         self.verify_active(now, Duration::ZERO);
                     }
                 } else if let State::Reconnecting { attempt, .. } = self.state {
+                    // `attempt` already names the next try.
                     self.retry_at = None;
                     self.set_state(
                         State::Reconnecting {
@@ -725,7 +726,7 @@ impl Session {
             }
             self.set_state(
                 State::Reconnecting {
-                    attempt: self.attempt,
+                    attempt: self.attempt.saturating_add(1),
                     next_attempt_at: None,
                     last_error: None,
                 },
@@ -736,7 +737,7 @@ impl Session {
         if !self.online {
             self.set_state(
                 State::Reconnecting {
-                    attempt: self.attempt,
+                    attempt: self.attempt.saturating_add(1),
                     next_attempt_at: None,
                     last_error: Some(Cause::Offline),
                 },
@@ -963,7 +964,10 @@ impl Session {
         };
         self.retry_at = None;
         self.race_at = None;
-        self.stable_at = Some(now + self.config.stable_after);
+        if previous.is_none() {
+            // An upgrade continues a healthy session: its stable period keeps running.
+            self.stable_at = Some(now + self.config.stable_after);
+        }
         self.probe_at = None;
         if degraded && self.ladder.above(kind).is_some() {
             let delay = self.probe_backoff.next_delay(&mut self.rng);
@@ -1500,7 +1504,7 @@ impl Session {
         };
         self.set_state(
             State::Reconnecting {
-                attempt: self.attempt,
+                attempt: self.attempt.saturating_add(1),
                 next_attempt_at: self.retry_at,
                 last_error: Some(cause.clone()),
             },
@@ -1536,7 +1540,7 @@ impl Session {
                 let cause = Cause::AuthRejected { detail };
                 self.set_state(
                     State::Reconnecting {
-                        attempt: self.attempt,
+                        attempt: self.attempt.saturating_add(1),
                         next_attempt_at: None,
                         last_error: Some(cause.clone()),
                     },

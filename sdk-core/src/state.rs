@@ -24,8 +24,8 @@ pub enum State {
         transport: TransportKind,
         degraded: bool,
     },
-    /// Between attempts. `next_attempt_at` is `None` while paused (offline, or waiting for a
-    /// token).
+    /// Between attempts. `attempt` is the number the next try will have; `next_attempt_at` is
+    /// `None` while paused (offline, or waiting for a token).
     Reconnecting {
         attempt: u32,
         next_attempt_at: Option<Instant>,

@@ -1,0 +1,913 @@
+//! The deterministic simulation harness for the session: a fake clock, a fake Lifeline server
+//! that speaks the protocol at the frame level, and a scripted network whose faults tests switch on
+//! and off. Everything is driven by simulated time and seeded randomness, so a failing seed
+//! replays exactly.
+//!
+//! The harness carries out the session's actions the way a driver would and checks the session's
+//! invariants after every step (at most one live link plus one other; `poll_timeout` later than
+//! the time just handled). It makes no decisions for the session.
+
+#![allow(dead_code)]
+
+use lifeline_core::protocol::{
+    self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, HistoryPage, Message, ServerFrame,
+};
+use lifeline_core::{
+    Action, Config, Event, HttpMethod, Input, RequestId, Session, SocketId, SocketKind, State,
+    TransportFailure, TransportKind,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+use web_time::Instant;
+
+pub const USER: &str = "me";
+pub const PEER: &str = "peer";
+
+/// What the network and the server do to each transport.
+#[derive(Debug, Clone, Default)]
+pub struct Net {
+    /// One-way delay of every frame and response.
+    pub latency: Duration,
+    /// The server is unreachable: every open and request fails at once (connection refused).
+    pub down: bool,
+    /// Opens of these transports get HTTP 403 (a proxy that refuses them).
+    pub refuse: HashSet<TransportKind>,
+    /// Opens of these transports never complete (black-holed at connect).
+    pub blackhole_open: HashSet<TransportKind>,
+    /// These transports open but the server's frames never arrive (a buffering proxy).
+    pub mute: HashSet<TransportKind>,
+    /// Frames on open streams of these transports stop arriving (black-holed mid-stream).
+    pub blackhole_streams: HashSet<TransportKind>,
+    /// The server stops sending heartbeats.
+    pub no_heartbeats: bool,
+    /// Answer opens and HTTP requests with 429 and this `Retry-After`.
+    pub rate_limit_opens: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    kind: TransportKind,
+    muted: bool,
+    next_heartbeat: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct HeldPoll {
+    request: RequestId,
+    cursor: u64,
+    expires: Instant,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Input(Input),
+    /// A frame for a socket, dropped if the socket's transport is black-holed by then.
+    Frame(SocketId, TransportKind, ServerFrame),
+}
+
+/// The fake server's durable state.
+#[derive(Debug, Default)]
+pub struct FakeServer {
+    pub messages: Vec<Message>,
+    pub by_client_id: HashMap<(String, String), u64>,
+    pub members: BTreeMap<String, BTreeSet<String>>,
+    /// Messages at or below this sequence number can no longer be replayed.
+    pub forgotten_up_to: u64,
+    pub valid_tokens: HashSet<String>,
+    pub expired_tokens: HashSet<String>,
+    pub heartbeat: Duration,
+    /// Sends are answered with `rate_limited` while this is set.
+    pub rate_limit_sends: Option<Duration>,
+    /// The number of sends the server stored (not counting idempotent repeats).
+    pub stored_sends: usize,
+    /// The number of `send` frames received, repeats included.
+    pub received_sends: usize,
+    pub opens: Vec<TransportKind>,
+    pub token_fetches: usize,
+    /// Every token is refused, fresh ones included.
+    pub reject_all_tokens: bool,
+}
+
+impl FakeServer {
+    fn head(&self) -> u64 {
+        self.messages.last().map_or(0, |m| m.seq)
+    }
+
+    fn is_member(&self, user: &str, conv: &str) -> bool {
+        self.members.get(conv).is_some_and(|m| m.contains(user))
+    }
+
+    pub fn is_member_of(&self, conv: &str) -> bool {
+        self.is_member(USER, conv)
+    }
+
+    fn after(&self, cursor: u64) -> Vec<Message> {
+        self.messages
+            .iter()
+            .filter(|m| m.seq > cursor && self.is_member(USER, &m.conv))
+            .cloned()
+            .collect()
+    }
+
+    fn store(&mut self, from: &str, id: &str, conv: &str, body: &str, ts: u64) -> (u64, bool) {
+        if let Some(seq) = self.by_client_id.get(&(from.to_string(), id.to_string())) {
+            return (*seq, false);
+        }
+        let seq = self.head() + 1;
+        self.messages.push(Message {
+            seq,
+            conv: conv.into(),
+            from: from.into(),
+            id: id.into(),
+            body: body.into(),
+            ts,
+        });
+        self.by_client_id
+            .insert((from.to_string(), id.to_string()), seq);
+        (seq, true)
+    }
+}
+
+pub struct Sim {
+    pub now: Instant,
+    pub start: Instant,
+    pub session: Session,
+    pub server: FakeServer,
+    pub net: Net,
+    /// Every event the session emitted, with the time.
+    pub events: Vec<(Instant, Event)>,
+    /// Messages delivered to the application, in order.
+    pub delivered: Vec<Message>,
+    queue: BTreeMap<(Instant, u64), Pending>,
+    queue_seq: u64,
+    streams: HashMap<SocketId, Stream>,
+    polls: Vec<HeldPoll>,
+    live_requests: HashSet<RequestId>,
+    /// Token the provider hands out next; `None` makes it fail.
+    pub token_source: Option<String>,
+    /// Provider answers after this long.
+    pub token_delay: Duration,
+    pub steps: u64,
+    token_counter: u64,
+}
+
+/// A configuration with short, test-friendly numbers left at their defaults and a fixed seed.
+pub fn config(seed: u64) -> Config {
+    let mut c = Config::new("http://lifeline.test").unwrap();
+    c.token = Some("tok-0".into());
+    c.token_provider = true;
+    c.seed = seed;
+    c
+}
+
+fn query(url: &str, key: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+impl Sim {
+    pub fn new(config: Config) -> Self {
+        let start = Instant::now();
+        let mut server = FakeServer {
+            heartbeat: Duration::from_secs(10),
+            ..Default::default()
+        };
+        server.valid_tokens.insert("tok-0".into());
+        for user in [USER, PEER] {
+            server
+                .members
+                .entry("general".into())
+                .or_default()
+                .insert(user.into());
+        }
+        Sim {
+            now: start,
+            start,
+            session: Session::new(config, start),
+            server,
+            net: Net {
+                latency: Duration::from_millis(20),
+                ..Default::default()
+            },
+            events: Vec::new(),
+            delivered: Vec::new(),
+            queue: BTreeMap::new(),
+            queue_seq: 0,
+            streams: HashMap::new(),
+            polls: Vec::new(),
+            live_requests: HashSet::new(),
+            token_source: Some("tok-1".into()),
+            token_delay: Duration::from_millis(50),
+            steps: 0,
+            token_counter: 1,
+        }
+    }
+
+    /// Seconds of simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn schedule(&mut self, at: Instant, p: Pending) {
+        self.queue_seq += 1;
+        self.queue.insert((at, self.queue_seq), p);
+    }
+
+    fn reply(&mut self, input: Input) {
+        let at = self.now + self.net.latency;
+        self.schedule(at, Pending::Input(input));
+    }
+
+    fn frame_to(&mut self, socket: SocketId, frame: ServerFrame) {
+        let Some(stream) = self.streams.get(&socket) else {
+            return;
+        };
+        if stream.muted {
+            return;
+        }
+        let kind = stream.kind;
+        let at = self.now + self.net.latency;
+        self.schedule(at, Pending::Frame(socket, kind, frame));
+    }
+
+    fn ts(&self) -> u64 {
+        (self.now - self.start).as_millis() as u64
+    }
+
+    fn check_token(&self, token: Option<&str>) -> Result<(), ErrorCode> {
+        match token {
+            _ if self.server.reject_all_tokens => Err(ErrorCode::Unauthorized),
+            Some(t) if self.server.valid_tokens.contains(t) => Ok(()),
+            Some(t) if self.server.expired_tokens.contains(t) => Err(ErrorCode::TokenExpired),
+            _ => Err(ErrorCode::Unauthorized),
+        }
+    }
+
+    fn hello(&self, cursor: Option<u64>) -> (Hello, Vec<Message>) {
+        let head = self.server.head();
+        let (cursor, resumed) = match cursor {
+            None => (head, true),
+            Some(c) if c > head || c < self.server.forgotten_up_to => {
+                (self.server.forgotten_up_to.min(head), false)
+            }
+            Some(c) => (c, true),
+        };
+        let hello = Hello {
+            v: 1,
+            user: USER.into(),
+            heartbeat_ms: self.server.heartbeat.as_millis() as u64,
+            cursor,
+            resumed,
+        };
+        (hello, self.server.after(cursor))
+    }
+
+    // ----- the driver side -----------------------------------------------------------------
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::OpenSocket { socket, kind, url } => self.open_socket(socket, kind, &url),
+            Action::SendText { socket, text } => {
+                if self.streams.contains_key(&socket) {
+                    let frame = protocol::decode_client_frame(&text).expect("client frames valid");
+                    let answers = self.server_handle(frame);
+                    for a in answers {
+                        self.frame_to(socket, a);
+                    }
+                }
+            }
+            Action::CloseSocket { socket } => {
+                self.streams.remove(&socket);
+            }
+            Action::Http {
+                request,
+                method,
+                url,
+                bearer,
+                body,
+            } => self.http(request, method, &url, bearer, body),
+            Action::AbortHttp { request } => {
+                self.live_requests.remove(&request);
+                self.polls.retain(|p| p.request != request);
+            }
+            Action::FetchToken => {
+                self.server.token_fetches += 1;
+                let result = match &self.token_source {
+                    Some(t) => {
+                        self.token_counter += 1;
+                        let token = format!("{t}-{}", self.token_counter);
+                        self.server.valid_tokens.insert(token.clone());
+                        Ok(token)
+                    }
+                    None => Err("provider failed".to_string()),
+                };
+                let at = self.now + self.token_delay;
+                self.schedule(at, Pending::Input(Input::Token(result)));
+            }
+        }
+    }
+
+    fn open_socket(&mut self, socket: SocketId, kind: SocketKind, url: &str) {
+        let transport = match kind {
+            SocketKind::WebSocket => TransportKind::WebSocket,
+            SocketKind::EventSource => TransportKind::Sse,
+        };
+        self.server.opens.push(transport);
+        if self.net.down {
+            self.reply(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::network("connection refused"),
+            });
+            return;
+        }
+        if self.net.blackhole_open.contains(&transport) {
+            return;
+        }
+        if self.net.refuse.contains(&transport) {
+            self.reply(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::status(403, None, "refused by proxy"),
+            });
+            return;
+        }
+        if let Some(after) = self.net.rate_limit_opens {
+            self.reply(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::status(429, Some(after), "rate limited"),
+            });
+            return;
+        }
+        let token = query(url, "token");
+        if transport == TransportKind::Sse {
+            if self.check_token(token.as_deref()).is_err() {
+                self.reply(Input::SocketFailed {
+                    socket,
+                    failure: TransportFailure::status(401, None, "unauthorized"),
+                });
+                return;
+            }
+        }
+        self.reply(Input::SocketOpened { socket });
+        let muted = self.net.mute.contains(&transport);
+        self.streams.insert(
+            socket,
+            Stream {
+                kind: transport,
+                muted,
+                next_heartbeat: self.now + self.server.heartbeat,
+            },
+        );
+        if let Err(code) = self.check_token(token.as_deref()) {
+            self.frame_to(
+                socket,
+                ServerFrame::Error(ErrorFrame {
+                    code,
+                    message: "bad token".into(),
+                    id: None,
+                    conv: None,
+                    retry_after_ms: None,
+                }),
+            );
+            let at = self.now + self.net.latency;
+            self.schedule(
+                at,
+                Pending::Input(Input::SocketClosed {
+                    socket,
+                    code: Some(4401),
+                    reason: "unauthorized".into(),
+                }),
+            );
+            self.streams.remove(&socket);
+            return;
+        }
+        let cursor = query(url, "cursor").map(|c| c.parse().unwrap());
+        let (hello, replay) = self.hello(cursor);
+        self.frame_to(socket, ServerFrame::Hello(hello));
+        for m in replay {
+            self.frame_to(socket, ServerFrame::Msg(m));
+        }
+    }
+
+    fn http(
+        &mut self,
+        request: RequestId,
+        _method: HttpMethod,
+        url: &str,
+        bearer: Option<String>,
+        body: Option<String>,
+    ) {
+        self.live_requests.insert(request);
+        if self.net.down {
+            self.reply(Input::HttpFailed {
+                request,
+                detail: "connection refused".into(),
+            });
+            return;
+        }
+        let path = url.split('?').next().unwrap();
+        let token = bearer.or_else(|| query(url, "token"));
+        let respond = |sim: &mut Sim, status: u16, body: String| {
+            sim.reply(Input::HttpResponse {
+                request,
+                status,
+                retry_after: None,
+                body,
+            });
+        };
+        if path.ends_with("/v1/poll") {
+            if self.net.refuse.contains(&TransportKind::LongPoll) {
+                respond(self, 403, r#"{"error":{"code":"forbidden"}}"#.into());
+                return;
+            }
+            if self.net.blackhole_open.contains(&TransportKind::LongPoll) {
+                return;
+            }
+            if let Some(after) = self.net.rate_limit_opens {
+                self.reply(Input::HttpResponse {
+                    request,
+                    status: 429,
+                    retry_after: Some(after),
+                    body: String::new(),
+                });
+                return;
+            }
+            if let Err(code) = self.check_token(token.as_deref()) {
+                let body = protocol::encode(&protocol::HttpError {
+                    error: ErrorFrame {
+                        code,
+                        message: "bad token".into(),
+                        id: None,
+                        conv: None,
+                        retry_after_ms: None,
+                    },
+                });
+                respond(self, 401, body);
+                return;
+            }
+            let cursor = query(url, "cursor").map(|c| c.parse().unwrap());
+            if query(url, "hello").is_some() {
+                let (hello, replay) = self.hello(cursor);
+                let mut frames = vec![ServerFrame::Hello(hello)];
+                frames.extend(replay.into_iter().map(ServerFrame::Msg));
+                respond(self, 200, protocol::encode(&Batch { frames }));
+            } else {
+                let wait: u64 = query(url, "wait_ms").unwrap().parse().unwrap();
+                self.polls.push(HeldPoll {
+                    request,
+                    cursor: cursor.unwrap_or(0),
+                    expires: self.now + Duration::from_millis(wait),
+                });
+                self.answer_polls(false);
+            }
+        } else if path.ends_with("/v1/send") {
+            if let Err(code) = self.check_token(token.as_deref()) {
+                let body = protocol::encode(&protocol::HttpError {
+                    error: ErrorFrame {
+                        code,
+                        message: "bad token".into(),
+                        id: None,
+                        conv: None,
+                        retry_after_ms: None,
+                    },
+                });
+                respond(self, 401, body);
+                return;
+            }
+            let batch = protocol::decode_client_batch(&body.unwrap()).expect("valid batch");
+            let mut frames = Vec::new();
+            for f in batch.frames {
+                frames.extend(self.server_handle(f));
+            }
+            respond(self, 200, protocol::encode(&Batch { frames }));
+        } else if path.ends_with("/v1/history") {
+            let conv = query(url, "conv").unwrap();
+            let messages: Vec<Message> = self
+                .server
+                .messages
+                .iter()
+                .filter(|m| m.conv == conv)
+                .cloned()
+                .collect();
+            let page = HistoryPage {
+                messages,
+                next_before: None,
+            };
+            respond(self, 200, protocol::encode(&page));
+        } else {
+            respond(self, 404, String::new());
+        }
+    }
+
+    /// The server's answer to one client frame, with any fan-out.
+    fn server_handle(&mut self, frame: ClientFrame) -> Vec<ServerFrame> {
+        match frame {
+            ClientFrame::Send { id, conv, body } => {
+                self.server.received_sends += 1;
+                if let Some(after) = self.server.rate_limit_sends {
+                    return vec![ServerFrame::Error(ErrorFrame {
+                        code: ErrorCode::RateLimited,
+                        message: "slow down".into(),
+                        id: Some(id),
+                        conv: None,
+                        retry_after_ms: Some(after.as_millis() as u64),
+                    })];
+                }
+                if !self.server.is_member(USER, &conv) {
+                    return vec![ServerFrame::Error(ErrorFrame {
+                        code: ErrorCode::Forbidden,
+                        message: "not a member".into(),
+                        id: Some(id),
+                        conv: Some(conv),
+                        retry_after_ms: None,
+                    })];
+                }
+                let ts = self.ts();
+                let (seq, new) = self.server.store(USER, &id, &conv, &body, ts);
+                if new {
+                    self.server.stored_sends += 1;
+                    self.fan_out(seq);
+                }
+                vec![ServerFrame::Ack { id, seq }]
+            }
+            ClientFrame::Subscribe { conv } => {
+                if conv.starts_with("private") {
+                    return vec![ServerFrame::Error(ErrorFrame {
+                        code: ErrorCode::Forbidden,
+                        message: "private".into(),
+                        id: None,
+                        conv: Some(conv),
+                        retry_after_ms: None,
+                    })];
+                }
+                self.server
+                    .members
+                    .entry(conv.clone())
+                    .or_default()
+                    .insert(USER.into());
+                vec![ServerFrame::Subscribed { conv }]
+            }
+            ClientFrame::Unsubscribe { conv } => {
+                if let Some(m) = self.server.members.get_mut(&conv) {
+                    m.remove(USER);
+                }
+                vec![ServerFrame::Unsubscribed { conv }]
+            }
+            ClientFrame::Typing { .. } => vec![],
+            ClientFrame::Ping { t } => vec![ServerFrame::Pong { t }],
+        }
+    }
+
+    /// Another user publishes a message.
+    pub fn publish(&mut self, conv: &str, body: &str) -> u64 {
+        let ts = self.ts();
+        let id = format!("peer-{}", self.server.messages.len() + 1);
+        let (seq, _) = self.server.store(PEER, &id, conv, body, ts);
+        self.fan_out(seq);
+        seq
+    }
+
+    fn fan_out(&mut self, seq: u64) {
+        let m = self.server.messages[(seq - 1) as usize].clone();
+        if !self.server.is_member(USER, &m.conv) {
+            return;
+        }
+        let sockets: Vec<SocketId> = self.streams.keys().copied().collect();
+        for s in sockets {
+            self.frame_to(s, ServerFrame::Msg(m.clone()));
+        }
+        self.answer_polls(false);
+    }
+
+    fn answer_polls(&mut self, expired_only: bool) {
+        let now = self.now;
+        let polls = std::mem::take(&mut self.polls);
+        for p in polls {
+            let pending = self.server.after(p.cursor);
+            if (!pending.is_empty() && !expired_only) || p.expires <= now {
+                if !self.live_requests.contains(&p.request) {
+                    continue;
+                }
+                if self
+                    .net
+                    .blackhole_streams
+                    .contains(&TransportKind::LongPoll)
+                {
+                    continue;
+                }
+                let frames: Vec<ServerFrame> = pending
+                    .into_iter()
+                    .take(protocol::MAX_FRAMES_PER_REQUEST)
+                    .map(ServerFrame::Msg)
+                    .collect();
+                self.reply(Input::HttpResponse {
+                    request: p.request,
+                    status: 200,
+                    retry_after: None,
+                    body: protocol::encode(&Batch { frames }),
+                });
+            } else {
+                self.polls.push(p);
+            }
+        }
+    }
+
+    /// The server drops every live connection (streams end, held polls fail).
+    pub fn drop_all(&mut self) {
+        let sockets: Vec<SocketId> = self.streams.keys().copied().collect();
+        for socket in sockets {
+            self.streams.remove(&socket);
+            self.reply(Input::SocketClosed {
+                socket,
+                code: Some(1006),
+                reason: "dropped".into(),
+            });
+        }
+        for p in std::mem::take(&mut self.polls) {
+            self.reply(Input::HttpFailed {
+                request: p.request,
+                detail: "connection reset".into(),
+            });
+        }
+    }
+
+    /// The server says `going_away` on every stream, then closes it.
+    pub fn going_away(&mut self, window: Duration) {
+        let sockets: Vec<SocketId> = self.streams.keys().copied().collect();
+        for socket in sockets {
+            self.frame_to(
+                socket,
+                ServerFrame::Error(ErrorFrame {
+                    code: ErrorCode::GoingAway,
+                    message: "restarting".into(),
+                    id: None,
+                    conv: None,
+                    retry_after_ms: Some(window.as_millis() as u64),
+                }),
+            );
+            self.streams.remove(&socket);
+            let at = self.now + self.net.latency;
+            self.schedule(
+                at,
+                Pending::Input(Input::SocketClosed {
+                    socket,
+                    code: Some(1012),
+                    reason: "going away".into(),
+                }),
+            );
+        }
+    }
+
+    // ----- running -------------------------------------------------------------------------
+
+    /// Drains the session's actions and events.
+    pub fn drain(&mut self) {
+        for _ in 0..10_000 {
+            let mut progressed = false;
+            while let Some(action) = self.session.poll_action() {
+                progressed = true;
+                self.carry_out(action);
+            }
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                if let Event::Message(m) = &event {
+                    self.delivered.push(m.clone());
+                }
+                self.events.push((self.now, event));
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.check_invariants();
+    }
+
+    fn check_invariants(&self) {
+        let links = self.session.links();
+        assert!(links.len() <= 2, "more than two links: {links:?}");
+        assert!(
+            links.iter().filter(|(_, live)| *live).count() <= 1,
+            "more than one live link: {links:?}"
+        );
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let mut t = self.session.poll_timeout();
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t: Instant| t.min(x)));
+            }
+        };
+        consider(self.queue.keys().next().map(|(t, _)| *t));
+        consider(self.polls.iter().map(|p| p.expires).min());
+        if !self.net.no_heartbeats {
+            consider(self.streams.values().map(|s| s.next_heartbeat).min());
+        }
+        t
+    }
+
+    /// Advances to the next thing that happens (a delivery, a timer, a heartbeat) and handles it.
+    /// Returns false when nothing at all is scheduled.
+    pub fn step(&mut self, limit: Instant) -> bool {
+        self.steps += 1;
+        assert!(self.steps < 2_000_000, "the simulation does not settle");
+        self.drain();
+        let Some(next) = self.next_wake() else {
+            return false;
+        };
+        if next > limit {
+            self.now = limit;
+            return false;
+        }
+        // After a freeze, deliveries that were due during it are handled now.
+        self.now = next.max(self.now);
+        // Deliveries due now.
+        while let Some((&(at, k), _)) = self.queue.iter().next() {
+            if at > self.now {
+                break;
+            }
+            let p = self.queue.remove(&(at, k)).unwrap();
+            match p {
+                Pending::Input(input) => self.session.handle_input(self.now, input),
+                Pending::Frame(socket, kind, frame) => {
+                    if self.net.blackhole_streams.contains(&kind) {
+                        continue;
+                    }
+                    let text = protocol::encode(&frame);
+                    self.session
+                        .handle_input(self.now, Input::SocketText { socket, text });
+                }
+            }
+            self.drain();
+        }
+        // Server heartbeats and poll expiry.
+        if !self.net.no_heartbeats {
+            let due: Vec<SocketId> = self
+                .streams
+                .iter()
+                .filter(|(_, s)| s.next_heartbeat <= self.now)
+                .map(|(id, _)| *id)
+                .collect();
+            for socket in due {
+                let hb = self.server.heartbeat;
+                if let Some(s) = self.streams.get_mut(&socket) {
+                    s.next_heartbeat = self.now + hb;
+                }
+                self.frame_to(socket, ServerFrame::Heartbeat);
+            }
+        }
+        self.answer_polls(true);
+        // Timers.
+        if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.session.handle_timeout(self.now);
+            if let Some(t) = self.session.poll_timeout() {
+                assert!(
+                    t > self.now,
+                    "poll_timeout {:?} is not after the time just handled ({:?})",
+                    t - self.start,
+                    self.now - self.start
+                );
+            }
+        }
+        self.drain();
+        true
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        let limit = self.now + d;
+        while self.now < limit {
+            if !self.step(limit) {
+                self.now = limit;
+                break;
+            }
+        }
+    }
+
+    /// Runs until `pred` holds, at most `max` of simulated time. Returns the time it took.
+    pub fn run_until(&mut self, max: Duration, mut pred: impl FnMut(&Sim) -> bool) -> Duration {
+        let start = self.now;
+        let limit = self.now + max;
+        while !pred(self) {
+            assert!(
+                self.now < limit,
+                "condition not reached within {max:?}; state {:?}; last events {:#?}",
+                self.session.state(),
+                self.events.iter().rev().take(8).collect::<Vec<_>>()
+            );
+            self.step(limit);
+        }
+        self.now - start
+    }
+
+    /// Jumps the clock without firing anything, as a frozen tab or a sleeping laptop sees it.
+    pub fn freeze_for(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    pub fn connect(&mut self) {
+        let now = self.now;
+        self.session.connect(now);
+        self.drain();
+    }
+
+    pub fn send(&mut self, conv: &str, body: &str) -> lifeline_core::MsgId {
+        let now = self.now;
+        let id = self.session.send(now, conv, body).expect("send accepted");
+        self.drain();
+        id
+    }
+
+    pub fn subscribe(&mut self, conv: &str) {
+        let now = self.now;
+        self.session.subscribe(now, conv).unwrap();
+        self.drain();
+    }
+
+    pub fn input(&mut self, input: Input) {
+        let now = self.now;
+        self.session.handle_input(now, input);
+        self.drain();
+    }
+
+    pub fn is_connected_on(&self, kind: TransportKind) -> bool {
+        matches!(self.session.state(), State::Connected { transport, .. } if *transport == kind)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.session.state(), State::Connected { .. })
+    }
+
+    /// The states the session went through, as short names with transports.
+    pub fn state_trail(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::StateChanged { to, .. } => Some(match to {
+                    State::Connected { transport, .. } => format!("connected:{transport}"),
+                    State::Connecting { transport, .. } => format!("connecting:{transport}"),
+                    other => other.name().to_string(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn acked(&self) -> Vec<(lifeline_core::MsgId, u64)> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Acked { id, seq } => Some((id.clone(), *seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn count_events(&self, f: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| f(e)).count()
+    }
+
+    /// Sequence numbers delivered, checked to be strictly increasing (exactly once, in order).
+    pub fn assert_delivered_exactly_once_in_order(&self) {
+        for w in self.delivered.windows(2) {
+            assert!(
+                w[0].seq < w[1].seq,
+                "delivered out of order or twice: {} then {}",
+                w[0].seq,
+                w[1].seq
+            );
+        }
+    }
+
+    /// Every message the server holds for the user's conversations after `from` was delivered,
+    /// except those inside an announced discontinuity.
+    pub fn assert_nothing_lost_after(&self, from: u64) {
+        let gaps: Vec<(u64, u64)> = self
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Discontinuity {
+                    last_seen,
+                    resumed_after,
+                } => Some((*last_seen, *resumed_after)),
+                _ => None,
+            })
+            .collect();
+        let delivered: HashSet<u64> = self.delivered.iter().map(|m| m.seq).collect();
+        for m in &self.server.messages {
+            if m.seq <= from || !self.server.is_member(USER, &m.conv) {
+                continue;
+            }
+            let in_gap = gaps.iter().any(|(a, b)| m.seq > *a && m.seq <= *b);
+            assert!(
+                delivered.contains(&m.seq) || in_gap,
+                "message {} ({}) was never delivered; delivered {:?}",
+                m.seq,
+                m.body,
+                self.delivered.iter().map(|m| m.seq).collect::<Vec<_>>()
+            );
+        }
+    }
+}
