@@ -341,14 +341,12 @@ impl Sim {
             return;
         }
         let token = query(url, "token");
-        if transport == TransportKind::Sse {
-            if self.check_token(token.as_deref()).is_err() {
-                self.reply(Input::SocketFailed {
-                    socket,
-                    failure: TransportFailure::status(401, None, "unauthorized"),
-                });
-                return;
-            }
+        if transport == TransportKind::Sse && self.check_token(token.as_deref()).is_err() {
+            self.reply(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::status(401, None, "unauthorized"),
+            });
+            return;
         }
         self.reply(Input::SocketOpened { socket });
         let muted = self.net.mute.contains(&transport);
