@@ -1,1 +1,81 @@
-//! Placeholder: filled in by its issue.
+//! # lifeline
+//!
+//! The native Lifeline client: a connection to a Lifeline server that stays up by itself, for
+//! async Rust on tokio.
+//!
+//! The connection logic (the transport ladder WebSocket → Server-Sent Events → long polling,
+//! backoff, heartbeats, resume, the outbox, credentials) lives in the sans-IO
+//! [`lifeline_core::Session`]. This crate is its thin driver: one tokio task owns the session,
+//! performs its actions with tokio-tungstenite, reqwest-eventsource (its own retries switched
+//! off) and reqwest, and reports back what happened. It decides nothing about states, timing or
+//! transports.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use lifeline::{Client, Event};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::builder("http://127.0.0.1:8787")
+//!         .token_provider(|| async {
+//!             // Ask your backend for a token.
+//!             Ok::<_, std::io::Error>("token".to_string())
+//!         })
+//!         .build()?;
+//!     let mut events = client.events();
+//!     client.connect();
+//!     client.subscribe("general").await?;
+//!     let seq = client.send("general", "hello").await?;
+//!     println!("stored as #{seq}");
+//!     while let Some(event) = events.next().await {
+//!         match event {
+//!             Event::Message(m) => println!("#{} {}: {}", m.seq, m.from, m.body),
+//!             Event::StateChanged { to, cause, .. } => println!("{} ({cause})", to.name()),
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Guarantees
+//! - Messages reach [`Events`] exactly once and in sequence order, across reconnects and
+//!   transport switches; a gap the server cannot fill is reported as
+//!   [`Event::Discontinuity`] (fetch it with [`Client::history`]), never skipped silently.
+//! - Every [`Client::send`] resolves: with the server's sequence number, or with a
+//!   [`SendError`] (outbox full, too large, timeout, rejected, closed).
+//!
+//! ## Memory
+//! An idle WebSocket connection holds a 4 KiB read buffer and an empty write buffer (tungstenite's
+//! default read buffer is 128 KiB); see [`ws_config`] for the reasons. No HTTP client is created
+//! until SSE, long polling or history needs one.
+//!
+//! ## Features
+//! - `tls`: `https://` and `wss://` endpoints (rustls, webpki roots). Off by default.
+//!
+//! ## Logging
+//! Every connection attempt runs in a `connect` span (transport, socket id, URL without the
+//! token) and every state change is logged in a `state_change` span (from, to, transport, cause),
+//! all under a `lifeline` span naming the endpoint. Install any `tracing` subscriber to see them.
+
+mod builder;
+mod client;
+mod command;
+mod driver;
+mod error;
+mod http;
+mod redact;
+mod sse;
+mod task;
+mod token;
+mod ws;
+
+pub use builder::{ClientBuilder, DEFAULT_CLOSE_TIMEOUT};
+pub use client::{Client, Events};
+pub use error::{BuildError, CallError, HistoryError, SendError};
+pub use lifeline_core::{
+    BackoffPolicy, Cause, Config, ErrorCode, Event, HistoryPage, Jitter, Message, MsgId,
+    SendFailure, Seq, State, TransportKind,
+};
+pub use token::TokenProvider;
+pub use ws::{config as ws_config, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};

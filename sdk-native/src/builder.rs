@@ -1,0 +1,182 @@
+//! [`ClientBuilder`]: the configuration of a [`crate::Client`], with the defaults of
+//! [`lifeline_core::Config`] (explained field by field there) and a few driver settings.
+//!
+//! Only configuration lives here; `build` hands it to a new session and spawns the driver.
+
+use crate::client::Client;
+use crate::error::BuildError;
+use crate::token::TokenProvider;
+use lifeline_core::{BackoffPolicy, Config, Session, TransportKind};
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+/// How long [`Client::close`] waits for unacknowledged messages by default.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Configures and builds a [`Client`].
+///
+/// ```
+/// use lifeline::{Client, TransportKind};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), lifeline::BuildError> {
+/// let client = Client::builder("http://127.0.0.1:8787")
+///     .token_provider(|| async { Ok::<_, std::io::Error>("fresh-token".to_string()) })
+///     .transports([TransportKind::WebSocket, TransportKind::Sse])
+///     .ping_interval(Duration::from_secs(5))
+///     .outbox_limits(100, 64 * 1024)
+///     .build()?;
+/// assert_eq!(client.state().name(), "idle");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    config: Result<Config, BuildError>,
+    tokens: Option<TokenProvider>,
+    seed: Option<u64>,
+    close_timeout: Duration,
+}
+
+impl ClientBuilder {
+    pub(crate) fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
+        ClientBuilder {
+            config: Config::new(&url).map_err(|e| BuildError::BadUrl(format!("{url}: {e}"))),
+            tokens: None,
+            seed: None,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        if let Ok(config) = &mut self.config {
+            f(config);
+        }
+        self
+    }
+
+    /// The token to connect with. Without a token provider, a token the server refuses is fatal
+    /// (state `failed`) at once, since retrying it could only loop.
+    pub fn token(self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.edit(|c| c.token = Some(token))
+    }
+
+    /// An async function returning a fresh token. It is called when the server refuses the
+    /// current token (expired), or first thing if no [`ClientBuilder::token`] was given; if the
+    /// fresh token is refused too, the client fails instead of looping.
+    pub fn token_provider<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Display,
+    {
+        self.tokens = Some(TokenProvider::new(provider));
+        self.edit(|c| c.token_provider = true)
+    }
+
+    /// The transports the client may use; they are always tried best first (WebSocket, SSE, long
+    /// polling). Default: all three.
+    pub fn transports(self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
+        let transports: Vec<TransportKind> = transports.into_iter().collect();
+        self.edit(|c| c.transports = transports)
+    }
+
+    /// The transport to start on, typically [`Client::last_worked_transport`] of an earlier
+    /// session. The client still probes better ones once connected.
+    pub fn initial_transport(self, transport: TransportKind) -> Self {
+        self.edit(|c| c.initial_transport = Some(transport))
+    }
+
+    /// The backoff between reconnection attempts. Default: full jitter, 500 ms base, 15 s cap.
+    pub fn backoff(self, policy: BackoffPolicy) -> Self {
+        self.edit(|c| c.backoff = policy)
+    }
+
+    /// On a WebSocket, ping after this long without hearing anything. Default 7 s.
+    pub fn ping_interval(self, interval: Duration) -> Self {
+        self.edit(|c| c.ping_interval = interval)
+    }
+
+    /// A transport silent for this long is dead and gets replaced (at least the server's
+    /// heartbeat interval plus 3 s). Default 15 s.
+    pub fn liveness_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.liveness_timeout = timeout)
+    }
+
+    /// The most unacknowledged messages (and bytes of bodies) the outbox holds; a `send` beyond
+    /// that fails with [`crate::SendError::OutboxFull`]. Default 1,000 messages, 1 MiB.
+    pub fn outbox_limits(self, max_messages: usize, max_bytes: usize) -> Self {
+        self.edit(|c| {
+            c.outbox_max_messages = max_messages;
+            c.outbox_max_bytes = max_bytes;
+        })
+    }
+
+    /// A send not acknowledged within this long fails with [`crate::SendError::Timeout`].
+    /// Default 60 s.
+    pub fn send_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.send_timeout = timeout)
+    }
+
+    /// A transport that has not opened within this long has failed. Default 10 s.
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.connect_timeout = timeout)
+    }
+
+    /// The seed of the session's random numbers (jitter, message ids). Default: from the
+    /// operating system. Tests pass a fixed one.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// How long [`Client::close`] waits for unacknowledged messages. Default 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Any other knob of the core's [`Config`] (first-frame deadline, race delay, probe backoff,
+    /// retry limits, ...).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = lifeline::Client::builder("http://127.0.0.1:8787")
+    ///     .configure(|c| c.max_attempts = Some(5));
+    /// # drop(builder);
+    /// ```
+    pub fn configure(self, f: impl FnOnce(&mut Config)) -> Self {
+        self.edit(f)
+    }
+
+    /// Builds an idle client and starts its driver task on the current tokio runtime. Call
+    /// [`Client::events`] if you want every event, then [`Client::connect`].
+    pub fn build(self) -> Result<Client, BuildError> {
+        let mut config = self.config?;
+        tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        config.seed = self.seed.unwrap_or_else(random_seed);
+        let session = Session::new(config, web_time::Instant::now());
+        let channels = crate::driver::spawn(session, self.tokens);
+        Ok(Client::from_channels(channels, self.close_timeout))
+    }
+
+    /// [`ClientBuilder::build`], then [`Client::connect`].
+    pub fn connect(self) -> Result<Client, BuildError> {
+        let client = self.build()?;
+        client.connect();
+        Ok(client)
+    }
+}
+
+fn random_seed() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        // No OS randomness: the time and an address still differ between sessions.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (&nanos as *const u64 as u64)
+    })
+}

@@ -1,0 +1,362 @@
+//! The driver task: the one tokio task that owns the [`Session`]. It `select!`s over the
+//! application's commands, the reports of the socket and HTTP tasks, and one timer at
+//! `poll_timeout`; after every `handle_*` call it drains `poll_action` (carrying each out) and
+//! `poll_event` (publishing each, and resolving the futures of `send`, `subscribe`, `history` and
+//! `close`).
+//!
+//! It makes no decision about states, timing or transports: those belong to the core. What it
+//! keeps is bookkeeping only: the handles of the tasks it started and the callers waiting for an
+//! answer.
+
+use crate::command::Command;
+use crate::error::{CallError, HistoryError, SendError};
+use crate::http::{self, HttpHandle};
+use crate::sse::{self, SseHandle};
+use crate::token::TokenProvider;
+use crate::ws::{self, WsHandle};
+use lifeline_core::{
+    Action, Event, HistoryPage, Input, MsgId, RequestId, Seq, Session, SocketId, SocketKind, State,
+    TransportKind,
+};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot, watch};
+use web_time::Instant;
+
+/// How many queued reports one loop turn handles before it looks at commands and timers again.
+const MAX_INPUTS_PER_TURN: usize = 64;
+
+enum SocketHandle {
+    Ws(WsHandle),
+    Sse(#[allow(dead_code)] SseHandle),
+}
+
+/// Everything the driver task owns.
+pub(crate) struct Driver {
+    session: Session,
+    inputs: mpsc::UnboundedSender<Input>,
+    tokens: Option<TokenProvider>,
+    http: Option<reqwest::Client>,
+    sockets: HashMap<SocketId, SocketHandle>,
+    requests: HashMap<RequestId, HttpHandle>,
+    sends: HashMap<MsgId, oneshot::Sender<Result<Seq, SendError>>>,
+    histories: HashMap<RequestId, oneshot::Sender<Result<HistoryPage, HistoryError>>>,
+    subscribes: HashMap<String, Vec<oneshot::Sender<Result<(), CallError>>>>,
+    closers: Vec<oneshot::Sender<()>>,
+    listeners: Vec<mpsc::UnboundedSender<Event>>,
+    state: watch::Sender<State>,
+    worked: watch::Sender<Option<TransportKind>>,
+}
+
+/// The channels a [`crate::Client`] keeps.
+pub(crate) struct Channels {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub state: watch::Receiver<State>,
+    pub worked: watch::Receiver<Option<TransportKind>>,
+}
+
+/// Spawns the driver task on the current runtime.
+pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels {
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
+    let (state_tx, state_rx) = watch::channel(session.state().clone());
+    let (worked_tx, worked_rx) = watch::channel(session.last_worked_transport());
+    let span = tracing::info_span!("lifeline", endpoint = %session.config().endpoint.key());
+    let driver = Driver {
+        session,
+        inputs: inputs_tx,
+        tokens,
+        http: None,
+        sockets: HashMap::new(),
+        requests: HashMap::new(),
+        sends: HashMap::new(),
+        histories: HashMap::new(),
+        subscribes: HashMap::new(),
+        closers: Vec::new(),
+        listeners: Vec::new(),
+        state: state_tx,
+        worked: worked_tx,
+    };
+    tokio::spawn(tracing::Instrument::instrument(
+        Box::pin(driver.run(commands_rx, inputs_rx)),
+        span,
+    ));
+    Channels {
+        commands: commands_tx,
+        state: state_rx,
+        worked: worked_rx,
+    }
+}
+
+fn now() -> Instant {
+    Instant::now()
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+    ) {
+        loop {
+            self.drain();
+            let deadline = self.session.poll_timeout();
+            let sleep = tokio::time::sleep_until(match deadline {
+                Some(at) => tokio::time::Instant::from_std(at),
+                // Never polled: the branch below is disabled without a deadline.
+                None => tokio::time::Instant::now(),
+            });
+            tokio::select! {
+                input = inputs.recv() => {
+                    // The driver holds a sender itself, so the channel never closes.
+                    let Some(input) = input else { return };
+                    self.report(input);
+                    for _ in 1..MAX_INPUTS_PER_TURN {
+                        let Ok(input) = inputs.try_recv() else { break };
+                        self.drain();
+                        self.report(input);
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => {
+                        // Every handle is gone: nobody can hear from this session again.
+                        self.session.close(now());
+                        self.drain();
+                        return;
+                    }
+                },
+                () = sleep, if deadline.is_some() => {
+                    self.session.handle_timeout(now());
+                    if let Some(reason) = self.session.last_timeout_reason() {
+                        tracing::trace!(?reason, "timer fired");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a task's report to the session, forgetting the task if it has finished.
+    fn report(&mut self, input: Input) {
+        match &input {
+            Input::HttpResponse { request, .. } | Input::HttpFailed { request, .. } => {
+                self.requests.remove(request);
+            }
+            Input::SocketClosed { socket, .. } | Input::SocketFailed { socket, .. } => {
+                self.sockets.remove(socket);
+            }
+            _ => {}
+        }
+        self.session.handle_input(now(), input);
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = now();
+        match command {
+            Command::Connect => self.session.connect(now),
+            Command::Send { conv, body, reply } => match self.session.send(now, &conv, &body) {
+                Ok(id) => {
+                    self.sends.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Subscribe { conv, reply } => {
+                let already = self.session.subscriptions().any(|c| c == conv);
+                match self.session.subscribe(now, &conv) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                    Ok(()) if already && !self.subscribes.contains_key(&conv) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    // Resolved by the server's `subscribed` (or an error) on some transport.
+                    Ok(()) => self.subscribes.entry(conv).or_default().push(reply),
+                }
+            }
+            Command::Unsubscribe { conv, reply } => {
+                let result = self
+                    .session
+                    .unsubscribe(now, &conv)
+                    .map_err(CallError::from);
+                if result.is_ok() {
+                    for waiter in self.subscribes.remove(&conv).unwrap_or_default() {
+                        let _ = waiter.send(Err(CallError::Closed));
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Command::Typing { conv, reply } => {
+                let _ = reply.send(self.session.typing(now, &conv).map_err(CallError::from));
+            }
+            Command::History {
+                conv,
+                before,
+                limit,
+                reply,
+            } => match self.session.history(now, &conv, before, limit) {
+                Ok(request) => {
+                    self.histories.insert(request, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Command::Listen { events } => self.listeners.push(events),
+            Command::Platform(input) => self.session.handle_input(now, input),
+            Command::Close { timeout, reply } => {
+                if self.session.state().is_final() {
+                    let _ = reply.send(());
+                } else {
+                    self.closers.push(reply);
+                    self.session.close_gracefully(now, timeout);
+                }
+            }
+        }
+    }
+
+    /// Carries out every queued action and publishes every queued event.
+    fn drain(&mut self) {
+        while let Some(action) = self.session.poll_action() {
+            self.act(action);
+        }
+        while let Some(event) = self.session.poll_event() {
+            self.publish(event);
+        }
+    }
+
+    fn http(&mut self) -> reqwest::Client {
+        self.http
+            .get_or_insert_with(|| {
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(2)
+                    .build()
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::OpenSocket { socket, kind, url } => {
+                let handle = match kind {
+                    SocketKind::WebSocket => {
+                        SocketHandle::Ws(ws::open(socket, url, self.inputs.clone()))
+                    }
+                    SocketKind::EventSource => {
+                        let http = self.http();
+                        SocketHandle::Sse(sse::open(socket, url, http, self.inputs.clone()))
+                    }
+                };
+                self.sockets.insert(socket, handle);
+            }
+            Action::SendText { socket, text } => {
+                if let Some(SocketHandle::Ws(ws)) = self.sockets.get(&socket) {
+                    ws.send(text);
+                }
+            }
+            Action::CloseSocket { socket } => {
+                self.sockets.remove(&socket);
+            }
+            Action::Http {
+                request,
+                method,
+                url,
+                bearer,
+                body,
+            } => {
+                let http = self.http();
+                let handle = http::start(
+                    http::Request {
+                        id: request,
+                        method,
+                        url,
+                        bearer,
+                        body,
+                    },
+                    http,
+                    self.inputs.clone(),
+                );
+                self.requests.insert(request, handle);
+            }
+            Action::AbortHttp { request } => {
+                self.requests.remove(&request);
+            }
+            Action::FetchToken => {
+                let inputs = self.inputs.clone();
+                let provider = self.tokens.clone();
+                tokio::spawn(async move {
+                    let result = match provider {
+                        Some(provider) => provider.fetch().await,
+                        None => Err("no token provider is configured".to_owned()),
+                    };
+                    tracing::info!(ok = result.is_ok(), "token fetched");
+                    let _ = inputs.send(Input::Token(result));
+                });
+            }
+        }
+    }
+
+    fn publish(&mut self, event: Event) {
+        match &event {
+            Event::StateChanged { from, to, cause } => {
+                let transport = match to {
+                    State::Connecting { transport, .. } | State::Connected { transport, .. } => {
+                        Some(transport.as_str())
+                    }
+                    _ => None,
+                };
+                let span = tracing::info_span!(
+                    "state_change",
+                    from = from.name(),
+                    to = to.name(),
+                    transport
+                );
+                span.in_scope(|| tracing::info!(%cause, "state changed"));
+                self.state.send_replace(to.clone());
+                if to.is_final() {
+                    for closer in self.closers.drain(..) {
+                        let _ = closer.send(());
+                    }
+                    for (_, waiters) in self.subscribes.drain() {
+                        for waiter in waiters {
+                            let _ = waiter.send(Err(CallError::Closed));
+                        }
+                    }
+                }
+            }
+            Event::Acked { id, seq } => {
+                if let Some(reply) = self.sends.remove(id) {
+                    let _ = reply.send(Ok(*seq));
+                }
+            }
+            Event::SendFailed { id, failure } => {
+                if let Some(reply) = self.sends.remove(id) {
+                    let _ = reply.send(Err(failure.clone().into()));
+                }
+            }
+            Event::Subscribed { conv } => {
+                for waiter in self.subscribes.remove(conv).unwrap_or_default() {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            Event::SubscribeFailed { conv, code } => {
+                for waiter in self.subscribes.remove(conv).unwrap_or_default() {
+                    let _ = waiter.send(Err(CallError::Rejected { code: *code }));
+                }
+            }
+            Event::TransportWorked { transport } => {
+                self.worked.send_replace(Some(*transport));
+            }
+            Event::History { request, result } => {
+                // Answered to its caller only: a page is not news for every listener.
+                if let Some(reply) = self.histories.remove(request) {
+                    let _ = reply.send(result.clone().map_err(HistoryError::from));
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.listeners.retain(|l| l.send(event.clone()).is_ok());
+    }
+}
