@@ -115,3 +115,39 @@ impl Crowd {
         self.senders.iter().chain(&self.listeners)
     }
 }
+
+impl Crowd {
+    /// How many events each member has recorded so far, to wait for what happens after.
+    pub fn marks(&self) -> Vec<usize> {
+        self.clients().map(|(_, _, r)| r.len()).collect()
+    }
+
+    /// Waits until every member connects on `transport` after its mark.
+    pub async fn wait_all_connected_after(
+        &self,
+        marks: &[usize],
+        transport: lifeline::TransportKind,
+    ) {
+        for ((_, _, recorder), &mark) in self.clients().zip(marks) {
+            recorder.wait_connected_after(mark, transport, WAIT).await;
+        }
+    }
+
+    /// Waits until every member has a state change after its mark that satisfies `pred`.
+    pub async fn wait_all_state_after(
+        &self,
+        marks: &[usize],
+        what: &str,
+        pred: impl Fn(&lifeline::State, &lifeline::Cause) -> bool + Copy,
+    ) {
+        for ((_, _, recorder), &mark) in self.clients().zip(marks) {
+            recorder
+                .wait_for(what, WAIT, move |events| {
+                    events.iter().skip(mark).any(|e| {
+                        matches!(e, lifeline::Event::StateChanged { to, cause, .. } if pred(to, cause))
+                    })
+                })
+                .await;
+        }
+    }
+}

@@ -15,6 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+/// The `Retry-After` (seconds) the proxy sends with a refusal by 429 or 503.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 /// What the proxy does with a new connection of one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -251,8 +254,13 @@ async fn handle(
         }
         Policy::Refuse(status) => {
             let body = format!("{status} refused by the test proxy\n");
+            let retry_after = if matches!(status, 429 | 503) {
+                format!("Retry-After: {RETRY_AFTER_SECS}\r\n")
+            } else {
+                String::new()
+            };
             let answer = format!(
-                "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\n{retry_after}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 reason(status),
                 body.len()
             );
