@@ -5,7 +5,6 @@
 //! writer.
 
 use crate::errors::frame_error;
-use crate::hub::Live;
 use crate::limits::ceil_ms;
 use crate::state::Shared;
 use crate::writer::WriteOp;
@@ -25,8 +24,8 @@ pub enum Via {
 pub enum Handled {
     /// Answer at once.
     Reply(ServerFrame),
-    /// Answer once this resolves (after the write is durable).
-    Later(BoxFuture<'static, ServerFrame>),
+    /// Answer once this resolves (after the write is durable); `None`: no answer after all.
+    Later(BoxFuture<'static, Option<ServerFrame>>),
     /// No answer.
     Nothing,
 }
@@ -61,7 +60,7 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
             Handled::Later(
                 async move {
                     rx.await
-                        .unwrap_or_else(|_| internal(Some(eid), Some(econv)))
+                        .unwrap_or_else(|_| Some(internal(Some(eid), Some(econv))))
                 }
                 .boxed(),
             )
@@ -80,8 +79,8 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
                 async move {
                     let answer = rx
                         .await
-                        .unwrap_or_else(|_| internal(None, Some(conv.clone())));
-                    if matches!(answer, ServerFrame::Subscribed { .. }) {
+                        .unwrap_or_else(|_| Some(internal(None, Some(conv.clone()))));
+                    if matches!(answer, Some(ServerFrame::Subscribed { .. })) {
                         shared.hub.announce_join(&user, &conv);
                     }
                     answer
@@ -98,24 +97,23 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
                 })
                 .await;
             Handled::Later(
-                async move { rx.await.unwrap_or_else(|_| internal(None, Some(conv))) }.boxed(),
+                async move {
+                    rx.await
+                        .unwrap_or_else(|_| Some(internal(None, Some(conv))))
+                }
+                .boxed(),
             )
         }
         ClientFrame::Typing { conv } => {
-            if !shared.members.is_member(user, &conv) {
-                return Handled::Reply(frame_error(
-                    ErrorCode::Forbidden,
-                    "not a member of this conversation",
-                    None,
-                    Some(conv),
-                    None,
-                ));
-            }
-            shared.hub.publish(Live::Typing {
-                conv,
-                user: user.to_string(),
-            });
-            Handled::Nothing
+            // Through the writer, so it is ordered after this user's earlier joins and leaves.
+            let rx = shared
+                .writer
+                .submit(WriteOp::Typing {
+                    user: user.to_string(),
+                    conv: conv.clone(),
+                })
+                .await;
+            Handled::Later(async move { rx.await.unwrap_or(None) }.boxed())
         }
         ClientFrame::Ping { t } => {
             if via == Via::WebSocket && !shared.faults.get().stop_heartbeats {

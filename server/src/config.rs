@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub going_away_retry_ms: u64,
     /// The `retry:` value of SSE streams, in milliseconds.
     pub sse_retry_ms: u64,
+    /// Events a stream may fall behind the live fan-out before it re-reads messages from
+    /// storage (small values exercise that path in tests).
+    pub live_buffer: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             demo_dir: None,
             going_away_retry_ms: 2_000,
             sse_retry_ms: 2_000,
+            live_buffer: 4096,
         }
     }
 }

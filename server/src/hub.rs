@@ -10,9 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// How many events a slow stream may fall behind before it re-reads messages from storage.
-const CHANNEL_CAPACITY: usize = 4096;
-
 /// One event of the live fan-out.
 #[derive(Debug)]
 pub enum Live {
@@ -38,8 +35,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(members: Arc<Members>) -> Hub {
-        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+    /// A hub whose streams may fall `capacity` events behind before they re-read storage.
+    pub fn new(members: Arc<Members>, capacity: usize) -> Hub {
+        let (tx, _) = broadcast::channel(capacity.max(1));
         Hub {
             tx,
             online: Mutex::new(HashMap::new()),

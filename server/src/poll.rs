@@ -5,6 +5,7 @@
 //!
 //! A long-polling client is "online" while a poll is pending and for one heartbeat after it.
 
+use crate::conns::ConnGuard;
 use crate::errors::{frame_error, ApiError};
 use crate::feed::Feed;
 use crate::request::{authenticate, check_version, opt_u64, Params};
@@ -34,8 +35,10 @@ fn json(frames: Vec<ServerFrame>) -> Response {
 }
 
 /// A 200 whose body never completes: it ends in an error (a cut connection) when `until` fires.
-fn cut_when(until: Vec<CancellationToken>) -> Response {
+/// `guard` keeps the connection counted as open meanwhile.
+fn cut_when(until: Vec<CancellationToken>, guard: Option<ConnGuard>) -> Response {
     let body = futures_util::stream::once(async move {
+        let _guard = guard;
         let waits = until.iter().map(|t| Box::pin(t.cancelled()));
         futures_util::future::select_all(waits).await;
         Err::<Bytes, io::Error>(io::Error::other("connection dropped"))
@@ -85,7 +88,10 @@ pub async fn handler(
     let wait = Duration::from_millis(wait_ms.unwrap_or(DEFAULT_POLL_WAIT_MS).min(MAX_WAIT_MS));
     if faults.blackhole_poll {
         let guard = shared.conns.open();
-        return cut_when(vec![guard.shutdown.clone(), guard.dropped.clone()]);
+        return cut_when(
+            vec![guard.shutdown.clone(), guard.dropped.clone()],
+            Some(guard),
+        );
     }
     let tracker = shared.conns.tracker().clone();
     tracker
@@ -126,7 +132,7 @@ async fn poll(
                 frames.push(frame_error(ErrorCode::GoingAway, "server is shutting down; reconnect",
                     None, None, Some(shared.config.going_away_retry_ms)));
             }
-            _ = guard.dropped.cancelled() => return Ok(Some(cut_when(vec![guard.dropped.clone()]))),
+            _ = guard.dropped.cancelled() => return Ok(Some(cut_when(vec![guard.dropped.clone()], None))),
             f = feed.next() => {
                 frames.push(f?);
                 frames.extend(feed.ready(MAX_FRAMES_PER_REQUEST - 1).await?);

@@ -25,7 +25,7 @@ struct RawBatch {
 
 enum Answer {
     Now(ServerFrame),
-    Later(BoxFuture<'static, ServerFrame>),
+    Later(BoxFuture<'static, Option<ServerFrame>>),
 }
 
 /// `POST /v1/send`.
@@ -111,10 +111,10 @@ async fn handle(
     }
     let mut frames = Vec::with_capacity(answers.len());
     for a in answers {
-        frames.push(match a {
-            Answer::Now(f) => f,
-            Answer::Later(fut) => fut.await,
-        });
+        match a {
+            Answer::Now(f) => frames.push(f),
+            Answer::Later(fut) => frames.extend(fut.await),
+        }
     }
     Ok(frames)
 }

@@ -33,10 +33,19 @@ pub enum WriteOp {
         user: String,
         conv: String,
     },
+    /// Not a write: a typing notice, ordered after the user's earlier joins and leaves and
+    /// checked against membership at that point; published once the group commits.
+    Typing {
+        user: String,
+        conv: String,
+    },
 }
 
+/// The answer to a [`WriteOp`]: `None` for a typing notice that was published.
+pub type Answer = Option<ServerFrame>;
+
 enum Request {
-    Op(WriteOp, oneshot::Sender<ServerFrame>),
+    Op(WriteOp, oneshot::Sender<Answer>),
     Close(oneshot::Sender<()>),
 }
 
@@ -76,7 +85,7 @@ impl Writer {
 
     /// Queues `op`; the returned receiver gets the answer once it is durable (or an `error`).
     /// Requests are applied in the order they are submitted.
-    pub async fn submit(&self, op: WriteOp) -> oneshot::Receiver<ServerFrame> {
+    pub async fn submit(&self, op: WriteOp) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(Request::Op(op, reply))) =
             self.tx.send(Request::Op(op, reply)).await
@@ -95,20 +104,27 @@ impl Writer {
     }
 }
 
-fn closed_error(op: &WriteOp) -> ServerFrame {
-    let (id, conv) = match op {
+fn op_ids(op: &WriteOp) -> (Option<&str>, Option<&str>) {
+    match op {
         WriteOp::Send { id, conv, .. } => (Some(id.as_str()), Some(conv.as_str())),
-        WriteOp::Join { conv, .. } | WriteOp::Leave { conv, .. } => (None, Some(conv.as_str())),
-    };
+        WriteOp::Join { conv, .. } | WriteOp::Leave { conv, .. } | WriteOp::Typing { conv, .. } => {
+            (None, Some(conv.as_str()))
+        }
+    }
+}
+
+fn closed_error(op: &WriteOp) -> Answer {
+    let (id, conv) = op_ids(op);
     let mut f = error(ErrorCode::GoingAway, "server is shutting down", id, conv);
     if let ServerFrame::Error(e) = &mut f {
         e.retry_after_ms = Some(2_000);
     }
-    f
+    Some(f)
 }
 
 enum Effect {
     Msg(Message),
+    Typing(String, String),
     Join(String, String),
     Leave(String, String),
 }
@@ -154,11 +170,11 @@ fn commit_group(
     members: &Members,
     hub: &Hub,
     next_seq: &mut Seq,
-    batch: Vec<(WriteOp, oneshot::Sender<ServerFrame>)>,
+    batch: Vec<(WriteOp, oneshot::Sender<Answer>)>,
 ) {
     let mut conn = store.write_conn();
     let start_seq = *next_seq;
-    let result: Result<(Vec<ServerFrame>, Vec<Effect>), StoreError> = (|| {
+    let result: Result<(Vec<Answer>, Vec<Effect>), StoreError> = (|| {
         let t = conn.transaction()?;
         let mut answers = Vec::with_capacity(batch.len());
         let mut effects = Vec::new();
@@ -172,17 +188,17 @@ fn commit_group(
                     body,
                 } => {
                     if let Some(seq) = tx::existing_seq(&t, user, id)? {
-                        answers.push(ServerFrame::Ack {
+                        answers.push(Some(ServerFrame::Ack {
                             id: id.clone(),
                             seq,
-                        });
+                        }));
                     } else if !tx::is_member(&t, user, conv)? {
-                        answers.push(error(
+                        answers.push(Some(error(
                             ErrorCode::Forbidden,
                             "not a member of this conversation",
                             Some(id),
                             Some(conv),
-                        ));
+                        )));
                     } else {
                         let m = Message {
                             seq: *next_seq,
@@ -194,22 +210,35 @@ fn commit_group(
                         };
                         *next_seq += 1;
                         tx::insert(&t, &m)?;
-                        answers.push(ServerFrame::Ack {
+                        answers.push(Some(ServerFrame::Ack {
                             id: id.clone(),
                             seq: m.seq,
-                        });
+                        }));
                         effects.push(Effect::Msg(m));
                     }
                 }
                 WriteOp::Join { user, conv } => {
                     tx::join(&t, user, conv)?;
-                    answers.push(ServerFrame::Subscribed { conv: conv.clone() });
+                    answers.push(Some(ServerFrame::Subscribed { conv: conv.clone() }));
                     effects.push(Effect::Join(user.clone(), conv.clone()));
                 }
                 WriteOp::Leave { user, conv } => {
                     tx::leave(&t, user, conv)?;
-                    answers.push(ServerFrame::Unsubscribed { conv: conv.clone() });
+                    answers.push(Some(ServerFrame::Unsubscribed { conv: conv.clone() }));
                     effects.push(Effect::Leave(user.clone(), conv.clone()));
+                }
+                WriteOp::Typing { user, conv } => {
+                    if tx::is_member(&t, user, conv)? {
+                        answers.push(None);
+                        effects.push(Effect::Typing(user.clone(), conv.clone()));
+                    } else {
+                        answers.push(Some(error(
+                            ErrorCode::Forbidden,
+                            "not a member of this conversation",
+                            None,
+                            Some(conv),
+                        )));
+                    }
                 }
             }
         }
@@ -225,6 +254,7 @@ fn commit_group(
                     Effect::Msg(m) => hub.publish(Live::Msg(m)),
                     Effect::Join(u, c) => members.join(&u, &c),
                     Effect::Leave(u, c) => members.leave(&u, &c),
+                    Effect::Typing(user, conv) => hub.publish(Live::Typing { conv, user }),
                 }
             }
             for ((_, reply), answer) in batch.into_iter().zip(answers) {
@@ -236,13 +266,8 @@ fn commit_group(
             *next_seq = tx::max_seq(&conn).map(|s| s + 1).unwrap_or(start_seq);
             drop(conn);
             for (op, reply) in batch {
-                let (id, conv) = match &op {
-                    WriteOp::Send { id, conv, .. } => (Some(id.as_str()), Some(conv.as_str())),
-                    WriteOp::Join { conv, .. } | WriteOp::Leave { conv, .. } => {
-                        (None, Some(conv.as_str()))
-                    }
-                };
-                let _ = reply.send(error(ErrorCode::Internal, "storage failed", id, conv));
+                let (id, conv) = op_ids(&op);
+                let _ = reply.send(Some(error(ErrorCode::Internal, "storage failed", id, conv)));
             }
         }
     }

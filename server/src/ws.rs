@@ -145,7 +145,10 @@ async fn session(
                 tracing::debug!(%user, "websocket dropped by fault switch");
                 return;
             }
-            Some(f) = pending.next(), if !pending.is_empty() => f,
+            Some(answer) = pending.next(), if !pending.is_empty() => match answer {
+                Some(f) => f,
+                None => continue,
+            },
             incoming = source.next() => {
                 last_recv = Instant::now();
                 match incoming {
