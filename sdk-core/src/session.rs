@@ -1432,14 +1432,14 @@ impl Session {
         weight: FailureWeight,
         hint: Option<DelayHint>,
     ) {
+        let was_active = self.active == Some(id);
         let Some(link) = self.drop_link(id) else {
             return;
         };
         let hint = hint
             .or(link.going_away.map(DelayHint::Within))
             .or(link.retry_hint.map(DelayHint::AtLeast));
-        if self.active == Some(id) {
-            self.active = None;
+        if was_active {
             self.stable_at = None;
             self.probe_at = None;
             let others: Vec<u64> = self.links.iter().map(|l| l.id).collect();

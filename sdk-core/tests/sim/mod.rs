@@ -36,7 +36,8 @@ pub struct Net {
     pub blackhole_open: HashSet<TransportKind>,
     /// These transports open but the server's frames never arrive (a buffering proxy).
     pub mute: HashSet<TransportKind>,
-    /// Frames on open streams of these transports stop arriving (black-holed mid-stream).
+    /// Frames on open streams of these transports stop arriving (black-holed mid-stream). Like a
+    /// dead TCP connection, a stream caught by this never recovers, even after the switch is off.
     pub blackhole_streams: HashSet<TransportKind>,
     /// The server stops sending heartbeats.
     pub no_heartbeats: bool,
@@ -141,6 +142,8 @@ pub struct Sim {
     queue: BTreeMap<(Instant, u64), Pending>,
     queue_seq: u64,
     streams: HashMap<SocketId, Stream>,
+    /// Sockets whose frames never arrive any more.
+    dead: HashSet<SocketId>,
     polls: Vec<HeldPoll>,
     live_requests: HashSet<RequestId>,
     /// Token the provider hands out next; `None` makes it fail.
@@ -197,6 +200,7 @@ impl Sim {
             queue: BTreeMap::new(),
             queue_seq: 0,
             streams: HashMap::new(),
+            dead: HashSet::new(),
             polls: Vec::new(),
             live_requests: HashSet::new(),
             token_source: Some("tok-1".into()),
@@ -225,7 +229,7 @@ impl Sim {
         let Some(stream) = self.streams.get(&socket) else {
             return;
         };
-        if stream.muted {
+        if stream.muted || self.dead.contains(&socket) {
             return;
         }
         let kind = stream.kind;
@@ -349,7 +353,8 @@ impl Sim {
             return;
         }
         self.reply(Input::SocketOpened { socket });
-        let muted = self.net.mute.contains(&transport);
+        let muted =
+            self.net.mute.contains(&transport) || self.net.blackhole_streams.contains(&transport);
         self.streams.insert(
             socket,
             Stream {
@@ -660,8 +665,17 @@ impl Sim {
 
     // ----- running -------------------------------------------------------------------------
 
+    fn kill_black_holed_streams(&mut self) {
+        for (socket, stream) in &self.streams {
+            if self.net.blackhole_streams.contains(&stream.kind) {
+                self.dead.insert(*socket);
+            }
+        }
+    }
+
     /// Drains the session's actions and events.
     pub fn drain(&mut self) {
+        self.kill_black_holed_streams();
         for _ in 0..10_000 {
             let mut progressed = false;
             while let Some(action) = self.session.poll_action() {
@@ -721,6 +735,7 @@ impl Sim {
         }
         // After a freeze, deliveries that were due during it are handled now.
         self.now = next.max(self.now);
+        self.kill_black_holed_streams();
         // Deliveries due now.
         while let Some((&(at, k), _)) = self.queue.iter().next() {
             if at > self.now {
@@ -729,8 +744,8 @@ impl Sim {
             let p = self.queue.remove(&(at, k)).unwrap();
             match p {
                 Pending::Input(input) => self.session.handle_input(self.now, input),
-                Pending::Frame(socket, kind, frame) => {
-                    if self.net.blackhole_streams.contains(&kind) {
+                Pending::Frame(socket, _kind, frame) => {
+                    if self.dead.contains(&socket) {
                         continue;
                     }
                     let text = protocol::encode(&frame);
