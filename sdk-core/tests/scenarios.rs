@@ -899,3 +899,131 @@ fn malformed_frames_are_reported_not_fatal() {
     assert!(sim.is_connected());
     assert_eq!(sim.count_events(|e| matches!(e, Event::BadFrame { .. })), 6);
 }
+
+// ----- more of the same points ----------------------------------------------------------------
+
+#[test]
+fn a_retry_time_limit_ends_in_failed() {
+    let mut c = config(47);
+    c.max_retry_duration = Some(secs(30));
+    let mut sim = Sim::new(c);
+    sim.net.down = true;
+    sim.connect();
+    sim.run_until(secs(60), |s| s.session.state().is_final());
+    assert!(sim.elapsed() >= secs(30) && sim.elapsed() <= secs(30) + secs(16));
+    assert!(matches!(
+        sim.session.state(),
+        State::Failed {
+            error: Cause::RetryLimit
+        }
+    ));
+}
+
+#[test]
+fn decorrelated_jitter_is_an_option_and_stays_within_bounds() {
+    let mut c = config(48);
+    c.backoff.jitter = lifeline_core::Jitter::Decorrelated;
+    let mut sim = Sim::new(c);
+    sim.net.down = true;
+    sim.connect();
+    sim.run_for(secs(300));
+    let (floor, cap) = sim.session.config().backoff.bounds();
+    let delays = retry_delays(&sim);
+    assert!(delays.len() > 20);
+    assert!(
+        delays.iter().all(|d| *d >= floor && *d <= cap),
+        "{delays:?}"
+    );
+}
+
+#[test]
+fn an_sse_retry_hint_is_a_floor_for_the_next_attempt() {
+    let mut c = config(49);
+    c.transports = vec![Sse];
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected());
+    sim.input(Input::SocketRetryHint {
+        socket: lifeline_core::SocketId(1),
+        delay: secs(9),
+    });
+    sim.drop_all();
+    sim.run_until(secs(1), |s| !s.is_connected());
+    assert!(retry_delays(&sim)[0] >= secs(9));
+}
+
+#[test]
+fn presence_and_typing_reach_the_app_only_from_the_live_link() {
+    use lifeline_core::protocol::ServerFrame;
+    let mut sim = connected(50);
+    sim.broadcast(ServerFrame::Presence {
+        conv: "general".into(),
+        user: "peer".into(),
+        online: true,
+    });
+    sim.broadcast(ServerFrame::Typing {
+        conv: "general".into(),
+        user: "peer".into(),
+    });
+    sim.run_for(secs(1));
+    assert_eq!(
+        sim.count_events(|e| matches!(e, Event::Presence { online: true, .. })),
+        1
+    );
+    assert_eq!(sim.count_events(|e| matches!(e, Event::Typing { .. })), 1);
+    // Ephemeral frames are never replayed: a reconnect brings no second copy.
+    sim.drop_all();
+    sim.run_until(secs(30), |s| s.is_connected());
+    sim.run_for(secs(1));
+    assert_eq!(sim.count_events(|e| matches!(e, Event::Typing { .. })), 1);
+}
+
+#[test]
+fn a_server_speaking_another_version_is_fatal() {
+    let mut sim = Sim::new(config(51));
+    sim.connect();
+    sim.input(Input::SocketOpened {
+        socket: lifeline_core::SocketId(1),
+    });
+    sim.input(Input::SocketText {
+        socket: lifeline_core::SocketId(1),
+        text: r#"{"type":"hello","v":2,"user":"me","heartbeat_ms":1000,"cursor":0,"resumed":true}"#
+            .into(),
+    });
+    assert!(matches!(
+        sim.session.state(),
+        State::Failed {
+            error: Cause::UnsupportedVersion
+        }
+    ));
+}
+
+#[test]
+fn history_pages_come_back_as_events() {
+    let mut sim = connected(52);
+    sim.publish("general", "old");
+    sim.run_for(secs(1));
+    let now = sim.now;
+    let request = sim.session.history(now, "general", None, 50).unwrap();
+    sim.drain();
+    sim.run_for(secs(1));
+    let page = sim.events.iter().find_map(|(_, e)| match e {
+        Event::History {
+            request: r,
+            result: Ok(page),
+        } if *r == request => Some(page.clone()),
+        _ => None,
+    });
+    assert_eq!(page.unwrap().messages[0].body, "old");
+}
+
+#[test]
+fn a_timer_handled_early_is_harmless() {
+    let mut sim = connected(53);
+    let before = sim.session.poll_timeout().unwrap();
+    let now = sim.now;
+    sim.session.handle_timeout(now);
+    sim.drain();
+    assert_eq!(sim.session.poll_timeout(), Some(before));
+    assert!(sim.is_connected());
+}

@@ -617,6 +617,14 @@ impl Sim {
         }
     }
 
+    /// The server sends an ephemeral frame (presence, typing) on every open stream.
+    pub fn broadcast(&mut self, frame: ServerFrame) {
+        let sockets: Vec<SocketId> = self.streams.keys().copied().collect();
+        for socket in sockets {
+            self.frame_to(socket, frame.clone());
+        }
+    }
+
     /// The server drops every live connection (streams end, held polls fail).
     pub fn drop_all(&mut self) {
         let sockets: Vec<SocketId> = self.streams.keys().copied().collect();
