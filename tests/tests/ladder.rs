@@ -19,7 +19,7 @@ async fn falls_down_the_ladder_and_climbs_back_while_delivering() {
     proxy.websocket(Policy::Refuse(502));
     let crowd = crowd::gather(&server, &proxy.url(), "ladder", 2, 2, |b| b).await;
     crowd
-        .wait_all_connected_after(&vec![0; 4], TransportKind::Sse)
+        .wait_all_connected_after(&[0; 4], TransportKind::Sse)
         .await;
     crowd
         .talk_through(150, Duration::from_millis(15), async {
