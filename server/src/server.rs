@@ -50,10 +50,19 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// A server running on the current tokio runtime.
+///
+/// Stop it with [`RunningServer::shutdown`]; dropping it without that only signals shutdown
+/// (streams get `going_away`, the listener stops) without waiting or checkpointing.
 pub struct RunningServer {
     addr: SocketAddr,
     shared: AppState,
-    serve: JoinHandle<()>,
+    serve: Option<JoinHandle<()>>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shared.conns.shutdown_token().cancel();
+    }
 }
 
 fn router(shared: AppState) -> Router {
@@ -135,7 +144,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         shared,
-        serve,
+        serve: Some(serve),
     })
 }
 
@@ -206,7 +215,7 @@ impl RunningServer {
 
     /// Tells every stream `going_away`, answers pending polls, stops accepting, waits (up to a
     /// few seconds) for connections to finish, then commits and checkpoints storage.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         tracing::info!("shutting down: telling clients to go away");
         self.shared.conns.shutdown_token().cancel();
         let tracker = self.shared.conns.tracker().clone();
@@ -217,13 +226,14 @@ impl RunningServer {
         {
             tracing::warn!("some connections did not finish in time");
         }
-        let mut serve = self.serve;
-        if tokio::time::timeout(DRAIN_TIMEOUT, &mut serve)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the listener did not stop in time; aborting it");
-            serve.abort();
+        if let Some(mut serve) = self.serve.take() {
+            if tokio::time::timeout(DRAIN_TIMEOUT, &mut serve)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the listener did not stop in time; aborting it");
+                serve.abort();
+            }
         }
         self.shared.writer.close().await;
         tracing::info!("storage flushed; stopped");

@@ -515,3 +515,67 @@ async fn heartbeats_on_every_transport_and_idle_websocket_dropped() {
     assert!(frames.is_empty());
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn serves_the_demo_directory_and_answers_cors_preflight() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>lifeline demo</h1>").unwrap();
+    std::fs::create_dir(dir.path().join("pkg")).unwrap();
+    std::fs::write(dir.path().join("pkg").join("lifeline.js"), "export {};").unwrap();
+    let mut config = ServerConfig::for_tests();
+    config.demo_dir = Some(dir.path().to_path_buf());
+    let s = server_with(config).await;
+    let index = http()
+        .get(format!("{}/", s.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(index.text().await.unwrap().contains("lifeline demo"));
+    let js = http()
+        .get(format!("{}/pkg/lifeline.js", s.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    let missing = http()
+        .get(format!("{}/nope.html", s.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // The API still wins over the static files.
+    let health = http()
+        .get(format!("{}/healthz", s.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+    // CORS preflight for an authenticated POST.
+    let pre = http()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/send?v=1", s.base_url()),
+        )
+        .header("Origin", "http://elsewhere.test")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success());
+    assert!(pre.headers().contains_key("access-control-allow-origin"));
+    assert!(pre.headers().contains_key("access-control-allow-headers"));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_shutdown_nothing_is_accepted() {
+    let s = server().await;
+    let addr = s.addr();
+    s.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
