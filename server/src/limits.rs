@@ -8,6 +8,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,11 @@ pub struct Limits {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     penalty: Mutex<HashMap<String, Instant>>,
+    checks: AtomicU64,
 }
+
+/// How many checks pass between two sweeps of idle users' buckets.
+const SWEEP_EVERY: u64 = 10_000;
 
 impl Limits {
     pub fn new(per_sec: u32, burst: u32) -> Limits {
@@ -26,11 +31,16 @@ impl Limits {
             limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
             clock: DefaultClock::default(),
             penalty: Mutex::new(HashMap::new()),
+            checks: AtomicU64::new(0),
         }
     }
 
     /// Takes one send from `user`'s bucket. `Err(wait)` means refused; retry after `wait`.
     pub fn check_send(&self, user: &str) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            // Forget the buckets of users who have been idle long enough to be full again.
+            self.limiter.retain_recent();
+        }
         let now = Instant::now();
         let mut penalty = self.penalty.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(until) = penalty.get(user).copied() {

@@ -579,3 +579,30 @@ async fn after_shutdown_nothing_is_accepted() {
     s.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_pending_long_poll_counts_as_online() {
+    let s = server().await;
+    let ta = token(&s, "alice");
+    let tp = token(&s, "paul");
+    join(&s, &ta, "lp").await;
+    join(&s, &tp, "lp").await;
+    let mut a = ws_connect(&s, &format!("token={ta}")).await;
+    ws_next(&mut a).await;
+    assert!(!s.is_online("paul"));
+    let q = format!("token={tp}&wait_ms=300");
+    let polling = poll_ok(&s, &q);
+    let watcher = async {
+        assert_eq!(
+            ws_next(&mut a).await,
+            ServerFrame::Presence {
+                conv: "lp".into(),
+                user: "paul".into(),
+                online: true
+            }
+        );
+    };
+    tokio::join!(polling, watcher);
+    assert!(s.is_online("paul"), "still online right after the answer");
+    s.shutdown().await;
+}
