@@ -181,6 +181,15 @@ async fn session(
                     last_sent = Instant::now();
                     continue;
                 }
+                // A client that hears our heartbeats may never need to `ping` (PROTOCOL.md
+                // section 5), yet a socket silent for three heartbeats is dropped. A WebSocket
+                // Ping control frame makes every live client answer (browsers do so
+                // automatically), so only dead peers are dropped.
+                if last_recv.elapsed() >= hb
+                    && sink.send(Message::Ping(Default::default())).await.is_err()
+                {
+                    return;
+                }
                 ServerFrame::Heartbeat
             }
             _ = sleep_until(last_recv + hb * 3) => {

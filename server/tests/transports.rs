@@ -480,29 +480,53 @@ async fn presence_and_typing_fan_out() {
 }
 
 #[tokio::test]
-async fn heartbeats_on_every_transport_and_idle_websocket_dropped() {
+async fn heartbeats_on_every_transport_and_dead_websocket_dropped() {
     let mut config = ServerConfig::for_tests();
     config.heartbeat_ms = 150;
     let s = server_with(config).await;
     let t = token(&s, "hank");
     let mut ws = ws_connect(&s, &format!("token={t}")).await;
     ws_next(&mut ws).await;
-    // Two heartbeats arrive while the client stays silent...
-    for _ in 0..2 {
+    // Heartbeats keep arriving while the client sends no frame of its own: the client library
+    // answers the server's WebSocket pings, so the socket is not considered dead (ten
+    // heartbeats span more than three heartbeat intervals).
+    for _ in 0..10 {
         match ws_next_any(&mut ws, false).await {
             WsEvent::Frame(ServerFrame::Heartbeat) => {}
             other => panic!("{other:?}"),
         }
     }
-    // ...and after three heartbeats of silence the server closes.
-    let mut closed = None;
-    for _ in 0..20 {
-        if let WsEvent::Closed(c) = ws_next_any(&mut ws, true).await {
-            closed = Some(c);
-            break;
+    drop(ws);
+
+    // A peer that never reads (so never answers pings) is dropped after three heartbeats.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let req = format!(
+        "GET /v1/ws?v=1&token={t} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        s.addr()
+    );
+    raw.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut received = Vec::new();
+    within("the server to close a dead socket", async {
+        loop {
+            let n = raw.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
         }
-    }
-    assert_eq!(closed, Some(Some(lifeline_server::CLOSE_IDLE)));
+    })
+    .await;
+    assert!(received.starts_with(b"HTTP/1.1 101"));
+    // The close frame (opcode 0x8) with code 1001 was sent before the connection ended.
+    let close = [0x88u8, 0x0c, 0x03, 0xe9];
+    assert!(
+        received.windows(close.len()).any(|w| w == close),
+        "close 1001 in the stream"
+    );
 
     let mut sse = sse_connect(&s, &format!("token={t}"), None).await;
     sse.next_event().await.unwrap();
