@@ -22,20 +22,45 @@ fn refused(e: SendError) -> JsValue {
     JsValue::from_str(&view::send_error(&e))
 }
 
+impl Drop for Core {
+    /// A client freed without `close` (or collected) still lets go of its sockets and timer, so
+    /// that no browser callback reaches a dropped closure.
+    fn drop(&mut self) {
+        if self.shared.try_borrow_mut().is_ok() {
+            driver::close(&self.shared);
+        }
+    }
+}
+
 #[wasm_bindgen]
 impl Core {
-    /// `options`: the JSON of the client options; `emit` is called with the JSON of every event;
-    /// `get_token` returns a token or a promise of one.
+    /// `transports` is a comma-separated list (empty for all); `numbers` are the numeric options
+    /// in the order of `options::NUMERIC` (`NaN` when absent); `emit` is called with the JSON of
+    /// every event; `get_token` returns a token or a promise of one.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        options: &str,
+        url: String,
+        token: Option<String>,
+        transports: &str,
+        numbers: Vec<f64>,
+        remember: bool,
         emit: Function,
         get_token: Option<Function>,
     ) -> Result<Core, JsValue> {
+        let opts = Options {
+            url,
+            token,
+            token_provider: get_token.is_some(),
+            transports: transports
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            numbers,
+        };
         let bad = |m: String| JsValue::from_str(&view::plain_error("bad_options", &m));
-        let opts = Options::parse(options).map_err(bad)?;
         let probe = opts.to_config(0, None).map_err(bad)?;
-        let key = opts.remember().then(|| options::storage_key(&probe));
+        let key = remember.then(|| options::storage_key(&probe));
         let remembered = key.as_deref().and_then(platform::remembered);
         let config = opts
             .to_config(platform::seed(), remembered.as_deref())

@@ -5,21 +5,33 @@
 //! API is touched here: the seed and the remembered transport are supplied by the caller.
 
 use lifeline_core::{BackoffPolicy, Config, TransportKind};
-use serde::Deserialize;
 use std::time::Duration;
 
-/// A backoff policy as JavaScript spells it. Absent members keep the core's default.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BackoffOptions {
-    pub base_ms: Option<u64>,
-    pub cap_ms: Option<u64>,
-    pub floor_ms: Option<u64>,
-}
+/// The numeric options, in the order the wrapper passes them (`NaN` for "absent"). The wrapper's
+/// list (`NUMERIC` in js/lifeline.js) must be the same; a test checks it. Numbers travel as one
+/// `Float64Array` rather than as JSON, so that no JSON parser for options is linked in the `.wasm`.
+pub const NUMERIC: [&str; 17] = [
+    "seed",
+    "connectTimeoutMs",
+    "firstFrameTimeoutMs",
+    "raceAfterMs",
+    "pingIntervalMs",
+    "livenessTimeoutMs",
+    "pollWaitMs",
+    "sendTimeoutMs",
+    "stableAfterMs",
+    "stepDownAfter",
+    "maxAttempts",
+    "backoff.baseMs",
+    "backoff.capMs",
+    "backoff.floorMs",
+    "probeBackoff.baseMs",
+    "probeBackoff.capMs",
+    "probeBackoff.floorMs",
+];
 
 /// `new Client(options)`, minus the functions (`getToken`), which the wrapper passes separately.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// The server's base URL, `http(s)://host[:port][/prefix]`.
     pub url: String,
@@ -27,35 +39,23 @@ pub struct Options {
     pub token: Option<String>,
     /// Whether the application gave a `getToken` function.
     pub token_provider: bool,
-    /// Allowed rungs, best first: `websocket`, `sse`, `long-poll`. Default: all.
-    pub transports: Option<Vec<String>>,
-    /// Whether to remember the rung that last worked in `localStorage`. Default: true.
-    pub remember_transport: Option<bool>,
-    /// The seed of the session's random numbers; drawn at random when absent.
-    pub seed: Option<f64>,
-    pub connect_timeout_ms: Option<u64>,
-    pub first_frame_timeout_ms: Option<u64>,
-    pub race_after_ms: Option<u64>,
-    pub ping_interval_ms: Option<u64>,
-    pub liveness_timeout_ms: Option<u64>,
-    pub poll_wait_ms: Option<u64>,
-    pub send_timeout_ms: Option<u64>,
-    pub stable_after_ms: Option<u64>,
-    pub step_down_after: Option<u32>,
-    pub max_attempts: Option<u32>,
-    pub backoff: Option<BackoffOptions>,
-    pub probe_backoff: Option<BackoffOptions>,
+    /// Allowed rungs, best first (`websocket`, `sse`, `long-poll`); empty for all.
+    pub transports: Vec<String>,
+    /// The values of [`NUMERIC`], in order; `NaN` or missing entries are absent.
+    pub numbers: Vec<f64>,
 }
 
 impl Options {
-    /// Parses the wrapper's JSON.
-    pub fn parse(json: &str) -> Result<Options, String> {
-        serde_json::from_str(json).map_err(|e| format!("invalid options: {e}"))
+    fn number(&self, name: &str) -> Option<f64> {
+        let i = NUMERIC.iter().position(|n| *n == name)?;
+        self.numbers
+            .get(i)
+            .copied()
+            .filter(|v| v.is_finite() && *v >= 0.0)
     }
 
-    /// Whether the last working rung is to be remembered.
-    pub fn remember(&self) -> bool {
-        self.remember_transport.unwrap_or(true)
+    fn millis(&self, name: &str) -> Option<Duration> {
+        self.number(name).map(|v| Duration::from_millis(v as u64))
     }
 
     /// The core configuration. `seed` is used when the options carry none; `remembered` is the
@@ -67,9 +67,9 @@ impl Options {
         if config.token.is_none() && !config.token_provider {
             return Err("give `token` or `getToken`".into());
         }
-        if let Some(names) = &self.transports {
+        if !self.transports.is_empty() {
             let mut kinds = Vec::new();
-            for name in names {
+            for name in &self.transports {
                 kinds.push(
                     TransportKind::parse(name)
                         .ok_or_else(|| format!("unknown transport `{name}`"))?,
@@ -80,47 +80,40 @@ impl Options {
         config.initial_transport = remembered
             .and_then(TransportKind::parse)
             .filter(|k| config.ladder().contains(k));
-        config.seed = self.seed.map(|s| s as u64).unwrap_or(seed);
-        let ms = Duration::from_millis;
-        let set = |field: &mut Duration, value: Option<u64>| {
-            if let Some(v) = value {
-                *field = ms(v);
+        config.seed = self.number("seed").map(|s| s as u64).unwrap_or(seed);
+        for (field, name) in [
+            (&mut config.connect_timeout, "connectTimeoutMs"),
+            (&mut config.first_frame_timeout, "firstFrameTimeoutMs"),
+            (&mut config.race_after, "raceAfterMs"),
+            (&mut config.ping_interval, "pingIntervalMs"),
+            (&mut config.liveness_timeout, "livenessTimeoutMs"),
+            (&mut config.poll_wait, "pollWaitMs"),
+            (&mut config.send_timeout, "sendTimeoutMs"),
+            (&mut config.stable_after, "stableAfterMs"),
+        ] {
+            if let Some(v) = self.millis(name) {
+                *field = v;
             }
-        };
-        set(&mut config.connect_timeout, self.connect_timeout_ms);
-        set(&mut config.first_frame_timeout, self.first_frame_timeout_ms);
-        set(&mut config.race_after, self.race_after_ms);
-        set(&mut config.ping_interval, self.ping_interval_ms);
-        set(&mut config.liveness_timeout, self.liveness_timeout_ms);
-        set(&mut config.poll_wait, self.poll_wait_ms);
-        set(&mut config.send_timeout, self.send_timeout_ms);
-        set(&mut config.stable_after, self.stable_after_ms);
-        if let Some(n) = self.step_down_after {
-            config.step_down_after = n.max(1);
         }
-        config.max_attempts = self.max_attempts;
-        if let Some(b) = &self.backoff {
-            config.backoff = b.apply(config.backoff);
+        if let Some(n) = self.number("stepDownAfter") {
+            config.step_down_after = (n as u32).max(1);
         }
-        if let Some(b) = &self.probe_backoff {
-            config.probe_backoff = b.apply(config.probe_backoff);
-        }
+        config.max_attempts = self.number("maxAttempts").map(|n| n as u32);
+        self.backoff("backoff", &mut config.backoff);
+        self.backoff("probeBackoff", &mut config.probe_backoff);
         Ok(config)
     }
-}
 
-impl BackoffOptions {
-    fn apply(&self, mut policy: BackoffPolicy) -> BackoffPolicy {
-        if let Some(v) = self.base_ms {
-            policy.base = Duration::from_millis(v);
+    fn backoff(&self, prefix: &str, policy: &mut BackoffPolicy) {
+        for (field, name) in [
+            (&mut policy.base, "baseMs"),
+            (&mut policy.cap, "capMs"),
+            (&mut policy.floor, "floorMs"),
+        ] {
+            if let Some(v) = self.millis(&format!("{prefix}.{name}")) {
+                *field = v;
+            }
         }
-        if let Some(v) = self.cap_ms {
-            policy.cap = Duration::from_millis(v);
-        }
-        if let Some(v) = self.floor_ms {
-            policy.floor = Duration::from_millis(v);
-        }
-        policy
     }
 }
 
@@ -133,34 +126,52 @@ pub fn storage_key(config: &Config) -> String {
 mod tests {
     use super::*;
 
+    fn options(numbers: &[(&str, f64)]) -> Options {
+        let mut o = Options {
+            url: "http://127.0.0.1:8787".into(),
+            token: Some("t".into()),
+            numbers: vec![f64::NAN; NUMERIC.len()],
+            ..Options::default()
+        };
+        for (name, v) in numbers {
+            let i = NUMERIC.iter().position(|n| n == name).unwrap();
+            o.numbers[i] = *v;
+        }
+        o
+    }
+
     #[test]
     fn minimal_options_give_the_core_defaults() {
-        let o = Options::parse(r#"{"url":"http://127.0.0.1:8787","token":"t"}"#).unwrap();
-        let c = o.to_config(7, None).unwrap();
+        let c = options(&[]).to_config(7, None).unwrap();
         assert_eq!(c.token.as_deref(), Some("t"));
         assert!(!c.token_provider);
         assert_eq!(c.seed, 7);
         assert_eq!(c.ladder(), TransportKind::ALL.to_vec());
         assert_eq!(c.initial_transport, None);
-        assert!(o.remember());
+        assert_eq!(c.max_attempts, None);
     }
 
     #[test]
     fn a_token_or_a_provider_is_required() {
-        let o = Options::parse(r#"{"url":"http://h"}"#).unwrap();
+        let mut o = options(&[]);
+        o.token = None;
         assert!(o.to_config(0, None).is_err());
-        let o = Options::parse(r#"{"url":"http://h","tokenProvider":true}"#).unwrap();
+        o.token_provider = true;
         assert!(o.to_config(0, None).unwrap().token.is_none());
     }
 
     #[test]
     fn transports_timeouts_and_backoff_are_applied() {
-        let o = Options::parse(
-            r#"{"url":"https://chat.example/api","token":"t","transports":["sse","long-poll"],
-                "pingIntervalMs":2000,"backoff":{"baseMs":50,"capMs":400},"seed":42,
-                "rememberTransport":false}"#,
-        )
-        .unwrap();
+        let mut o = options(&[
+            ("pingIntervalMs", 2000.0),
+            ("backoff.baseMs", 50.0),
+            ("backoff.capMs", 400.0),
+            ("probeBackoff.floorMs", 10.0),
+            ("seed", 42.0),
+            ("maxAttempts", 3.0),
+        ]);
+        o.url = "https://chat.example/api".into();
+        o.transports = vec!["sse".into(), "long-poll".into()];
         let c = o.to_config(0, Some("long-poll")).unwrap();
         assert_eq!(
             c.ladder(),
@@ -170,8 +181,9 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_secs(2));
         assert_eq!(c.backoff.base, Duration::from_millis(50));
         assert_eq!(c.backoff.cap, Duration::from_millis(400));
+        assert_eq!(c.probe_backoff.floor, Duration::from_millis(10));
         assert_eq!(c.seed, 42);
-        assert!(!o.remember());
+        assert_eq!(c.max_attempts, Some(3));
         assert_eq!(
             storage_key(&c),
             "lifeline:transport:https://chat.example/api"
@@ -180,8 +192,8 @@ mod tests {
 
     #[test]
     fn a_remembered_rung_outside_the_allowed_list_is_ignored() {
-        let o =
-            Options::parse(r#"{"url":"http://h","token":"t","transports":["websocket"]}"#).unwrap();
+        let mut o = options(&[]);
+        o.transports = vec!["websocket".into()];
         assert_eq!(o.to_config(0, Some("sse")).unwrap().initial_transport, None);
         assert_eq!(
             o.to_config(0, Some("bogus")).unwrap().initial_transport,
@@ -191,11 +203,26 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        assert!(Options::parse("not json").is_err());
-        let o = Options::parse(r#"{"url":"ftp://h","token":"t"}"#).unwrap();
+        let mut o = options(&[("connectTimeoutMs", -5.0), ("raceAfterMs", f64::INFINITY)]);
+        let c = o.to_config(0, None).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        o.numbers.truncate(2);
+        assert!(o.to_config(0, None).is_ok());
+        o.url = "ftp://h".into();
         assert!(o.to_config(0, None).is_err());
-        let o = Options::parse(r#"{"url":"http://h","token":"t","transports":["carrier-pigeon"]}"#)
-            .unwrap();
+        let mut o = options(&[]);
+        o.transports = vec!["carrier-pigeon".into()];
         assert!(o.to_config(0, None).is_err());
+    }
+
+    #[test]
+    fn the_wrapper_passes_the_numbers_in_the_same_order() {
+        let js = include_str!("../js/lifeline.js");
+        let start = js
+            .find("const NUMERIC = [")
+            .expect("NUMERIC in lifeline.js");
+        let list = &js[start..start + js[start..].find("];").unwrap()];
+        let names: Vec<&str> = list.split('\'').skip(1).step_by(2).collect();
+        assert_eq!(names, NUMERIC);
     }
 }

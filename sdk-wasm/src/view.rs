@@ -10,7 +10,6 @@ use lifeline_core::{
     TransportKind,
 };
 use serde::Serialize;
-use std::time::Duration;
 
 /// Converts session instants to wall-clock milliseconds: `wall_ms` is `Date.now()` at `now`.
 #[derive(Debug, Clone, Copy)]
@@ -20,10 +19,10 @@ pub struct Clock {
 }
 
 impl Clock {
-    fn wall(&self, at: Instant) -> f64 {
-        let ahead = at.saturating_duration_since(self.now).as_secs_f64() * 1000.0;
-        let behind = self.now.saturating_duration_since(at).as_secs_f64() * 1000.0;
-        (self.wall_ms + ahead - behind).round()
+    fn wall(&self, at: Instant) -> u64 {
+        let ahead = at.saturating_duration_since(self.now).as_millis() as u64;
+        let behind = self.now.saturating_duration_since(at).as_millis() as u64;
+        (self.wall_ms as u64 + ahead).saturating_sub(behind)
     }
 }
 
@@ -60,7 +59,7 @@ pub struct StateView {
     pub transport: Option<&'static str>,
     pub attempt: Option<u32>,
     pub degraded: bool,
-    pub next_retry_at: Option<f64>,
+    pub next_retry_at: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -159,8 +158,10 @@ enum View<'a> {
         conversation: &'a str,
         user: &'a str,
     },
+    /// In microseconds (integers keep float formatting out of the `.wasm`); the wrapper divides.
+    #[serde(rename_all = "camelCase")]
     Rtt {
-        rtt: f64,
+        rtt_us: u64,
     },
     TransportWorked {
         transport: &'static str,
@@ -236,7 +237,9 @@ pub fn event(e: &Event, clock: Clock) -> String {
             conversation: conv,
             user,
         },
-        Event::RoundTrip { rtt } => View::Rtt { rtt: millis(*rtt) },
+        Event::RoundTrip { rtt } => View::Rtt {
+            rtt_us: rtt.as_micros() as u64,
+        },
         Event::TransportWorked { transport } => View::TransportWorked {
             transport: transport.as_str(),
         },
@@ -265,9 +268,9 @@ pub fn event(e: &Event, clock: Clock) -> String {
             message: format!("{transport} carried a bad frame: {error}"),
             conversation: None,
         },
-        other => View::Error {
+        _ => View::Error {
             code: "unknown".into(),
-            message: format!("{other:?}"),
+            message: "an event this version does not describe".into(),
             conversation: None,
         },
     };
@@ -292,10 +295,6 @@ pub fn transport(session: &Session) -> String {
 /// The session's state now, as JSON (for `client.status`).
 pub fn state(session: &Session, clock: Clock) -> String {
     json(&StateView::of(session.state(), clock))
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 fn send_failure(id: &str, failure: &SendFailure) -> SendFailureView {
@@ -359,6 +358,7 @@ mod tests {
     use super::*;
     use lifeline_core::{ErrorCode, HistoryPage, MsgId, RequestId};
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     fn clock() -> Clock {
         Clock {
@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(v["state"], "reconnecting");
         assert_eq!(v["previous"], "idle");
         assert_eq!(v["attempt"], 3);
-        assert_eq!(v["nextRetryAt"], 1_001_500.0);
+        assert_eq!(v["nextRetryAt"], 1_001_500);
         assert_eq!(v["error"], "the network is offline");
     }
 

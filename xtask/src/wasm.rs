@@ -1,13 +1,196 @@
-//! `cargo xtask npm` and `cargo xtask demo`: the browser package and the demo (owned by the
-//! sdk-wasm issue).
+//! `cargo xtask npm` and `cargo xtask demo`: the browser package `@lifeline/client` and the demo.
+//!
+//! The package is built in four steps — cargo (profile `wasm-release`, with LTO), `wasm-bindgen --target web`,
+//! npm's `wasm-opt -Oz` (binaryen from tests/browser/node_modules: Debian's wasm-opt 108 writes
+//! modules Chromium rejects), then the hand-written wrapper, types and README from sdk-wasm/js —
+//! and its gzip size is checked against the budget. Nothing here is shipped.
 
-use crate::run::Result;
-use std::path::PathBuf;
+use crate::run::{cmd, root, status, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
+/// The budget for the `.wasm` and its JavaScript (glue and wrapper), gzip -9.
+const BUDGET_BYTES: u64 = 40 * 1024;
+
+const WASM_NAME: &str = "lifeline_wasm";
+
+/// Builds target/npm/lifeline-client and returns its path.
 pub fn build_package() -> Result<PathBuf> {
-    Err("the npm package build is not written yet".into())
+    crate::setup::wasm_target()?;
+    crate::setup::wasm_bindgen_cli()?;
+    let wasm_opt = root().join("tests/browser/node_modules/.bin/wasm-opt");
+    if !wasm_opt.exists() {
+        return Err(format!(
+            "{} is missing (npm's binaryen); run `cargo xtask setup` or `npm ci` in tests/browser",
+            wasm_opt.display()
+        ));
+    }
+    // `cargo rustc --crate-type cdylib`: with the manifest's two crate types (cdylib + rlib) cargo
+    // leaves LTO off, which makes the module a third larger.
+    cmd(
+        "cargo",
+        &[
+            "rustc",
+            "-p",
+            "lifeline-wasm",
+            "--lib",
+            "--crate-type",
+            "cdylib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ],
+    )?;
+    let built = root().join(format!(
+        "target/wasm32-unknown-unknown/wasm-release/{WASM_NAME}.wasm"
+    ));
+    let out = root().join("target/npm/lifeline-client");
+    if out.exists() {
+        fs::remove_dir_all(&out).map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let out_str = out.to_string_lossy().into_owned();
+    let built_str = built.to_string_lossy().into_owned();
+    cmd(
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            WASM_NAME,
+            "--out-dir",
+            &out_str,
+            &built_str,
+        ],
+    )?;
+    let wasm = out.join(format!("{WASM_NAME}_bg.wasm"));
+    let wasm_str = wasm.to_string_lossy().into_owned();
+    let args = [
+        "-Oz",
+        "--enable-bulk-memory",
+        "--enable-sign-ext",
+        "--enable-mutable-globals",
+        "--enable-nontrapping-float-to-int",
+        "--enable-reference-types",
+        "--enable-multivalue",
+        "--strip-debug",
+        "--strip-producers",
+        wasm_str.as_str(),
+        "-o",
+        wasm_str.as_str(),
+    ];
+    status(Command::new(&wasm_opt).args(args), "wasm-opt", &args)?;
+
+    let js = root().join("sdk-wasm/js");
+    for file in ["lifeline.js", "lifeline.d.ts", "README.md"] {
+        fs::copy(js.join(file), out.join(file))
+            .map_err(|e| format!("cannot copy sdk-wasm/js/{file}: {e}"))?;
+    }
+    fs::write(out.join("package.json"), package_json())
+        .map_err(|e| format!("cannot write package.json: {e}"))?;
+
+    let counted = [
+        format!("{WASM_NAME}_bg.wasm"),
+        format!("{WASM_NAME}.js"),
+        "lifeline.js".to_string(),
+    ];
+    let mut total = 0;
+    eprintln!("xtask: @lifeline/client in {}", out.display());
+    for name in &counted {
+        let path = out.join(name);
+        let raw = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let gz = gzip_size(&path)?;
+        total += gz;
+        eprintln!("xtask:   {name:<24} {raw:>8} bytes, {gz:>6} bytes gzip -9");
+    }
+    eprintln!(
+        "xtask:   .wasm + JS, gzip -9: {total} bytes ({:.1} KB; budget {} KB)",
+        total as f64 / 1024.0,
+        BUDGET_BYTES / 1024
+    );
+    if total > BUDGET_BYTES {
+        return Err(format!(
+            "the bundle is {total} bytes gzipped, over the budget of {BUDGET_BYTES}"
+        ));
+    }
+    Ok(out)
 }
 
+fn gzip_size(path: &Path) -> Result<u64> {
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run gzip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("gzip failed on {}", path.display()));
+    }
+    Ok(out.stdout.len() as u64)
+}
+
+fn package_json() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    format!(
+        r#"{{
+  "name": "@lifeline/client",
+  "version": "{version}",
+  "description": "Real-time messaging client: WebSocket, Server-Sent Events and long polling with resume, exactly-once delivery and automatic fallback, on a Rust core compiled to WebAssembly.",
+  "license": "MIT OR Apache-2.0",
+  "type": "module",
+  "main": "./lifeline.js",
+  "module": "./lifeline.js",
+  "types": "./lifeline.d.ts",
+  "exports": {{
+    ".": {{
+      "types": "./lifeline.d.ts",
+      "import": "./lifeline.js"
+    }},
+    "./{WASM_NAME}_bg.wasm": "./{WASM_NAME}_bg.wasm"
+  }},
+  "files": [
+    "lifeline.js",
+    "lifeline.d.ts",
+    "{WASM_NAME}.js",
+    "{WASM_NAME}_bg.wasm",
+    "README.md"
+  ],
+  "sideEffects": false
+}}
+"#
+    )
+}
+
+/// Copies the package into js-demo/pkg (gitignored) and starts the server with the demo.
 pub fn demo() -> Result {
-    Err("the demo is not written yet".into())
+    let package = build_package()?;
+    let pkg = root().join("js-demo/pkg");
+    if pkg.exists() {
+        fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear js-demo/pkg: {e}"))?;
+    }
+    fs::create_dir_all(&pkg).map_err(|e| format!("cannot create js-demo/pkg: {e}"))?;
+    for entry in fs::read_dir(&package).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        fs::copy(entry.path(), pkg.join(entry.file_name())).map_err(|e| e.to_string())?;
+    }
+    let listen = std::env::var("LIFELINE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8787".into());
+    eprintln!("xtask: open http://{listen}/ (Ctrl-C stops the server)");
+    cmd(
+        "cargo",
+        &[
+            "run",
+            "-p",
+            "lifeline-server",
+            "--",
+            "--listen",
+            &listen,
+            "--memory",
+            "--dev-tokens",
+            "--faults",
+            "--demo-dir",
+            "js-demo",
+        ],
+    )
 }

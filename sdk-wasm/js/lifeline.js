@@ -1,0 +1,311 @@
+// @lifeline/client — the package's public ES module: the `Client` class and `LifelineError`.
+//
+// A thin, hand-written wrapper around the wasm-bindgen output (`lifeline_wasm.js`): it loads the
+// WebAssembly once, turns options into the JSON the Rust driver reads, parses the driver's event
+// JSON and dispatches it to listeners, and settles the promises of `send`, `subscribe` and
+// `history`. Connection logic (the transport ladder, retries, resume, token refresh) is not here:
+// it is in lifeline-core, run by the driver in lifeline-wasm. Types: lifeline.d.ts.
+
+import init, { Core } from './lifeline_wasm.js';
+
+let loading = null;
+
+/** Loads and instantiates the WebAssembly module once (later calls share the first load). */
+export function load(wasm) {
+  if (!loading) {
+    loading = init(wasm === undefined ? undefined : { module_or_path: wasm });
+  }
+  return loading;
+}
+
+/** An error with a stable `code`; see lifeline.d.ts for the codes. */
+export class LifelineError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    this.name = 'LifelineError';
+    this.code = code;
+    if (details) Object.assign(this, details);
+  }
+}
+
+function toError(thrown) {
+  if (thrown instanceof LifelineError) return thrown;
+  if (typeof thrown === 'string') {
+    try {
+      const e = JSON.parse(thrown);
+      return new LifelineError(e.code, e.message);
+    } catch {
+      return new LifelineError('internal', thrown);
+    }
+  }
+  return new LifelineError('internal', String(thrown && thrown.message ? thrown.message : thrown));
+}
+
+// The numeric options in the order the driver reads them (sdk-wasm/src/options.rs, NUMERIC;
+// a Rust test checks that the two lists agree).
+const NUMERIC = [
+  'seed', 'connectTimeoutMs', 'firstFrameTimeoutMs', 'raceAfterMs', 'pingIntervalMs',
+  'livenessTimeoutMs', 'pollWaitMs', 'sendTimeoutMs', 'stableAfterMs', 'stepDownAfter',
+  'maxAttempts', 'backoff.baseMs', 'backoff.capMs', 'backoff.floorMs', 'probeBackoff.baseMs',
+  'probeBackoff.capMs', 'probeBackoff.floorMs',
+];
+
+function numbers(options) {
+  return new Float64Array(NUMERIC.map((path) => {
+    const value = path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), options);
+    return typeof value === 'number' ? value : NaN;
+  }));
+}
+
+export class Client {
+  #core = null;
+  #closed = false;
+  #listeners = new Map();
+  #sends = new Map();
+  #histories = new Map();
+  #subscribing = new Map();
+  #status = { state: 'idle', transport: null, attempt: null, degraded: false, nextRetryAt: null, error: null };
+
+  /** See lifeline.d.ts. Connects at once unless `autoConnect: false`. */
+  constructor(options) {
+    if (!options || typeof options.url !== 'string') {
+      throw new LifelineError('bad_options', 'new Client({ url, token | getToken }): `url` is required');
+    }
+    const getToken = options.getToken;
+    if (!options.token && typeof getToken !== 'function') {
+      throw new LifelineError('bad_options', 'new Client(...): give `token` or a `getToken` function');
+    }
+    /** Resolves once the WebAssembly is loaded and the client exists (rejects if it cannot). */
+    this.ready = load(options.wasm).then(() => {
+      if (this.#closed) return;
+      this.#core = new Core(
+        options.url,
+        options.token || undefined,
+        (options.transports ?? []).join(','),
+        numbers(options),
+        options.rememberTransport !== false,
+        (event) => this.#dispatch(JSON.parse(event)),
+        typeof getToken === 'function' ? () => getToken() : undefined,
+      );
+      if (options.autoConnect !== false) this.#core.connect();
+    }).catch((thrown) => {
+      const error = toError(thrown);
+      this.#emit('error', { code: error.code, message: error.message });
+      throw error;
+    });
+    // The promise is also reported as an `error` event; do not let it count as unhandled.
+    this.ready.catch(() => {});
+  }
+
+  /** Starts connecting (only needed with `autoConnect: false`). */
+  async connect() {
+    (await this.#ready()).connect();
+  }
+
+  /** The connection state now. */
+  get status() {
+    return this.#core ? JSON.parse(this.#core.status()) : { ...this.#status };
+  }
+
+  /** The highest sequence number delivered so far, or `null`. */
+  get cursor() {
+    return this.#core ? (this.#core.cursor() ?? null) : null;
+  }
+
+  /** Messages sent and not yet acknowledged. */
+  get pending() {
+    return this.#core ? this.#core.pendingCount() : 0;
+  }
+
+  /** Adds a listener; returns a function that removes it. */
+  on(type, listener) {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
+    set.add(listener);
+    return () => this.off(type, listener);
+  }
+
+  /** Removes a listener. */
+  off(type, listener) {
+    this.#listeners.get(type)?.delete(listener);
+  }
+
+  /** Sends `body` to `conversation`; resolves with `{ id, seq }` once the server stored it. */
+  async send(conversation, body) {
+    const core = await this.#ready();
+    const id = this.#call(() => core.send(conversation, body));
+    return new Promise((resolve, reject) => this.#sends.set(id, { resolve, reject }));
+  }
+
+  /** Joins `conversation`; resolves once the server confirmed it. */
+  async subscribe(conversation) {
+    const core = await this.#ready();
+    const done = new Promise((resolve, reject) => {
+      const waiting = this.#subscribing.get(conversation) ?? [];
+      waiting.push({ resolve, reject });
+      this.#subscribing.set(conversation, waiting);
+    });
+    try {
+      this.#call(() => core.subscribe(conversation));
+    } catch (e) {
+      this.#settleSubscribe(conversation, e);
+    }
+    return done;
+  }
+
+  /** Leaves `conversation`. */
+  async unsubscribe(conversation) {
+    const core = await this.#ready();
+    this.#call(() => core.unsubscribe(conversation));
+  }
+
+  /** Tells `conversation` the user is typing. Returns false (and sends nothing) when not connected. */
+  typing(conversation) {
+    if (!this.#core) return false;
+    try {
+      this.#core.typing(conversation);
+      return true;
+    } catch (e) {
+      const error = toError(e);
+      if (error.code === 'not_connected') return false;
+      throw error;
+    }
+  }
+
+  /** A page of `conversation`'s history, oldest first: the newest `limit` messages before `before`. */
+  async history(conversation, { before, limit = 50 } = {}) {
+    const core = await this.#ready();
+    const request = this.#call(() => core.history(conversation, before ?? undefined, limit));
+    return new Promise((resolve, reject) => this.#histories.set(request, { resolve, reject }));
+  }
+
+  /** Closes at once; unacknowledged sends reject with `closed`. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    const core = this.#core;
+    this.#core = null;
+    if (core) {
+      core.close();
+      // Freed after the current turn: close() may be called from a listener inside one.
+      queueMicrotask(() => core.free());
+    }
+    this.#rejectAll(new LifelineError('closed', 'the client is closed'));
+    this.#status = { ...this.#status, state: 'closed', transport: null };
+  }
+
+  /** Refuses new sends, waits up to `timeoutMs` for pending ones to be acknowledged, then closes. */
+  async closeGracefully(timeoutMs = 5000) {
+    const core = await this.#ready();
+    if (core.pendingCount() === 0) return this.close();
+    await new Promise((resolve) => {
+      const off = this.on('state', (s) => {
+        if (s.state === 'closed' || s.state === 'failed') {
+          off();
+          resolve();
+        }
+      });
+      core.closeGracefully(timeoutMs);
+    });
+    this.close();
+  }
+
+  async #ready() {
+    await this.ready;
+    if (!this.#core) throw new LifelineError('closed', 'the client is closed');
+    return this.#core;
+  }
+
+  #call(f) {
+    try {
+      return f();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  #emit(type, detail) {
+    const set = this.#listeners.get(type);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(detail);
+      } catch (e) {
+        // One failing listener must not stop the others, nor the client: rethrow it on its own.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  #dispatch(e) {
+    const { type, ...detail } = e;
+    switch (type) {
+      case 'ack': {
+        const p = this.#sends.get(e.id);
+        this.#sends.delete(e.id);
+        p?.resolve({ id: e.id, seq: e.seq });
+        this.#emit('ack', detail);
+        return;
+      }
+      case 'sendFailed': {
+        const p = this.#sends.get(e.id);
+        this.#sends.delete(e.id);
+        const error = new LifelineError(e.code, e.message, { id: e.id, serverCode: e.serverCode });
+        if (p) p.reject(error);
+        else this.#emit('error', { code: e.code, message: e.message });
+        return;
+      }
+      case 'history': {
+        const p = this.#histories.get(e.request);
+        this.#histories.delete(e.request);
+        if (!p) return;
+        if (e.page) p.resolve(e.page);
+        else p.reject(new LifelineError(e.error.code, e.error.message, { status: e.error.status }));
+        return;
+      }
+      case 'subscribed':
+        this.#settleSubscribe(e.conversation);
+        this.#emit('subscribed', detail);
+        return;
+      case 'error':
+        if (e.conversation && this.#subscribing.has(e.conversation)) {
+          this.#settleSubscribe(e.conversation, new LifelineError(e.code, e.message));
+        }
+        this.#emit('error', detail);
+        return;
+      case 'state':
+        this.#status = detail;
+        this.#emit('state', detail);
+        if (detail.state === 'failed' || detail.state === 'closed') {
+          this.#rejectAll(new LifelineError('closed', detail.error ?? 'the client is closed'));
+        }
+        return;
+      case 'transportWorked':
+        return;
+      case 'rtt':
+        this.#emit('rtt', { rtt: e.rttUs / 1000 });
+        return;
+      default:
+        this.#emit(type, detail);
+    }
+  }
+
+  #settleSubscribe(conversation, error) {
+    const waiting = this.#subscribing.get(conversation);
+    this.#subscribing.delete(conversation);
+    for (const w of waiting ?? []) {
+      if (error) w.reject(toError(error));
+      else w.resolve();
+    }
+  }
+
+  #rejectAll(error) {
+    for (const p of this.#sends.values()) p.reject(error);
+    for (const p of this.#histories.values()) p.reject(error);
+    this.#sends.clear();
+    this.#histories.clear();
+    for (const conversation of [...this.#subscribing.keys()]) this.#settleSubscribe(conversation, error);
+  }
+}
