@@ -43,9 +43,19 @@ impl Feed {
     /// Opens a stream for `user` resuming after `cursor`. Subscribes to the live fan-out before
     /// anything is read from storage, so nothing committed in between is missed.
     pub fn open(shared: &Arc<Shared>, user: &str, cursor: Option<Seq>) -> (Hello, Feed) {
+        Feed::open_with_window(shared, user, cursor, shared.config.resume_window)
+    }
+
+    /// [`Feed::open`] with an explicit resume window (`u64::MAX`: any stored cursor resumes).
+    pub fn open_with_window(
+        shared: &Arc<Shared>,
+        user: &str,
+        cursor: Option<Seq>,
+        window: u64,
+    ) -> (Hello, Feed) {
         let rx = shared.hub.subscribe();
         let head = shared.store.head();
-        let (cursor, resumed) = resume_point(cursor, head, shared.config.resume_window);
+        let (cursor, resumed) = resume_point(cursor, head, window);
         let hello = Hello {
             v: PROTOCOL_VERSION,
             user: user.to_string(),
@@ -173,5 +183,6 @@ mod tests {
         assert_eq!(resume_point(Some(4), 10, 5), (5, false));
         assert_eq!(resume_point(Some(11), 10, 5), (10, false));
         assert_eq!(resume_point(Some(0), 0, 5), (0, true));
+        assert_eq!(resume_point(Some(0), 1_000, u64::MAX), (0, true));
     }
 }

@@ -4,6 +4,7 @@
 //! polls.
 //!
 //! A long-polling client is "online" while a poll is pending and for one heartbeat after it.
+//! The resume window applies to `hello=1` polls only (see [`poll`]'s comment).
 
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, ApiError};
@@ -108,7 +109,16 @@ async fn poll(
 ) -> Response {
     let guard = shared.conns.open();
     let presence = shared.hub.online(&user);
-    let (h, mut feed) = Feed::open(&shared, &user, cursor);
+    // The resume window only bounds where a session starts (`hello=1`). A follow-up poll is
+    // served from its cursor however far behind (everything is stored), because a client ignores
+    // a `hello` in the middle of a session and would skip the gap silently. Only a cursor above
+    // the head (data loss) gets a `hello` with `resumed:false`.
+    let window = if hello {
+        shared.config.resume_window
+    } else {
+        u64::MAX
+    };
+    let (h, mut feed) = Feed::open_with_window(&shared, &user, cursor, window);
     let mut frames = Vec::new();
     if hello || !h.resumed {
         frames.push(ServerFrame::Hello(h));

@@ -387,9 +387,18 @@ async fn too_old_or_too_new_cursor_is_not_resumed() {
         (hello(&frames[0]).cursor, hello(&frames[0]).resumed),
         (head - 3, false)
     );
-    // A plain poll with a too-old cursor also starts with hello resumed:false.
+    // A follow-up poll (no hello) is served from its cursor, however old: no silent gap.
     let frames = poll_ok(&s, &format!("token={t}&cursor=1&wait_ms=0")).await;
-    assert!(!hello(&frames[0]).resumed);
+    assert_eq!(
+        frames.iter().map(msg_seq).collect::<Vec<_>>(),
+        seqs[1..].to_vec()
+    );
+    // A follow-up poll above the head gets hello resumed:false at once.
+    let frames = poll_ok(&s, &format!("token={t}&cursor={}&wait_ms=5000", head + 1)).await;
+    assert_eq!(
+        (hello(&frames[0]).cursor, hello(&frames[0]).resumed),
+        (head, false)
+    );
     // Newer than anything stored (after a data loss).
     let frames = poll_ok(&s, &format!("token={t}&cursor={}&hello=1", head + 100)).await;
     assert_eq!(
