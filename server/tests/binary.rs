@@ -1,0 +1,135 @@
+//! The `lifeline-server` binary itself: starts with no configuration, serves, and shuts down
+//! cleanly on SIGTERM after telling streams to go away.
+
+mod common;
+
+use common::{within, WAIT};
+use lifeline_core::protocol::{decode_server_frame, ErrorCode, ServerFrame};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifeline-server");
+
+#[tokio::test]
+async fn help_explains_the_flags() {
+    let out = Command::new(BIN).arg("--help").output().await.unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--listen",
+        "LIFELINE_LISTEN",
+        "--data-dir",
+        "LIFELINE_DATA_DIR",
+        "--memory",
+        "--token-secret",
+        "LIFELINE_TOKEN_SECRET",
+        "--dev-tokens",
+        "--faults",
+        "--heartbeat-ms",
+        "--resume-window",
+        "--rate-per-sec",
+        "--rate-burst",
+        "--max-body-bytes",
+        "--demo-dir",
+    ] {
+        assert!(text.contains(needle), "--help mentions {needle}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn starts_without_configuration_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the port is overridden (0: any free port), so parallel test runs do not collide.
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("LIFELINE_LISTEN", "127.0.0.1:0")
+        .env("LIFELINE_DEV_TOKENS", "true")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut warned = false;
+    let base = within("the ready line", async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("server exited early");
+            warned |= line.contains("DEVELOPMENT TOKEN SECRET");
+            if let Some(i) = line.find("url=") {
+                break line[i + 4..].trim().to_string();
+            }
+        }
+    })
+    .await;
+    assert!(warned, "the default secret is announced loudly");
+    let http = common::http();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let token: serde_json::Value = http
+        .get(format!("{base}/v1/dev/token?user=alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let resp = http
+        .get(format!("{base}/v1/sse?v=1&token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    use futures_util::StreamExt;
+    let mut text = String::new();
+    within("hello", async {
+        while !text.contains("\"hello\"") {
+            let chunk = body.next().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    // The stream is told to go away, then ends.
+    within("going_away", async {
+        while let Some(Ok(chunk)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    let going_away = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| decode_server_frame(d.trim()).unwrap())
+        .any(|f| matches!(f, ServerFrame::Error(e) if e.code == ErrorCode::GoingAway));
+    assert!(going_away, "{text}");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(dir.path().join("lifeline-data/lifeline.sqlite3").exists());
+}
