@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{within, WAIT};
+use common::{within, MAX_SKIP, WAIT};
 use lifeline_core::protocol::{decode_server_frame, ErrorCode, ServerFrame};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -55,7 +55,8 @@ async fn starts_without_configuration_and_stops_on_sigterm() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut warned = false;
     let base = within("the ready line", async {
-        loop {
+        for i in 0.. {
+            assert!(i < 1_000, "no ready line in the first 1000 log lines");
             let line = lines
                 .next_line()
                 .await
@@ -63,9 +64,10 @@ async fn starts_without_configuration_and_stops_on_sigterm() {
                 .expect("server exited early");
             warned |= line.contains("DEVELOPMENT TOKEN SECRET");
             if let Some(i) = line.find("url=") {
-                break line[i + 4..].trim().to_string();
+                return line[i + 4..].trim().to_string();
             }
         }
+        unreachable!()
     })
     .await;
     assert!(warned, "the default secret is announced loudly");
@@ -99,10 +101,14 @@ async fn starts_without_configuration_and_stops_on_sigterm() {
     use futures_util::StreamExt;
     let mut text = String::new();
     within("hello", async {
-        while !text.contains("\"hello\"") {
+        for _ in 0..MAX_SKIP {
+            if text.contains("\"hello\"") {
+                return;
+            }
             let chunk = body.next().await.unwrap().unwrap();
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
+        panic!("no hello in {MAX_SKIP} chunks");
     })
     .await;
 
@@ -115,9 +121,13 @@ async fn starts_without_configuration_and_stops_on_sigterm() {
     assert!(killed.success());
     // The stream is told to go away, then ends.
     within("going_away", async {
-        while let Some(Ok(chunk)) = body.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk));
+        for _ in 0..MAX_SKIP {
+            match body.next().await {
+                Some(Ok(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return,
+            }
         }
+        panic!("the stream did not end within {MAX_SKIP} chunks");
     })
     .await;
     let going_away = text

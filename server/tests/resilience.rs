@@ -49,10 +49,13 @@ async fn acknowledged_messages_survive_a_restart() {
     let mut ws = ws_connect(&s, &format!("token={t}")).await;
     ws_next(&mut ws).await;
     ws_send(&mut ws, &send("w1", "d", "via ws")).await;
-    let ws_seq = loop {
-        if let ServerFrame::Ack { seq, .. } = ws_next_durable(&mut ws).await {
-            break seq;
+    let ws_seq = 'ack: {
+        for _ in 0..MAX_SKIP {
+            if let ServerFrame::Ack { seq, .. } = ws_next_durable(&mut ws).await {
+                break 'ack seq;
+            }
         }
+        panic!("no ack within {MAX_SKIP} frames");
     };
     seqs.push(ws_seq);
     drop(ws);

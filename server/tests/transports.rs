@@ -103,11 +103,14 @@ async fn sse_headers_hello_and_live_messages_with_ids() {
     assert_eq!(first.retry, Some(s.config().sse_retry_ms));
     assert_eq!(hello(&first.frame()).user, "bob");
     let seq = send_one(&s, &t, "b1", "general", "over sse").await;
-    let ev = loop {
-        let ev = sse.next_event().await.unwrap();
-        if matches!(ev.frame(), ServerFrame::Msg(_)) {
-            break ev;
+    let ev = 'msg: {
+        for _ in 0..MAX_SKIP {
+            let ev = sse.next_event().await.unwrap();
+            if matches!(ev.frame(), ServerFrame::Msg(_)) {
+                break 'msg ev;
+            }
         }
+        panic!("no msg event within {MAX_SKIP} events");
     };
     assert_eq!(ev.id.as_deref(), Some(seq.to_string().as_str()));
     assert_eq!(msg_seq(&ev.frame()), seq);
@@ -446,11 +449,14 @@ async fn presence_and_typing_fan_out() {
     );
     // Alice types: bob sees it.
     ws_send(&mut a, &ClientFrame::Typing { conv: "p".into() }).await;
-    let f = loop {
-        let f = b.next_event().await.unwrap().frame();
-        if f != ServerFrame::Heartbeat {
-            break f;
+    let f = 'typing: {
+        for _ in 0..MAX_SKIP {
+            let f = b.next_event().await.unwrap().frame();
+            if f != ServerFrame::Heartbeat {
+                break 'typing f;
+            }
         }
+        panic!("only heartbeats on bob's stream");
     };
     assert_eq!(
         f,
@@ -478,11 +484,15 @@ async fn presence_and_typing_fan_out() {
     assert_eq!(online, vec!["alice", "bob"]);
     // Bob goes offline when his only stream ends.
     drop(b);
-    let f = loop {
-        match ws_next(&mut a).await {
-            ServerFrame::Presence { user, online, .. } if user == "bob" => break online,
-            _ => continue,
+    let f = 'presence: {
+        for _ in 0..MAX_SKIP {
+            if let ServerFrame::Presence { user, online, .. } = ws_next(&mut a).await {
+                if user == "bob" {
+                    break 'presence online;
+                }
+            }
         }
+        panic!("no presence for bob within {MAX_SKIP} frames");
     };
     assert!(!f);
     s.shutdown().await;
@@ -520,7 +530,8 @@ async fn heartbeats_on_every_transport_and_dead_websocket_dropped() {
     let mut buf = vec![0u8; 4096];
     let mut received = Vec::new();
     within("the server to close a dead socket", async {
-        loop {
+        for i in 0..=MAX_SKIP {
+            assert!(i < MAX_SKIP, "the socket was not closed");
             let n = raw.read(&mut buf).await.unwrap_or(0);
             if n == 0 {
                 break;

@@ -17,6 +17,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// The longest any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// The most frames a test skips while looking for a particular one.
+pub const MAX_SKIP: usize = 1_000;
+
 pub async fn server() -> RunningServer {
     server_with(ServerConfig::for_tests()).await
 }
@@ -171,7 +174,7 @@ pub enum WsEvent {
 /// The next frame or close, skipping heartbeats and pongs when `skip_ephemeral`.
 pub async fn ws_next_any(ws: &mut Ws, skip_heartbeats: bool) -> WsEvent {
     within("ws frame", async {
-        loop {
+        for _ in 0..MAX_SKIP {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
                     let f = decode_server_frame(t.as_str()).expect("server frame");
@@ -185,6 +188,7 @@ pub async fn ws_next_any(ws: &mut Ws, skip_heartbeats: bool) -> WsEvent {
                 Some(Err(_)) | None => return WsEvent::Closed(None),
             }
         }
+        panic!("no frame within {MAX_SKIP} messages");
     })
     .await
 }
@@ -197,14 +201,15 @@ pub async fn ws_next(ws: &mut Ws) -> ServerFrame {
     }
 }
 
-/// Skips presence and typing frames too.
+/// Skips presence and typing frames too (at most `MAX_SKIP` of them).
 pub async fn ws_next_durable(ws: &mut Ws) -> ServerFrame {
-    loop {
+    for _ in 0..MAX_SKIP {
         match ws_next(ws).await {
             ServerFrame::Presence { .. } | ServerFrame::Typing { .. } => continue,
             f => return f,
         }
     }
+    panic!("only ephemeral frames for {MAX_SKIP} frames");
 }
 
 // ---------------------------------------------------------------- SSE
@@ -257,7 +262,7 @@ impl Sse {
     /// The next event, or `None` when the stream ended (or was cut).
     pub async fn next_event(&mut self) -> Option<SseEvent> {
         within("sse event", async {
-            loop {
+            for _ in 0..MAX_SKIP {
                 if let Some(end) = self.buf.find("\n\n") {
                     let raw: String = self.buf.drain(..end + 2).collect();
                     let mut ev = SseEvent::default();
@@ -280,13 +285,14 @@ impl Sse {
                     Some(Err(_)) | None => return None,
                 }
             }
+            panic!("no complete event within {MAX_SKIP} reads");
         })
         .await
     }
 
     /// The next frame that is not a heartbeat, presence or typing frame.
     pub async fn next_durable(&mut self) -> ServerFrame {
-        loop {
+        for _ in 0..MAX_SKIP {
             let ev = self.next_event().await.expect("sse stream ended");
             match ev.frame() {
                 ServerFrame::Heartbeat
@@ -295,5 +301,6 @@ impl Sse {
                 f => return f,
             }
         }
+        panic!("only ephemeral events for {MAX_SKIP} events");
     }
 }
