@@ -132,13 +132,15 @@ impl Link {
         Some(by_silence)
     }
 
-    /// When a `ping` is due on a live WebSocket.
+    /// When a `ping` is due on a live WebSocket: `interval` after the last one (or after `hello`).
     pub fn ping_due(&self, interval: Duration) -> Option<Instant> {
         if !self.is_live() || self.kind != TransportKind::WebSocket {
             return None;
         }
+        // Pings go out on a steady beat, whether or not the server is talking: the server judges
+        // the client's liveness by what it hears, and every pong measures the round trip.
         let since = match self.last_ping {
-            Some((_, at)) => at.max(self.last_rx),
+            Some((_, at)) => at,
             None => self.last_rx,
         };
         Some(since + interval)

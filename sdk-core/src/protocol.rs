@@ -22,8 +22,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The longest identifier (conversation, user, client message id), in bytes.
 pub const MAX_ID_BYTES: usize = 64;
 
-/// The most frames one HTTP send request may carry.
+/// The most frames one HTTP send request, send response or poll response may carry.
 pub const MAX_FRAMES_PER_REQUEST: usize = 64;
+
+/// The largest body of an HTTP send request or a poll or send response: 64 frames of at most
+/// [`MAX_FRAME_BYTES`] each.
+pub const MAX_BATCH_BYTES: usize = MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST;
 
 /// A message sequence number assigned by the server. Sequence numbers are unique per server,
 /// strictly increasing in the order messages are stored, and never reused. A client's resume
@@ -337,7 +341,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
 
 /// Decodes and validates an HTTP send request body.
 pub fn decode_client_batch(text: &str) -> Result<Batch<ClientFrame>, FrameError> {
-    let batch: Batch<ClientFrame> = parse(text)?;
+    let batch: Batch<ClientFrame> = parse_batch(text)?;
     if batch.frames.len() > MAX_FRAMES_PER_REQUEST {
         return Err(FrameError::Invalid {
             field: "frames",
@@ -357,25 +361,20 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
 
 /// Decodes a long-poll or HTTP-send response body.
 pub fn decode_server_batch(text: &str) -> Result<Batch<ServerFrame>, FrameError> {
-    // A batch may carry many frames, each up to the frame limit; bound the whole by the
-    // number of frames a response may carry.
-    if text.len() > MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST {
-        return Err(FrameError::TooLarge {
-            len: text.len(),
-            max: MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST,
-        });
-    }
-    serde_json::from_str(text).map_err(|e| FrameError::Malformed {
-        detail: e.to_string(),
-    })
+    parse_batch(text)
 }
 
 /// Decodes a history page.
 pub fn decode_history(text: &str) -> Result<HistoryPage, FrameError> {
-    if text.len() > MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST {
+    parse_batch(text)
+}
+
+/// Like `parse`, for bodies that carry up to [`MAX_FRAMES_PER_REQUEST`] frames.
+fn parse_batch<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, FrameError> {
+    if text.len() > MAX_BATCH_BYTES {
         return Err(FrameError::TooLarge {
             len: text.len(),
-            max: MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST,
+            max: MAX_BATCH_BYTES,
         });
     }
     serde_json::from_str(text).map_err(|e| FrameError::Malformed {
