@@ -7,6 +7,7 @@
 
 const TIMELINE_WINDOW_MS = 120_000;
 const LOG_LIMIT = 150;
+const FAULTS_EVERY_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,6 +31,8 @@ export class Panel {
     $('heal').addEventListener('click', () => this.heal());
     this.#segment('down');
     this.refreshFaults();
+    // The switches are server-wide: another tab (or a test) may flip them too.
+    setInterval(() => this.refreshFaults(), FAULTS_EVERY_MS);
     setInterval(() => this.#tick(), 250);
   }
 

@@ -58,7 +58,7 @@ pub fn wasm_bindgen_cli() -> Result {
 
 /// Debian's Chromium and its driver, for the browser tests.
 pub fn apt_packages() -> Result {
-    if have("chromium") {
+    if have("chromium") && have("chromedriver") {
         return Ok(());
     }
     if !have("apt-get") {
