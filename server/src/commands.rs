@@ -38,7 +38,7 @@ fn internal(id: Option<String>, conv: Option<String>) -> ServerFrame {
 pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: Via) -> Handled {
     match frame {
         ClientFrame::Send { id, conv, body } => {
-            if let Err(wait) = shared.limits.check_send(user) {
+            if let Err(wait) = shared.limits.check_send(user, &id) {
                 return Handled::Reply(frame_error(
                     ErrorCode::RateLimited,
                     "too many messages; retry later",

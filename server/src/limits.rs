@@ -1,6 +1,8 @@
 //! Per-user rate limits for `send` frames: a token bucket (governor) plus the penalty rule of
-//! docs/PROTOCOL.md section 7 (after one refusal, every send of that user is refused until the
-//! announced `retry_after_ms` has passed, so a client retransmitting in order keeps its order).
+//! docs/PROTOCOL.md section 7: after refusing a send, every other send of that user is refused
+//! until the refused one comes back (or a bound passes), so sends a client pipelined before it heard
+//! of the refusal cannot be stored ahead of it, and a client retransmitting in order keeps its
+//! order.
 //!
 //! Size limits are enforced where input is read (see [`crate::request`] and the transports).
 
@@ -16,9 +18,24 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
-    penalty: Mutex<HashMap<String, Instant>>,
+    penalty: Mutex<HashMap<String, Penalty>>,
     checks: AtomicU64,
 }
+
+/// A user's refused send, which every other send of theirs must wait for.
+#[derive(Debug, Clone)]
+struct Penalty {
+    /// The client id of the refused send.
+    blocked_on: String,
+    /// The refused send may come back from here on.
+    until: Instant,
+    /// If it has not come back by then (the client gave up on it), the block ends anyway.
+    gives_up_at: Instant,
+}
+
+/// How long past its retry time a refused send may take to come back before the block on the
+/// user's other sends ends anyway.
+const BLOCK_GRACE: Duration = Duration::from_secs(10);
 
 /// How many checks pass between two sweeps of idle users' buckets.
 const SWEEP_EVERY: u64 = 10_000;
@@ -35,19 +52,31 @@ impl Limits {
         }
     }
 
-    /// Takes one send from `user`'s bucket. `Err(wait)` means refused; retry after `wait`.
-    pub fn check_send(&self, user: &str) -> Result<(), Duration> {
+    /// Takes one send (client id `id`) from `user`'s bucket. `Err(wait)` means refused; retry
+    /// after `wait`.
+    pub fn check_send(&self, user: &str, id: &str) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             // Forget the buckets of users who have been idle long enough to be full again.
             self.limiter.retain_recent();
         }
         let now = Instant::now();
         let mut penalty = self.penalty.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = penalty.get(user).copied() {
-            if until > now {
-                return Err(until - now);
+        if let Some(p) = penalty.get(user) {
+            let early = p
+                .until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            if p.blocked_on == id {
+                if p.until > now {
+                    return Err(early);
+                }
+                // The refused send is back: the block ends and it takes its turn.
+                penalty.remove(user);
+            } else if p.gives_up_at > now {
+                return Err(early);
+            } else {
+                penalty.remove(user);
             }
-            penalty.remove(user);
         }
         match self.limiter.check_key(&user.to_string()) {
             Ok(()) => Ok(()),
@@ -55,9 +84,16 @@ impl Limits {
                 let wait = not_until
                     .wait_time_from(self.clock.now())
                     .max(Duration::from_millis(1));
-                penalty.insert(user.to_string(), now + wait);
+                penalty.insert(
+                    user.to_string(),
+                    Penalty {
+                        blocked_on: id.to_string(),
+                        until: now + wait,
+                        gives_up_at: now + wait + BLOCK_GRACE,
+                    },
+                );
                 if penalty.len() > 10_000 {
-                    penalty.retain(|_, until| *until > now);
+                    penalty.retain(|_, p| p.gives_up_at > now);
                 }
                 Err(wait)
             }
@@ -77,11 +113,24 @@ mod tests {
     #[test]
     fn refusal_holds_until_retry_after() {
         let l = Limits::new(1, 2);
-        assert!(l.check_send("a").is_ok());
-        assert!(l.check_send("a").is_ok());
-        let wait = l.check_send("a").unwrap_err();
+        assert!(l.check_send("a", "1").is_ok());
+        assert!(l.check_send("a", "2").is_ok());
+        let wait = l.check_send("a", "3").unwrap_err();
         assert!(wait <= Duration::from_secs(1));
-        assert!(l.check_send("a").is_err());
-        assert!(l.check_send("b").is_ok());
+        assert!(l.check_send("a", "3").is_err());
+        assert!(l.check_send("b", "1").is_ok());
+    }
+
+    #[test]
+    fn other_sends_wait_for_the_refused_one_to_come_back() {
+        let l = Limits::new(1000, 1);
+        assert!(l.check_send("a", "1").is_ok());
+        assert!(l.check_send("a", "2").is_err());
+        std::thread::sleep(Duration::from_millis(5));
+        // The bucket has refilled, but "3" was sent after "2" and must not overtake it.
+        assert!(l.check_send("a", "3").is_err());
+        assert!(l.check_send("a", "2").is_ok());
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(l.check_send("a", "3").is_ok());
     }
 }

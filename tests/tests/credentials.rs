@@ -199,13 +199,10 @@ async fn rate_limited_sends_wait_and_keep_their_order_over_sse() {
     rate_limited(TransportKind::Sse).await;
 }
 
-/// Known to fail: on a WebSocket, sends pipelined before the client hears of a refusal can reach
-/// the server after its penalty window (`retry_after_ms`, one token's worth of time) has ended and
-/// be stored ahead of the refused ones, which are retransmitted later. See the report of issue 4:
-/// the fix belongs in the protocol's penalty rule (refuse a user's sends until the refused one is
-/// retransmitted) or in the core (a send window on WebSocket), not in the driver.
+/// On a WebSocket, sends are pipelined: some reach the server after it refused an earlier one.
+/// The protocol's penalty rule (refuse a user's other sends until the refused one comes back)
+/// keeps them from being stored ahead of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: pipelined WebSocket sends reorder under rate limiting (issue 4 report)"]
 async fn rate_limited_sends_wait_and_keep_their_order_over_websocket() {
     rate_limited(TransportKind::WebSocket).await;
 }
