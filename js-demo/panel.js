@@ -43,8 +43,11 @@ export class Panel {
     this.#offs = [
       client.on('state', (s) => this.#onState(s)),
       client.on('transport', (t) => {
-        const probing = t.links.filter((l) => !l.live).map((l) => l.transport);
-        if (probing.length) this.log(`trying ${probing.join(', ')} alongside`);
+        const trying = t.links.filter((l) => !l.live).map((l) => l.transport);
+        if (!trying.length) return;
+        this.log(t.transport
+          ? `probing ${trying.join(', ')} while on ${t.transport}`
+          : `opening ${trying.join(' and ')}`);
       }),
       client.on('rtt', ({ rtt }) => {
         $('rtt').textContent = `${rtt < 10 ? rtt.toFixed(1) : Math.round(rtt)} ms`;
