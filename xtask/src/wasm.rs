@@ -17,8 +17,10 @@ const WASM_NAME: &str = "lifeline_wasm";
 
 /// Builds target/npm/lifeline-client and returns its path.
 pub fn build_package() -> Result<PathBuf> {
+    // On a fresh machine `cargo xtask demo` must need no other step: install what is missing.
     crate::setup::wasm_target()?;
     crate::setup::wasm_bindgen_cli()?;
+    crate::setup::npm_packages()?;
     let wasm_opt = root().join("tests/browser/node_modules/.bin/wasm-opt");
     if !wasm_opt.exists() {
         return Err(format!(
