@@ -112,6 +112,8 @@ struct LinkView {
 #[serde(rename_all = "camelCase")]
 struct HistoryPageView<'a> {
     messages: Vec<MessageView<'a>>,
+    /// Absent (not `null`) on the oldest page, as the TypeScript declarations say.
+    #[serde(skip_serializing_if = "Option::is_none")]
     next_before: Option<u64>,
 }
 
@@ -469,6 +471,17 @@ mod tests {
         assert_eq!(ok["request"], 4);
         assert_eq!(ok["page"]["messages"][1]["seq"], 2);
         assert_eq!(ok["page"]["nextBefore"], 1);
+        let last = parse(event(
+            &Event::History {
+                request: RequestId(6),
+                result: Ok(HistoryPage {
+                    messages: vec![],
+                    next_before: None,
+                }),
+            },
+            clock(),
+        ));
+        assert!(last["page"].get("nextBefore").is_none());
         let err = parse(event(
             &Event::History {
                 request: RequestId(5),
