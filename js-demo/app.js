@@ -21,6 +21,8 @@ const demo = {
   conversation: null,
   /** Every message event, in the order delivered: `{ seq, conversation, from, id, body }`. */
   received: [],
+  /** Every state event, in order: `{ state, transport, attempt }`. */
+  states: [],
   /** How many tokens were fetched. */
   tokens: 0,
   panel,
@@ -57,6 +59,7 @@ function newClient(user) {
   c.on('typing', onTyping);
   c.on('discontinuity', (d) => note(`Missed messages ${d.lastSeen + 1}…${d.resumedAfter}; reload the conversation to fill the gap.`));
   c.on('state', (s) => {
+    demo.states.push({ state: s.state, transport: s.transport, attempt: s.attempt });
     const up = s.state === 'connected';
     $('text').disabled = $('send').disabled = s.state === 'closed' || s.state === 'failed';
     $('chat-title').textContent = `#${demo.conversation} as ${demo.user}${up ? '' : ` (${s.state})`}`;

@@ -111,6 +111,25 @@ test('WebSocket → SSE → long polling → WebSocket, every message exactly on
   assert.deepEqual(remembered.map(([, v]) => v), ['websocket']);
 });
 
+test('the rung that worked is remembered: a reload starts on it, not on a blocked WebSocket', async () => {
+  await server.faults({ refuse_ws: true });
+  const ctx = await browser.newContext();
+  const first = await openDemo(ctx, server.base, 'frank', 'ladder');
+  await onTransport(first, 'frank', 'sse');
+  const remembered = await first.evaluate(() => Object.entries(localStorage)
+    .filter(([k]) => k.startsWith('lifeline:transport:')).map(([, v]) => v));
+  assert.deepEqual(remembered, ['sse']);
+  await first.close();
+
+  const again = await openDemo(ctx, server.base, 'frank', 'ladder');
+  const tried = await again.evaluate(() => window.demo.states.filter((s) => s.state === 'connecting').map((s) => s.transport));
+  assert.equal(tried[0], 'sse', `the first attempt after the reload (attempts: ${tried.join(', ')})`);
+  await server.faults({ refuse_ws: false });
+  // Still climbs back once WebSocket works again.
+  await onTransport(again, 'frank', 'websocket', 45_000);
+  await ctx.close();
+});
+
 test('a black-holed WebSocket (upgrades, then silence) falls back instead of hanging', async () => {
   const ctx = await browser.newContext();
   const carol = await openDemo(ctx, server.base, 'carol', 'ladder');
