@@ -64,6 +64,7 @@ export class Client {
   #sends = new Map();
   #histories = new Map();
   #subscribing = new Map();
+  #subscribed = new Set();
   #status = { state: 'idle', transport: null, attempt: null, degraded: false, nextRetryAt: null, error: null };
 
   /** See lifeline.d.ts. Connects at once unless `autoConnect: false`. */
@@ -140,6 +141,8 @@ export class Client {
   /** Joins `conversation`; resolves once the server confirmed it. */
   async subscribe(conversation) {
     const core = await this.#ready();
+    // Subscribing again is a no-op for the session, which sends nothing: answer at once.
+    if (this.#subscribed.has(conversation)) return;
     const done = new Promise((resolve, reject) => {
       const waiting = this.#subscribing.get(conversation) ?? [];
       waiting.push({ resolve, reject });
@@ -157,6 +160,7 @@ export class Client {
   async unsubscribe(conversation) {
     const core = await this.#ready();
     this.#call(() => core.unsubscribe(conversation));
+    this.#subscribed.delete(conversation);
   }
 
   /** Tells `conversation` the user is typing. Returns false (and sends nothing) when not connected. */
@@ -266,6 +270,7 @@ export class Client {
         return;
       }
       case 'subscribed':
+        this.#subscribed.add(e.conversation);
         this.#settleSubscribe(e.conversation);
         this.#emit('subscribed', detail);
         return;

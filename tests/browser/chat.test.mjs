@@ -46,6 +46,15 @@ test('two contexts chat, see each other present and typing', async () => {
   // Acknowledged bubbles carry their sequence number; none is left pending.
   await until(alice, 'alice\'s bubble to be acknowledged', () => document.querySelectorAll('#message-list .pending').length === 0);
 
+  // Switching to another conversation and back (subscribing again) works.
+  await alice.fill('#conv', 'elsewhere');
+  await alice.click('#join');
+  await until(alice, 'alice to join #elsewhere', () => document.querySelector('#chat-title').textContent.startsWith('#elsewhere')
+    && document.querySelector('#presence').textContent.includes('(you)'));
+  await alice.fill('#conv', 'general');
+  await alice.click('#join');
+  await until(alice, 'alice to be back in #general with its history', () => document.querySelector('#message-list').textContent.includes('hello alice'));
+
   await bob.context().close();
   await until(alice, 'alice to see bob leave', () => !document.querySelector('#presence').textContent.includes('bob'));
   await alice.context().close();
