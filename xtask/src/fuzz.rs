@@ -6,7 +6,9 @@ use std::process::Command;
 
 pub fn run(args: &[String]) -> Result {
     let seconds: u64 = match args.first() {
-        Some(s) => s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number of seconds"))?,
         None => 60,
     };
     if !have("cargo-fuzz") {
@@ -15,7 +17,9 @@ pub fn run(args: &[String]) -> Result {
     let max_time = format!("-max_total_time={seconds}");
     let args = ["+nightly", "fuzz", "run", "decode_frames", "--", &max_time];
     status(
-        Command::new("cargo").args(args).current_dir(root().join("sdk-core")),
+        Command::new("cargo")
+            .args(args)
+            .current_dir(root().join("sdk-core")),
         "cargo",
         &args,
     )

@@ -9,12 +9,19 @@ pub type Result<T = ()> = std::result::Result<T, String>;
 /// The workspace root (the parent of this crate's folder).
 pub fn root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("xtask lives in the workspace").to_path_buf()
+    manifest
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Runs `program args…` in the workspace root, inheriting output; fails if it exits non-zero.
 pub fn cmd(program: &str, args: &[&str]) -> Result {
-    status(Command::new(program).args(args).current_dir(root()), program, args)
+    status(
+        Command::new(program).args(args).current_dir(root()),
+        program,
+        args,
+    )
 }
 
 /// Runs a prepared command; fails if it exits non-zero.

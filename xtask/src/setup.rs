@@ -16,7 +16,10 @@ pub fn all() -> Result {
 /// `rustup target add wasm32-unknown-unknown`.
 pub fn wasm_target() -> Result {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
         return Ok(());
     }
     cmd("rustup", &["target", "add", "wasm32-unknown-unknown"])
@@ -51,7 +54,12 @@ pub fn wasm_bindgen_cli() -> Result {
     }
     cmd(
         "cargo",
-        &["install", "wasm-bindgen-cli", "--version", &format!("={version}")],
+        &[
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &format!("={version}"),
+        ],
     )
     .map_err(|e| format!("{e}; run `cargo install wasm-bindgen-cli --version ={version}`"))
 }
@@ -62,12 +70,21 @@ pub fn apt_packages() -> Result {
         return Ok(());
     }
     if !have("apt-get") {
-        return Err("Chromium is missing; install it: `apt-get install chromium chromium-driver`".into());
+        return Err(
+            "Chromium is missing; install it: `apt-get install chromium chromium-driver`".into(),
+        );
     }
     cmd("apt-get", &["update", "-qq"])?;
     cmd(
         "apt-get",
-        &["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        ],
     )
     .map_err(|e| format!("{e}; run `apt-get install chromium chromium-driver` as root"))
 }
