@@ -41,6 +41,7 @@ pub mod credentials;
 pub mod endpoints;
 pub mod event;
 pub mod io;
+pub mod json;
 pub mod ladder;
 pub mod link;
 pub mod outbox;

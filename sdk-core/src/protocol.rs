@@ -6,7 +6,7 @@
 //! (see [`crate::endpoints`]) and makes no decision about what a frame means for a session.
 //! docs/PROTOCOL.md is the normative description; the types here follow it field by field.
 
-use serde::{Deserialize, Serialize};
+use crate::json::{self, ObjectWriter, Value};
 use std::fmt;
 
 /// The protocol version spoken by this crate. It travels as `v=1` on every endpoint and in
@@ -35,8 +35,7 @@ pub const MAX_BATCH_BYTES: usize = MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST;
 pub type Seq = u64;
 
 /// Frames a client sends to the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
     /// Publish a message. `id` is the client's idempotency key: a retransmission with the same id
     /// is acknowledged again with the original sequence number and never stored twice.
@@ -57,8 +56,7 @@ pub enum ClientFrame {
 }
 
 /// Frames the server sends to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerFrame {
     /// The first frame of every stream (and of the first long-poll response).
     Hello(Hello),
@@ -87,7 +85,7 @@ pub enum ServerFrame {
 }
 
 /// The first frame of a stream: what the server resumed from and how it will keep the stream alive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
     /// Protocol version the server speaks.
     pub v: u32,
@@ -105,7 +103,7 @@ pub struct Hello {
 }
 
 /// A stored chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub seq: Seq,
     pub conv: String,
@@ -118,25 +116,20 @@ pub struct Message {
 }
 
 /// An error reported by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorFrame {
     pub code: ErrorCode,
-    #[serde(default)]
     pub message: String,
     /// The client message id this error is about, when it is about one send.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The conversation this error is about, when it is about one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv: Option<String>,
     /// Do not retry before this many milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
 
 /// Error codes. Unknown codes from a newer server decode as [`ErrorCode::Unknown`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// The token is missing, forged or malformed. Fetch a fresh token; do not retry the same one.
@@ -158,7 +151,6 @@ pub enum ErrorCode {
     /// The server failed; the request may be retried.
     Internal,
     /// A code this client does not know.
-    #[serde(other)]
     Unknown,
 }
 
@@ -193,23 +185,22 @@ impl fmt::Display for ErrorCode {
 
 /// The body of an HTTP send request (`POST /v1/send`) and of the response to it, and the body of a
 /// long-poll response (`GET /v1/poll`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch<F> {
     pub frames: Vec<F>,
 }
 
 /// A page of history (`GET /v1/history`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPage {
     /// Messages in increasing sequence order.
     pub messages: Vec<Message>,
     /// Pass as `before` to fetch the next older page; absent when there is none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_before: Option<Seq>,
 }
 
 /// The body of an HTTP error response (any 4xx or 5xx).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     pub error: ErrorFrame,
 }
@@ -270,11 +261,16 @@ fn check_size(text: &str) -> Result<(), FrameError> {
     Ok(())
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, FrameError> {
+fn parse<T: FromJson>(text: &str) -> Result<T, FrameError> {
     check_size(text)?;
-    serde_json::from_str(text).map_err(|e| FrameError::Malformed {
-        detail: e.to_string(),
-    })
+    read(text)
+}
+
+fn read<T: FromJson>(text: &str) -> Result<T, FrameError> {
+    let value = json::parse(text).map_err(|e| FrameError::Malformed {
+        detail: e.reason.to_string(),
+    })?;
+    T::from_json(value)
 }
 
 /// Checks an identifier (conversation, user or client message id): 1 to [`MAX_ID_BYTES`] bytes of
@@ -370,16 +366,14 @@ pub fn decode_history(text: &str) -> Result<HistoryPage, FrameError> {
 }
 
 /// Like `parse`, for bodies that carry up to [`MAX_FRAMES_PER_REQUEST`] frames.
-fn parse_batch<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, FrameError> {
+fn parse_batch<T: FromJson>(text: &str) -> Result<T, FrameError> {
     if text.len() > MAX_BATCH_BYTES {
         return Err(FrameError::TooLarge {
             len: text.len(),
             max: MAX_BATCH_BYTES,
         });
     }
-    serde_json::from_str(text).map_err(|e| FrameError::Malformed {
-        detail: e.to_string(),
-    })
+    read(text)
 }
 
 /// Decodes the body of an HTTP error response, if it is one.
@@ -387,14 +381,394 @@ pub fn decode_http_error(text: &str) -> Option<ErrorFrame> {
     if text.len() > MAX_FRAME_BYTES {
         return None;
     }
-    serde_json::from_str::<HttpError>(text)
-        .ok()
-        .map(|e| e.error)
+    read::<HttpError>(text).ok().map(|e| e.error)
 }
 
-/// Encodes any frame or body as JSON text. Encoding our own types cannot fail.
-pub fn encode<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("protocol types always serialize")
+/// Encodes any frame or body as JSON text. Encoding cannot fail.
+pub fn encode<T: ToJson + ?Sized>(value: &T) -> String {
+    let mut out = String::with_capacity(64);
+    value.write_json(&mut out);
+    out
+}
+
+// ----- encoding --------------------------------------------------------------------------------
+
+/// A protocol type that writes itself as JSON, members in the order docs/PROTOCOL.md lists them.
+pub trait ToJson {
+    fn write_json(&self, out: &mut String);
+}
+
+impl ToJson for ClientFrame {
+    fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        match self {
+            ClientFrame::Send { id, conv, body } => {
+                o.str("type", "send")
+                    .str("id", id)
+                    .str("conv", conv)
+                    .str("body", body);
+            }
+            ClientFrame::Subscribe { conv } => {
+                o.str("type", "subscribe").str("conv", conv);
+            }
+            ClientFrame::Unsubscribe { conv } => {
+                o.str("type", "unsubscribe").str("conv", conv);
+            }
+            ClientFrame::Typing { conv } => {
+                o.str("type", "typing").str("conv", conv);
+            }
+            ClientFrame::Ping { t } => {
+                o.str("type", "ping").u64("t", *t);
+            }
+        }
+        o.finish();
+    }
+}
+
+fn write_message_members(o: &mut ObjectWriter<'_>, m: &Message) {
+    o.u64("seq", m.seq)
+        .str("conv", &m.conv)
+        .str("from", &m.from)
+        .str("id", &m.id)
+        .str("body", &m.body)
+        .u64("ts", m.ts);
+}
+
+fn write_error_members(o: &mut ObjectWriter<'_>, e: &ErrorFrame) {
+    o.str("code", e.code.as_str())
+        .str("message", &e.message)
+        .opt_str("id", e.id.as_deref())
+        .opt_str("conv", e.conv.as_deref())
+        .opt_u64("retry_after_ms", e.retry_after_ms);
+}
+
+impl ToJson for Message {
+    fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        write_message_members(&mut o, self);
+        o.finish();
+    }
+}
+
+impl ToJson for ErrorFrame {
+    fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        write_error_members(&mut o, self);
+        o.finish();
+    }
+}
+
+impl ToJson for ServerFrame {
+    fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        match self {
+            ServerFrame::Hello(h) => {
+                o.str("type", "hello")
+                    .u64("v", u64::from(h.v))
+                    .str("user", &h.user)
+                    .u64("heartbeat_ms", h.heartbeat_ms)
+                    .u64("cursor", h.cursor)
+                    .bool("resumed", h.resumed);
+            }
+            ServerFrame::Msg(m) => {
+                o.str("type", "msg");
+                write_message_members(&mut o, m);
+            }
+            ServerFrame::Ack { id, seq } => {
+                o.str("type", "ack").str("id", id).u64("seq", *seq);
+            }
+            ServerFrame::Subscribed { conv } => {
+                o.str("type", "subscribed").str("conv", conv);
+            }
+            ServerFrame::Unsubscribed { conv } => {
+                o.str("type", "unsubscribed").str("conv", conv);
+            }
+            ServerFrame::Presence { conv, user, online } => {
+                o.str("type", "presence")
+                    .str("conv", conv)
+                    .str("user", user)
+                    .bool("online", *online);
+            }
+            ServerFrame::Typing { conv, user } => {
+                o.str("type", "typing").str("conv", conv).str("user", user);
+            }
+            ServerFrame::Pong { t } => {
+                o.str("type", "pong").u64("t", *t);
+            }
+            ServerFrame::Heartbeat => {
+                o.str("type", "heartbeat");
+            }
+            ServerFrame::Error(e) => {
+                o.str("type", "error");
+                write_error_members(&mut o, e);
+            }
+        }
+        o.finish();
+    }
+}
+
+fn write_array<T: ToJson>(out: &mut String, items: &[T]) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        item.write_json(out);
+    }
+    out.push(']');
+}
+
+impl<F: ToJson> ToJson for Batch<F> {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .with("frames", |out| write_array(out, &self.frames))
+            .finish();
+    }
+}
+
+impl ToJson for HistoryPage {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .with("messages", |out| write_array(out, &self.messages))
+            .opt_u64("next_before", self.next_before)
+            .finish();
+    }
+}
+
+impl ToJson for HttpError {
+    fn write_json(&self, out: &mut String) {
+        ObjectWriter::new(out)
+            .with("error", |out| self.error.write_json(out))
+            .finish();
+    }
+}
+
+// ----- decoding --------------------------------------------------------------------------------
+
+/// A protocol type that reads itself from a parsed JSON value. Unknown members are ignored;
+/// missing or mistyped required members are [`FrameError::Malformed`].
+pub trait FromJson: Sized {
+    fn from_json(value: Value) -> Result<Self, FrameError>;
+}
+
+fn malformed(what: &str, field: &str) -> FrameError {
+    FrameError::Malformed {
+        detail: [what, " `", field, "`"].concat(),
+    }
+}
+
+/// Reads the members of one JSON object.
+struct Fields(Value);
+
+impl Fields {
+    fn of(value: Value) -> Result<Self, FrameError> {
+        match value {
+            Value::Object(_) => Ok(Fields(value)),
+            _ => Err(FrameError::Malformed {
+                detail: "expected a JSON object".into(),
+            }),
+        }
+    }
+
+    /// A member that may be absent or null.
+    fn optional(&mut self, name: &str) -> Option<Value> {
+        self.0.take(name).filter(|v| !v.is_null())
+    }
+
+    fn required(&mut self, name: &str) -> Result<Value, FrameError> {
+        self.0
+            .take(name)
+            .ok_or_else(|| malformed("missing field", name))
+    }
+
+    fn string(&mut self, name: &str) -> Result<String, FrameError> {
+        self.required(name)?
+            .into_string()
+            .ok_or_else(|| malformed("expected a string for", name))
+    }
+
+    fn u64(&mut self, name: &str) -> Result<u64, FrameError> {
+        self.required(name)?
+            .as_u64()
+            .ok_or_else(|| malformed("expected an unsigned integer for", name))
+    }
+
+    fn bool(&mut self, name: &str) -> Result<bool, FrameError> {
+        self.required(name)?
+            .as_bool()
+            .ok_or_else(|| malformed("expected a boolean for", name))
+    }
+
+    fn opt_string(&mut self, name: &str) -> Result<Option<String>, FrameError> {
+        match self.optional(name) {
+            None => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .ok_or_else(|| malformed("expected a string for", name)),
+        }
+    }
+
+    fn opt_u64(&mut self, name: &str) -> Result<Option<u64>, FrameError> {
+        match self.optional(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| malformed("expected an unsigned integer for", name)),
+        }
+    }
+
+    fn list<T: FromJson>(&mut self, name: &str) -> Result<Vec<T>, FrameError> {
+        self.required(name)?
+            .into_array()
+            .ok_or_else(|| malformed("expected an array for", name))?
+            .into_iter()
+            .map(T::from_json)
+            .collect()
+    }
+}
+
+impl ErrorCode {
+    /// The inverse of [`ErrorCode::as_str`]; unknown codes are [`ErrorCode::Unknown`].
+    pub fn parse(code: &str) -> ErrorCode {
+        match code {
+            "unauthorized" => ErrorCode::Unauthorized,
+            "token_expired" => ErrorCode::TokenExpired,
+            "forbidden" => ErrorCode::Forbidden,
+            "rate_limited" => ErrorCode::RateLimited,
+            "bad_frame" => ErrorCode::BadFrame,
+            "too_large" => ErrorCode::TooLarge,
+            "going_away" => ErrorCode::GoingAway,
+            "unsupported_version" => ErrorCode::UnsupportedVersion,
+            "internal" => ErrorCode::Internal,
+            _ => ErrorCode::Unknown,
+        }
+    }
+}
+
+fn read_message(f: &mut Fields) -> Result<Message, FrameError> {
+    Ok(Message {
+        seq: f.u64("seq")?,
+        conv: f.string("conv")?,
+        from: f.string("from")?,
+        id: f.string("id")?,
+        body: f.string("body")?,
+        ts: f.u64("ts")?,
+    })
+}
+
+fn read_error(f: &mut Fields) -> Result<ErrorFrame, FrameError> {
+    Ok(ErrorFrame {
+        code: ErrorCode::parse(&f.string("code")?),
+        message: f.opt_string("message")?.unwrap_or_default(),
+        id: f.opt_string("id")?,
+        conv: f.opt_string("conv")?,
+        retry_after_ms: f.opt_u64("retry_after_ms")?,
+    })
+}
+
+impl FromJson for Message {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        read_message(&mut Fields::of(value)?)
+    }
+}
+
+impl FromJson for ErrorFrame {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        read_error(&mut Fields::of(value)?)
+    }
+}
+
+impl FromJson for ClientFrame {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        let mut f = Fields::of(value)?;
+        let kind = f.string("type")?;
+        Ok(match kind.as_str() {
+            "send" => ClientFrame::Send {
+                id: f.string("id")?,
+                conv: f.string("conv")?,
+                body: f.string("body")?,
+            },
+            "subscribe" => ClientFrame::Subscribe {
+                conv: f.string("conv")?,
+            },
+            "unsubscribe" => ClientFrame::Unsubscribe {
+                conv: f.string("conv")?,
+            },
+            "typing" => ClientFrame::Typing {
+                conv: f.string("conv")?,
+            },
+            "ping" => ClientFrame::Ping { t: f.u64("t")? },
+            _ => return Err(malformed("unknown frame type", &kind)),
+        })
+    }
+}
+
+impl FromJson for ServerFrame {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        let mut f = Fields::of(value)?;
+        let kind = f.string("type")?;
+        Ok(match kind.as_str() {
+            "hello" => ServerFrame::Hello(Hello {
+                v: u32::try_from(f.u64("v")?).map_err(|_| malformed("out of range", "v"))?,
+                user: f.string("user")?,
+                heartbeat_ms: f.u64("heartbeat_ms")?,
+                cursor: f.u64("cursor")?,
+                resumed: f.bool("resumed")?,
+            }),
+            "msg" => ServerFrame::Msg(read_message(&mut f)?),
+            "ack" => ServerFrame::Ack {
+                id: f.string("id")?,
+                seq: f.u64("seq")?,
+            },
+            "subscribed" => ServerFrame::Subscribed {
+                conv: f.string("conv")?,
+            },
+            "unsubscribed" => ServerFrame::Unsubscribed {
+                conv: f.string("conv")?,
+            },
+            "presence" => ServerFrame::Presence {
+                conv: f.string("conv")?,
+                user: f.string("user")?,
+                online: f.bool("online")?,
+            },
+            "typing" => ServerFrame::Typing {
+                conv: f.string("conv")?,
+                user: f.string("user")?,
+            },
+            "pong" => ServerFrame::Pong { t: f.u64("t")? },
+            "heartbeat" => ServerFrame::Heartbeat,
+            "error" => ServerFrame::Error(read_error(&mut f)?),
+            _ => return Err(malformed("unknown frame type", &kind)),
+        })
+    }
+}
+
+impl<F: FromJson> FromJson for Batch<F> {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        Ok(Batch {
+            frames: Fields::of(value)?.list("frames")?,
+        })
+    }
+}
+
+impl FromJson for HistoryPage {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        let mut f = Fields::of(value)?;
+        Ok(HistoryPage {
+            messages: f.list("messages")?,
+            next_before: f.opt_u64("next_before")?,
+        })
+    }
+}
+
+impl FromJson for HttpError {
+    fn from_json(value: Value) -> Result<Self, FrameError> {
+        Ok(HttpError {
+            error: ErrorFrame::from_json(Fields::of(value)?.required("error")?)?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,8 @@ async fn history(s: &RunningServer, token: &str, conv: &str) -> (u16, Option<His
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    let page = (status == 200).then_some(resp.json().await.unwrap());
+    let body = resp.text().await.unwrap();
+    let page = (status == 200).then(|| lifeline_core::protocol::decode_history(&body).unwrap());
     (status, page)
 }
 

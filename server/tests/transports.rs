@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use lifeline_core::protocol::{ClientFrame, Hello, HistoryPage, ServerFrame};
+use lifeline_core::protocol::{ClientFrame, Hello, ServerFrame};
 use lifeline_server::ServerConfig;
 
 fn hello(f: &ServerFrame) -> &Hello {
@@ -197,15 +197,18 @@ async fn http_send_answers_each_frame_and_is_idempotent() {
     assert!(s2 > s1);
     assert_eq!(s3, s1, "a retransmit gets the original seq");
     // Stored once: history shows two messages.
-    let page: HistoryPage = http()
-        .get(format!("{}/v1/history?v=1&conv=room", s.base_url()))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = lifeline_core::protocol::decode_history(
+        &http()
+            .get(format!("{}/v1/history?v=1&conv=room", s.base_url()))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(page.messages.len(), 2);
     assert_eq!(page.messages[0].body, "one");
     s.shutdown().await;
@@ -227,15 +230,18 @@ async fn history_paginates_by_cursor() {
         if let Some(b) = before {
             url.push_str(&format!("&before={b}"));
         }
-        let page: HistoryPage = http()
-            .get(url)
-            .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = lifeline_core::protocol::decode_history(
+            &http()
+                .get(url)
+                .bearer_auth(&t)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert!(page.messages.len() <= 3);
         assert!(page.messages.windows(2).all(|w| w[0].seq < w[1].seq));
         let mut page_seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
