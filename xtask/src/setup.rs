@@ -74,6 +74,8 @@ pub fn apt_packages() -> Result {
             "Chromium is missing; install it: `apt-get install chromium chromium-driver`".into(),
         );
     }
+    // No question may wait for an answer: CI has no standard input.
+    std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
     cmd("apt-get", &["update", "-qq"])?;
     cmd(
         "apt-get",

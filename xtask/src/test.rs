@@ -57,6 +57,8 @@ fn browser() -> Result {
     )?;
     crate::setup::wasm_bindgen_cli()?;
     crate::setup::npm_packages()?;
+    // A fresh machine has no Chromium: install Debian's (CI runs as root, like the sessions).
+    crate::setup::apt_packages()?;
     let chromedriver =
         std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     if !std::path::Path::new(&chromedriver).exists() || !have("chromium") {
