@@ -5,11 +5,11 @@
 //!
 //! Pure translation, compiled on every target and tested natively. No browser API, no decision.
 
+use lifeline_core::json::ObjectWriter;
 use lifeline_core::{
     Cause, Event, HistoryError, Instant, Message, SendError, SendFailure, Session, State,
     TransportKind,
 };
-use serde::Serialize;
 
 /// Converts session instants to wall-clock milliseconds: `wall_ms` is `Date.now()` at `now`.
 #[derive(Debug, Clone, Copy)]
@@ -26,294 +26,237 @@ impl Clock {
     }
 }
 
-/// A message as JavaScript sees it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageView<'a> {
-    pub seq: u64,
-    pub conversation: &'a str,
-    pub from: &'a str,
-    pub id: &'a str,
-    pub body: &'a str,
-    pub ts: u64,
+/// Written by hand with [`lifeline_core::json`] (no serde in the `.wasm`); the member order and
+/// the `null`s are those the wrapper and the TypeScript declarations describe.
+fn object(write: impl FnOnce(&mut ObjectWriter)) -> String {
+    let mut out = String::new();
+    let mut w = ObjectWriter::new(&mut out);
+    write(&mut w);
+    w.finish();
+    out
 }
 
-impl<'a> From<&'a Message> for MessageView<'a> {
-    fn from(m: &'a Message) -> Self {
-        MessageView {
-            seq: m.seq,
-            conversation: &m.conv,
-            from: &m.from,
-            id: &m.id,
-            body: &m.body,
-            ts: m.ts,
+/// A member that is `null` when absent (as opposed to [`ObjectWriter::opt_str`], which omits it).
+fn str_or_null(w: &mut ObjectWriter, key: &str, value: Option<&str>) {
+    match value {
+        Some(v) => w.str(key, v),
+        None => w.raw(key, "null"),
+    };
+}
+
+fn u64_or_null(w: &mut ObjectWriter, key: &str, value: Option<u64>) {
+    match value {
+        Some(v) => w.u64(key, v),
+        None => w.raw(key, "null"),
+    };
+}
+
+/// A message as JavaScript sees it: `{seq, conversation, from, id, body, ts}`.
+fn message_fields(w: &mut ObjectWriter, m: &Message) {
+    w.u64("seq", m.seq)
+        .str("conversation", &m.conv)
+        .str("from", &m.from)
+        .str("id", &m.id)
+        .str("body", &m.body)
+        .u64("ts", m.ts);
+}
+
+/// The connection state as JavaScript sees it (the `state` event, and `client.status`):
+/// `{state, transport, attempt, degraded, nextRetryAt, error}`, absent values as `null`.
+fn state_fields(w: &mut ObjectWriter, state: &State, clock: Clock) {
+    let mut transport = None;
+    let mut attempt = None;
+    let mut degraded = false;
+    let mut next_retry_at = None;
+    let mut error = None;
+    match state {
+        State::Connecting {
+            transport: t,
+            attempt: a,
+        } => {
+            transport = Some(t.as_str());
+            attempt = Some(*a);
         }
-    }
-}
-
-/// The connection state as JavaScript sees it (the `state` event, and `client.status`).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StateView {
-    pub state: &'static str,
-    pub transport: Option<&'static str>,
-    pub attempt: Option<u32>,
-    pub degraded: bool,
-    pub next_retry_at: Option<u64>,
-    pub error: Option<String>,
-}
-
-impl StateView {
-    pub fn of(state: &State, clock: Clock) -> StateView {
-        let mut v = StateView {
-            state: state.name(),
-            transport: None,
-            attempt: None,
-            degraded: false,
-            next_retry_at: None,
-            error: None,
-        };
-        match state {
-            State::Connecting { transport, attempt } => {
-                v.transport = Some(transport.as_str());
-                v.attempt = Some(*attempt);
-            }
-            State::Connected {
-                transport,
-                degraded,
-            } => {
-                v.transport = Some(transport.as_str());
-                v.degraded = *degraded;
-            }
-            State::Reconnecting {
-                attempt,
-                next_attempt_at,
-                last_error,
-            } => {
-                v.attempt = Some(*attempt);
-                v.next_retry_at = next_attempt_at.map(|at| clock.wall(at));
-                v.error = last_error.as_ref().map(Cause::to_string);
-            }
-            State::Failed { error } => v.error = Some(error.to_string()),
-            State::Idle | State::Closed => {}
+        State::Connected {
+            transport: t,
+            degraded: d,
+        } => {
+            transport = Some(t.as_str());
+            degraded = *d;
         }
-        v
+        State::Reconnecting {
+            attempt: a,
+            next_attempt_at,
+            last_error,
+        } => {
+            attempt = Some(*a);
+            next_retry_at = next_attempt_at.map(|at| clock.wall(at));
+            error = last_error.as_ref().map(Cause::to_string);
+        }
+        State::Failed { error: e } => error = Some(e.to_string()),
+        State::Idle | State::Closed => {}
     }
+    w.str("state", state.name());
+    str_or_null(w, "transport", transport);
+    u64_or_null(w, "attempt", attempt.map(u64::from));
+    w.bool("degraded", degraded);
+    u64_or_null(w, "nextRetryAt", next_retry_at);
+    str_or_null(w, "error", error.as_deref());
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LinkView {
-    transport: &'static str,
-    live: bool,
+/// `{code, message, status?}`: a `LifelineError`, or the error of a history request.
+fn error_object(code: &str, message: &str, status: Option<u16>) -> String {
+    object(|w| {
+        w.str("code", code)
+            .str("message", message)
+            .opt_u64("status", status.map(u64::from));
+    })
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct HistoryPageView<'a> {
-    messages: Vec<MessageView<'a>>,
-    /// Absent (not `null`) on the oldest page, as the TypeScript declarations say.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_before: Option<u64>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ErrorView {
-    code: String,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-}
-
-/// The JSON objects handed to the wrapper, tagged by `type`.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum View<'a> {
-    #[serde(rename_all = "camelCase")]
-    State {
-        #[serde(flatten)]
-        state: StateView,
-        previous: &'static str,
-        cause: String,
-    },
-    Message(MessageView<'a>),
-    Ack {
-        id: &'a str,
-        seq: u64,
-    },
-    SendFailed(SendFailureView),
-    #[serde(rename_all = "camelCase")]
-    Discontinuity {
-        last_seen: u64,
-        resumed_after: u64,
-    },
-    Subscribed {
-        conversation: &'a str,
-    },
-    Presence {
-        conversation: &'a str,
-        user: &'a str,
-        online: bool,
-    },
-    Typing {
-        conversation: &'a str,
-        user: &'a str,
-    },
-    /// In microseconds (integers keep float formatting out of the `.wasm`); the wrapper divides.
-    #[serde(rename_all = "camelCase")]
-    Rtt {
-        rtt_us: u64,
-    },
-    TransportWorked {
-        transport: &'static str,
-    },
-    History {
-        request: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        page: Option<HistoryPageView<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<ErrorView>,
-    },
-    Error {
-        code: String,
-        message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        conversation: Option<&'a str>,
-    },
-    Transport {
-        transport: Option<&'static str>,
-        links: Vec<LinkView>,
-    },
-}
-
-/// Why a sent message failed, for the promise of `client.send`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SendFailureView {
-    pub id: String,
-    pub code: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_code: Option<String>,
-}
-
-fn json<T: Serialize>(value: &T) -> String {
-    // Serializing these plain structs to a string cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-/// One event as JSON.
+/// One event as JSON: an object tagged by `type`, camelCase members.
 pub fn event(e: &Event, clock: Clock) -> String {
-    let v = match e {
-        Event::StateChanged { from, to, cause } => View::State {
-            state: StateView::of(to, clock),
-            previous: from.name(),
-            cause: cause.to_string(),
-        },
-        Event::Message(m) => View::Message(m.into()),
-        Event::Acked { id, seq } => View::Ack {
-            id: &id.0,
-            seq: *seq,
-        },
-        Event::SendFailed { id, failure } => View::SendFailed(send_failure(&id.0, failure)),
+    object(|w| match e {
+        Event::StateChanged { from, to, cause } => {
+            w.str("type", "state");
+            state_fields(w, to, clock);
+            w.str("previous", from.name())
+                .str("cause", &cause.to_string());
+        }
+        Event::Message(m) => {
+            w.str("type", "message");
+            message_fields(w, m);
+        }
+        Event::Acked { id, seq } => {
+            w.str("type", "ack").str("id", &id.0).u64("seq", *seq);
+        }
+        Event::SendFailed { id, failure } => {
+            let (code, server_code) = match failure {
+                SendFailure::Timeout => ("timeout", None),
+                SendFailure::Rejected { code, .. } => ("rejected", Some(code.as_str())),
+                _ => ("closed", None),
+            };
+            w.str("type", "sendFailed")
+                .str("id", &id.0)
+                .str("code", code)
+                .str("message", &failure.to_string())
+                .opt_str("serverCode", server_code);
+        }
         Event::Discontinuity {
             last_seen,
             resumed_after,
-        } => View::Discontinuity {
-            last_seen: *last_seen,
-            resumed_after: *resumed_after,
-        },
-        Event::Subscribed { conv } => View::Subscribed { conversation: conv },
-        Event::SubscribeFailed { conv, code } => View::Error {
-            code: code.as_str().into(),
-            message: format!("subscribing to {conv} failed: {code}"),
-            conversation: Some(conv),
-        },
-        Event::Presence { conv, user, online } => View::Presence {
-            conversation: conv,
-            user,
-            online: *online,
-        },
-        Event::Typing { conv, user } => View::Typing {
-            conversation: conv,
-            user,
-        },
-        Event::RoundTrip { rtt } => View::Rtt {
-            rtt_us: rtt.as_micros() as u64,
-        },
-        Event::TransportWorked { transport } => View::TransportWorked {
-            transport: transport.as_str(),
-        },
-        Event::History { request, result } => match result {
-            Ok(page) => View::History {
-                request: request.0,
-                page: Some(HistoryPageView {
-                    messages: page.messages.iter().map(MessageView::from).collect(),
-                    next_before: page.next_before,
-                }),
-                error: None,
-            },
-            Err(err) => View::History {
-                request: request.0,
-                page: None,
-                error: Some(history_error(err)),
-            },
-        },
-        Event::ServerError { code, message } => View::Error {
-            code: code.as_str().into(),
-            message: message.clone(),
-            conversation: None,
-        },
-        Event::BadFrame { transport, error } => View::Error {
-            code: "bad_frame".into(),
-            message: format!("{transport} carried a bad frame: {error}"),
-            conversation: None,
-        },
-        _ => View::Error {
-            code: "unknown".into(),
-            message: "an event this version does not describe".into(),
-            conversation: None,
-        },
-    };
-    json(&v)
+        } => {
+            w.str("type", "discontinuity")
+                .u64("lastSeen", *last_seen)
+                .u64("resumedAfter", *resumed_after);
+        }
+        Event::Subscribed { conv } => {
+            w.str("type", "subscribed").str("conversation", conv);
+        }
+        Event::SubscribeFailed { conv, code } => {
+            let mut message = String::from("subscribing to ");
+            message.push_str(conv);
+            message.push_str(" failed: ");
+            message.push_str(code.as_str());
+            w.str("type", "error")
+                .str("code", code.as_str())
+                .str("message", &message)
+                .str("conversation", conv);
+        }
+        Event::Presence { conv, user, online } => {
+            w.str("type", "presence")
+                .str("conversation", conv)
+                .str("user", user)
+                .bool("online", *online);
+        }
+        Event::Typing { conv, user } => {
+            w.str("type", "typing")
+                .str("conversation", conv)
+                .str("user", user);
+        }
+        // In microseconds (integers keep float formatting out of the `.wasm`); the wrapper divides.
+        Event::RoundTrip { rtt } => {
+            w.str("type", "rtt").u64("rttUs", rtt.as_micros() as u64);
+        }
+        Event::TransportWorked { transport } => {
+            w.str("type", "transportWorked")
+                .str("transport", transport.as_str());
+        }
+        Event::History { request, result } => {
+            w.str("type", "history").u64("request", request.0);
+            match result {
+                Ok(page) => {
+                    w.with("page", |out| {
+                        let mut p = ObjectWriter::new(out);
+                        p.with("messages", |out| {
+                            out.push('[');
+                            for (i, m) in page.messages.iter().enumerate() {
+                                if i > 0 {
+                                    out.push(',');
+                                }
+                                let mut mw = ObjectWriter::new(out);
+                                message_fields(&mut mw, m);
+                                mw.finish();
+                            }
+                            out.push(']');
+                        });
+                        // Absent (not `null`) on the oldest page, as the TypeScript declarations say.
+                        p.opt_u64("nextBefore", page.next_before);
+                        p.finish();
+                    });
+                }
+                Err(err) => {
+                    w.raw("error", &history_error(err));
+                }
+            }
+        }
+        Event::ServerError { code, message } => {
+            w.str("type", "error")
+                .str("code", code.as_str())
+                .str("message", message);
+        }
+        Event::BadFrame { transport, error } => {
+            let mut message = String::from(transport.as_str());
+            message.push_str(" carried a bad frame: ");
+            message.push_str(&error.to_string());
+            w.str("type", "error")
+                .str("code", "bad_frame")
+                .str("message", &message);
+        }
+        _ => {
+            w.str("type", "error")
+                .str("code", "unknown")
+                .str("message", "an event this version does not describe");
+        }
+    })
 }
 
 /// The `transport` event: which rung carries the session now, and every link opening or open.
 pub fn transport(session: &Session) -> String {
-    json(&View::Transport {
-        transport: session.transport().map(TransportKind::as_str),
-        links: session
-            .links()
-            .into_iter()
-            .map(|(kind, live)| LinkView {
-                transport: kind.as_str(),
-                live,
-            })
-            .collect(),
+    object(|w| {
+        w.str("type", "transport");
+        str_or_null(w, "transport", session.transport().map(TransportKind::as_str));
+        w.with("links", |out| {
+            out.push('[');
+            for (i, (kind, live)) in session.links().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                ObjectWriter::new(out)
+                    .str("transport", kind.as_str())
+                    .bool("live", live)
+                    .finish();
+            }
+            out.push(']');
+        });
     })
 }
 
 /// The session's state now, as JSON (for `client.status`).
 pub fn state(session: &Session, clock: Clock) -> String {
-    json(&StateView::of(session.state(), clock))
+    object(|w| state_fields(w, session.state(), clock))
 }
 
-fn send_failure(id: &str, failure: &SendFailure) -> SendFailureView {
-    let (code, server_code) = match failure {
-        SendFailure::Timeout => ("timeout", None),
-        SendFailure::Rejected { code, .. } => ("rejected", Some(code.as_str().to_string())),
-        _ => ("closed", None),
-    };
-    SendFailureView {
-        id: id.to_string(),
-        code: code.into(),
-        message: failure.to_string(),
-        server_code,
-    }
-}
-
-fn history_error(err: &HistoryError) -> ErrorView {
+fn history_error(err: &HistoryError) -> String {
     let (code, status) = match err {
         HistoryError::Server { status, code, .. } => (
             code.map(|c| c.as_str()).unwrap_or("http_error"),
@@ -323,11 +266,7 @@ fn history_error(err: &HistoryError) -> ErrorView {
         HistoryError::BadResponse { .. } => ("bad_response", None),
         _ => ("closed", None),
     };
-    ErrorView {
-        code: code.into(),
-        message: err.to_string(),
-        status,
-    }
+    error_object(code, &err.to_string(), status)
 }
 
 /// A refused call (`send`, `subscribe`, …) as the JSON of a `LifelineError`.
@@ -339,20 +278,12 @@ pub fn send_error(err: &SendError) -> String {
         SendError::NotConnected => "not_connected",
         _ => "closed",
     };
-    json(&ErrorView {
-        code: code.into(),
-        message: err.to_string(),
-        status: None,
-    })
+    error_object(code, &err.to_string(), None)
 }
 
 /// Any other refusal (bad options) as the JSON of a `LifelineError`.
 pub fn plain_error(code: &str, message: &str) -> String {
-    json(&ErrorView {
-        code: code.into(),
-        message: message.into(),
-        status: None,
-    })
+    error_object(code, message, None)
 }
 
 #[cfg(test)]
@@ -424,7 +355,7 @@ mod tests {
             transport: TransportKind::LongPoll,
             degraded: true,
         };
-        let v = parse(json(&StateView::of(&s, clock())));
+        let v = parse(object(|w| state_fields(w, &s, clock())));
         assert_eq!(v["state"], "connected");
         assert_eq!(v["transport"], "long-poll");
         assert_eq!(v["degraded"], true);
