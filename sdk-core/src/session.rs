@@ -28,7 +28,7 @@ use crate::state::{Cause, State};
 use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use web_time::Instant;
 
@@ -113,6 +113,23 @@ enum Purpose {
     History,
 }
 
+/// The HTTP requests in flight and what each is for, oldest first (ids only grow). Only a few at a
+/// time: a list is far less code in the browser bundle than a hash map, and keeps the order in
+/// which `finish` reports them.
+#[derive(Debug, Default)]
+struct Requests(Vec<(RequestId, Purpose)>);
+
+impl Requests {
+    fn insert(&mut self, request: RequestId, purpose: Purpose) {
+        self.0.push((request, purpose));
+    }
+
+    fn remove(&mut self, request: &RequestId) -> Option<Purpose> {
+        let i = self.0.iter().position(|(r, _)| r == request)?;
+        Some(self.0.remove(i).1)
+    }
+}
+
 /// How a server hint shapes the next reconnection delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DelayHint {
@@ -144,7 +161,7 @@ pub struct Session {
     subscriptions: BTreeSet<String>,
     unsubscriptions: BTreeSet<String>,
     pending_ops: Vec<ClientFrame>,
-    requests: HashMap<RequestId, Purpose>,
+    requests: Requests,
     attempt: u32,
     outage_started: Option<Instant>,
     retry_at: Option<Instant>,
@@ -204,7 +221,7 @@ impl Session {
             subscriptions: BTreeSet::new(),
             unsubscriptions: BTreeSet::new(),
             pending_ops: Vec::new(),
-            requests: HashMap::new(),
+            requests: Requests::default(),
             attempt: 0,
             outage_started: None,
             retry_at: None,
@@ -1566,9 +1583,7 @@ impl Session {
                 failure: SendFailure::Closed,
             });
         }
-        let mut pending: Vec<(RequestId, Purpose)> = self.requests.drain().collect();
-        pending.sort_by_key(|(r, _)| *r);
-        for (request, purpose) in pending {
+        for (request, purpose) in std::mem::take(&mut self.requests.0) {
             self.actions.push_back(Action::AbortHttp { request });
             if purpose == Purpose::History {
                 self.events.push_back(Event::History {

@@ -16,7 +16,6 @@ use lifeline_core::{
     Action, Event, Input, Instant, RequestId, Session, SocketId, SocketKind, TransportFailure,
 };
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 use wasm_bindgen::closure::Closure;
@@ -34,12 +33,32 @@ const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
 
 pub(crate) type Shared = Rc<RefCell<Driver>>;
 
+/// The open sockets or requests by id: a handful at a time, so a list (far less code in the
+/// `.wasm` than a hash map).
+pub(crate) struct IdMap<K, V>(Vec<(K, V)>);
+
+impl<K: PartialEq, V> IdMap<K, V> {
+    fn insert(&mut self, key: K, value: V) {
+        self.remove(&key);
+        self.0.push((key, value));
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+}
+
 /// Everything the browser driver owns: the session, the live sockets and requests with their JS
 /// closures, the timer and the page listeners.
 pub(crate) struct Driver {
     pub(crate) session: Session,
-    sockets: HashMap<SocketId, Socket>,
-    pub(crate) requests: HashMap<RequestId, AbortController>,
+    sockets: IdMap<SocketId, Socket>,
+    pub(crate) requests: IdMap<RequestId, AbortController>,
     /// Sockets let go of in an earlier turn; their closures are dropped at the start of the next
     /// one, when none of them can be running.
     graveyard: Vec<Socket>,
@@ -64,8 +83,8 @@ impl Driver {
     ) -> Shared {
         let shared = Rc::new(RefCell::new(Driver {
             session,
-            sockets: HashMap::new(),
-            requests: HashMap::new(),
+            sockets: IdMap(Vec::new()),
+            requests: IdMap(Vec::new()),
             graveyard: Vec::new(),
             timer: None,
             timer_cb: None,
@@ -219,11 +238,11 @@ impl Driver {
         if let Some(listeners) = self.listeners.take() {
             listeners.remove();
         }
-        for (_, s) in self.sockets.drain() {
+        for (_, s) in std::mem::take(&mut self.sockets.0) {
             s.close();
             self.graveyard.push(s);
         }
-        for (_, abort) in self.requests.drain() {
+        for (_, abort) in std::mem::take(&mut self.requests.0) {
             abort.abort();
         }
     }

@@ -234,7 +234,11 @@ pub fn event(e: &Event, clock: Clock) -> String {
 pub fn transport(session: &Session) -> String {
     object(|w| {
         w.str("type", "transport");
-        str_or_null(w, "transport", session.transport().map(TransportKind::as_str));
+        str_or_null(
+            w,
+            "transport",
+            session.transport().map(TransportKind::as_str),
+        );
         w.with("links", |out| {
             out.push('[');
             for (i, (kind, live)) in session.links().into_iter().enumerate() {
