@@ -28,7 +28,7 @@ use crate::state::{Cause, State};
 use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 use web_time::Instant;
 
@@ -130,6 +130,43 @@ impl Requests {
     }
 }
 
+/// Conversation ids in sorted order, without repeats: the `BTreeSet` interface the session needs,
+/// on a sorted list (a handful of entries; no B-tree code in the browser bundle).
+#[derive(Debug, Default)]
+struct ConvSet(Vec<String>);
+
+impl ConvSet {
+    /// Adds `conv`; false if it was there already.
+    fn insert(&mut self, conv: &str) -> bool {
+        match self.0.binary_search_by(|c| c.as_str().cmp(conv)) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, conv.to_string());
+                true
+            }
+        }
+    }
+
+    /// Removes `conv`; false if it was not there.
+    fn remove(&mut self, conv: &str) -> bool {
+        match self.0.binary_search_by(|c| c.as_str().cmp(conv)) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn contains(&self, conv: &str) -> bool {
+        self.0.binary_search_by(|c| c.as_str().cmp(conv)).is_ok()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+}
+
 /// How a server hint shapes the next reconnection delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DelayHint {
@@ -158,8 +195,8 @@ pub struct Session {
     msg_prefix: String,
     msg_counter: u64,
     cursor: Option<Seq>,
-    subscriptions: BTreeSet<String>,
-    unsubscriptions: BTreeSet<String>,
+    subscriptions: ConvSet,
+    unsubscriptions: ConvSet,
     pending_ops: Vec<ClientFrame>,
     requests: Requests,
     attempt: u32,
@@ -218,8 +255,8 @@ impl Session {
             msg_prefix,
             msg_counter: 0,
             cursor: None,
-            subscriptions: BTreeSet::new(),
-            unsubscriptions: BTreeSet::new(),
+            subscriptions: ConvSet::default(),
+            unsubscriptions: ConvSet::default(),
             pending_ops: Vec::new(),
             requests: Requests::default(),
             attempt: 0,
@@ -344,7 +381,7 @@ impl Session {
         self.check_open()?;
         validate_conv(conv)?;
         self.unsubscriptions.remove(conv);
-        if self.subscriptions.insert(conv.to_string()) {
+        if self.subscriptions.insert(conv) {
             self.transmit_op(
                 now,
                 ClientFrame::Subscribe {
@@ -360,7 +397,7 @@ impl Session {
         self.check_open()?;
         validate_conv(conv)?;
         self.subscriptions.remove(conv);
-        self.unsubscriptions.insert(conv.to_string());
+        self.unsubscriptions.insert(conv);
         self.transmit_op(
             now,
             ClientFrame::Unsubscribe {
@@ -1258,11 +1295,11 @@ impl Session {
     /// Frames that must reach the server on every new link: the subscriptions.
     fn rebuild_ops(&mut self) {
         self.pending_ops.clear();
-        for conv in &self.unsubscriptions {
+        for conv in self.unsubscriptions.iter() {
             self.pending_ops
                 .push(ClientFrame::Unsubscribe { conv: conv.clone() });
         }
-        for conv in &self.subscriptions {
+        for conv in self.subscriptions.iter() {
             self.pending_ops
                 .push(ClientFrame::Subscribe { conv: conv.clone() });
         }
