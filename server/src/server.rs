@@ -18,6 +18,7 @@ use crate::writer::Writer;
 use crate::{history, poll, send, sse, ws};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,6 +129,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let app = router(Arc::clone(&shared));
     let stop = shared.conns.shutdown_token();
     let serve = tokio::spawn(async move {
+        // Frames are small and latency matters: without TCP_NODELAY, Nagle's algorithm holds a
+        // reply back until the client's delayed ACK (40 ms on Linux) whenever one is in flight.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled_owned().await })
             .await;
