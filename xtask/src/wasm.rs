@@ -1,9 +1,10 @@
 //! `cargo xtask npm` and `cargo xtask demo`: the browser package `@lifeline/client` and the demo.
 //!
-//! The package is built in four steps — cargo (profile `wasm-release`, with LTO), `wasm-bindgen --target web`,
+//! The package is built in five steps — cargo (profile `wasm-release`, with LTO), `wasm-bindgen --target web`,
 //! npm's `wasm-opt -Oz` (binaryen from tests/browser/node_modules: Debian's wasm-opt 108 writes
-//! modules Chromium rejects), then the hand-written wrapper, types and README from sdk-wasm/js —
-//! and its gzip size is checked against the budget. Nothing here is shipped.
+//! modules Chromium rejects), then the hand-written wrapper, types and README from sdk-wasm/js, and
+//! last esbuild's `--minify` on the two JavaScript files (the readable wrapper stays in sdk-wasm/js)
+//! — and its gzip size is checked against the budget. Nothing here is shipped.
 
 use crate::run::{cmd, root, status, Result};
 use std::fs;
@@ -22,11 +23,15 @@ pub fn build_package() -> Result<PathBuf> {
     crate::setup::wasm_bindgen_cli()?;
     crate::setup::npm_packages()?;
     let wasm_opt = root().join("tests/browser/node_modules/.bin/wasm-opt");
-    if !wasm_opt.exists() {
-        return Err(format!(
-            "{} is missing (npm's binaryen); run `cargo xtask setup` or `npm ci` in tests/browser",
-            wasm_opt.display()
-        ));
+    // esbuild comes with Vite (the bundler check's devDependency).
+    let esbuild = root().join("tests/browser/node_modules/.bin/esbuild");
+    for (tool, from) in [(&wasm_opt, "npm's binaryen"), (&esbuild, "npm's vite")] {
+        if !tool.exists() {
+            return Err(format!(
+                "{} is missing ({from}); run `cargo xtask setup` or `npm ci` in tests/browser",
+                tool.display()
+            ));
+        }
     }
     // `cargo rustc --crate-type cdylib`: with the manifest's two crate types (cdylib + rlib) cargo
     // leaves LTO off, which makes the module a third larger.
@@ -93,6 +98,19 @@ pub fn build_package() -> Result<PathBuf> {
     }
     fs::write(out.join("package.json"), package_json())
         .map_err(|e| format!("cannot write package.json: {e}"))?;
+    // Minified in place: what a page downloads. The ES module's exports keep their names.
+    for file in [format!("{WASM_NAME}.js"), "lifeline.js".to_string()] {
+        let path = out.join(&file).to_string_lossy().into_owned();
+        let args = [
+            path.as_str(),
+            "--minify",
+            "--format=esm",
+            "--log-level=warning",
+            "--allow-overwrite",
+            &format!("--outfile={path}"),
+        ];
+        status(Command::new(&esbuild).args(args), "esbuild", &args)?;
+    }
 
     let counted = [
         format!("{WASM_NAME}_bg.wasm"),
