@@ -400,7 +400,9 @@ pub fn write_str(out: &mut String, s: &str) {
             0x00..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        // `get` rather than indexing: both ends sit next to ASCII bytes, so it never fails, and the
+        // bundle is spared the panic path of string slicing (and the `Debug` formatting it pulls in).
+        out.push_str(s.get(start..i).unwrap_or_default());
         if escape.is_empty() {
             out.push_str("\\u00");
             out.push(HEX[usize::from(b >> 4)] as char);
@@ -410,7 +412,7 @@ pub fn write_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 
