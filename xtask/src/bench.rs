@@ -9,13 +9,22 @@ use std::process::Command;
 pub fn run(_args: &[String]) -> Result {
     cmd(
         "cargo",
-        &["build", "--release", "-p", "lifeline-tests", "--bin", "lifeline-bench"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "lifeline-tests",
+            "--bin",
+            "lifeline-bench",
+        ],
     )?;
     let bin = root().join("target/release/lifeline-bench");
     let bin = bin.to_string_lossy().into_owned();
     if have("taskset") {
         status(
-            Command::new("taskset").args(["-c", "0", &bin]).current_dir(root()),
+            Command::new("taskset")
+                .args(["-c", "0", &bin])
+                .current_dir(root()),
             "taskset",
             &["-c", "0", &bin],
         )
