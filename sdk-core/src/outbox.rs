@@ -41,6 +41,13 @@ pub struct Outbox {
     bytes: usize,
     max_messages: usize,
     max_bytes: usize,
+    /// The first `sent_prefix` entries are known to be sent on link `prefix_link`, so that
+    /// `due_for` does not walk them again: sending stays O(1) per message however long the
+    /// outbox grows.
+    sent_prefix: usize,
+    prefix_link: Option<u64>,
+    /// How many entries are held back (`not_before` set).
+    held: usize,
 }
 
 impl Outbox {
@@ -50,6 +57,16 @@ impl Outbox {
             bytes: 0,
             max_messages,
             max_bytes,
+            sent_prefix: 0,
+            prefix_link: None,
+            held: 0,
+        }
+    }
+
+    fn forget(&mut self, entry: &Pending) {
+        self.bytes -= entry.body.len();
+        if entry.not_before.is_some() {
+            self.held -= 1;
         }
     }
 
@@ -80,6 +97,14 @@ impl Outbox {
             });
         }
         self.bytes += size;
+        let mut entry = entry;
+        // Deadlines never decrease along the queue, so the front holds the earliest.
+        if let Some(last) = self.entries.back() {
+            entry.deadline = entry.deadline.max(last.deadline);
+        }
+        if entry.not_before.is_some() {
+            self.held += 1;
+        }
         self.entries.push_back(entry);
         Ok(())
     }
@@ -88,44 +113,50 @@ impl Outbox {
     pub fn remove(&mut self, id: &str) -> Option<Pending> {
         let i = self.entries.iter().position(|e| e.id.0 == id)?;
         let entry = self.entries.remove(i)?;
-        self.bytes -= entry.body.len();
+        self.forget(&entry);
+        if i < self.sent_prefix {
+            self.sent_prefix -= 1;
+        }
         Some(entry)
     }
 
     /// Removes and returns every message whose deadline is at or before `now`.
     pub fn take_expired(&mut self, now: Instant) -> Vec<Pending> {
         let mut expired = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.entries.len());
-        for e in self.entries.drain(..) {
-            if e.deadline <= now {
-                self.bytes -= e.body.len();
+        while self.entries.front().is_some_and(|e| e.deadline <= now) {
+            if let Some(e) = self.entries.pop_front() {
+                self.forget(&e);
+                self.sent_prefix = self.sent_prefix.saturating_sub(1);
                 expired.push(e);
-            } else {
-                kept.push_back(e);
             }
         }
-        self.entries = kept;
         expired
     }
 
     /// Removes and returns everything.
     pub fn take_all(&mut self) -> Vec<Pending> {
         self.bytes = 0;
+        self.held = 0;
+        self.sent_prefix = 0;
         self.entries.drain(..).collect()
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries.iter().map(|e| e.deadline).min()
+        self.entries.front().map(|e| e.deadline)
     }
 
     /// The earliest instant a held-back message may be transmitted again.
     pub fn next_release(&self) -> Option<Instant> {
+        if self.held == 0 {
+            return None;
+        }
         self.entries.iter().filter_map(|e| e.not_before).min()
     }
 
     /// Marks every message as needing (re)transmission.
     pub fn mark_all_unsent(&mut self) {
+        self.sent_prefix = 0;
         for e in &mut self.entries {
             e.sent_on = None;
         }
@@ -133,6 +164,7 @@ impl Outbox {
 
     /// Marks the given messages as needing retransmission.
     pub fn mark_unsent(&mut self, ids: &[MsgId]) {
+        self.sent_prefix = 0;
         for e in &mut self.entries {
             if ids.contains(&e.id) {
                 e.sent_on = None;
@@ -146,8 +178,12 @@ impl Outbox {
         let Some(i) = self.entries.iter().position(|e| e.id.0 == id) else {
             return;
         };
+        self.sent_prefix = self.sent_prefix.min(i);
         for e in self.entries.iter_mut().skip(i) {
             e.sent_on = None;
+            if e.not_before.is_none() {
+                self.held += 1;
+            }
             e.not_before = Some(e.not_before.map_or(until, |t| t.max(until)));
         }
     }
@@ -156,20 +192,30 @@ impl Outbox {
     /// as sent there, at most `limit` of them. Stops at the first held-back message, so that order
     /// is kept.
     pub fn due_for(&mut self, link: u64, now: Instant, limit: usize) -> Vec<Pending> {
+        if self.prefix_link != Some(link) {
+            self.prefix_link = Some(link);
+            self.sent_prefix = 0;
+        }
         let mut due = Vec::new();
-        for e in self.entries.iter_mut() {
+        let start = self.sent_prefix.min(self.entries.len());
+        for e in self.entries.iter_mut().skip(start) {
             if due.len() >= limit {
                 break;
             }
-            if e.sent_on == Some(link) {
-                continue;
+            if e.sent_on != Some(link) {
+                match e.not_before {
+                    Some(t) if t > now => break,
+                    Some(_) => {
+                        e.not_before = None;
+                        self.held -= 1;
+                    }
+                    None => {}
+                }
+                e.sent_on = Some(link);
+                due.push(e.clone());
             }
-            match e.not_before {
-                Some(t) if t > now => break,
-                _ => e.not_before = None,
-            }
-            e.sent_on = Some(link);
-            due.push(e.clone());
+            // Every entry walked past is now sent on `link`: the known-sent prefix grows.
+            self.sent_prefix += 1;
         }
         due
     }
@@ -225,5 +271,39 @@ mod tests {
             .collect();
         assert_eq!(ids, ["b", "c"]);
         assert_eq!(o.due_for(2, later, 10).len(), 3);
+    }
+
+    #[test]
+    fn the_sent_prefix_follows_removals_holds_and_links() {
+        let now = Instant::now();
+        let mut o = Outbox::new(100, 1000);
+        for i in 0..10 {
+            o.push(entry(&i.to_string(), "x", now)).unwrap();
+        }
+        assert_eq!(o.due_for(1, now, 100).len(), 10);
+        o.push(entry("10", "x", now)).unwrap();
+        let ids: Vec<_> = o.due_for(1, now, 100).into_iter().map(|e| e.id.0).collect();
+        assert_eq!(ids, ["10"]);
+        o.remove("0").unwrap();
+        o.remove("5").unwrap();
+        assert!(o.due_for(1, now, 100).is_empty());
+        o.mark_unsent(&[MsgId("7".into())]);
+        let ids: Vec<_> = o.due_for(1, now, 100).into_iter().map(|e| e.id.0).collect();
+        assert_eq!(ids, ["7"]);
+        o.hold_from("8", now + Duration::from_secs(1));
+        assert!(o.due_for(1, now, 100).is_empty());
+        assert_eq!(o.next_release(), Some(now + Duration::from_secs(1)));
+        let later = now + Duration::from_secs(1);
+        let ids: Vec<_> = o
+            .due_for(1, later, 100)
+            .into_iter()
+            .map(|e| e.id.0)
+            .collect();
+        assert_eq!(ids, ["8", "9", "10"]);
+        assert_eq!(o.next_release(), None);
+        // A new link gets everything again, in order.
+        assert_eq!(o.due_for(2, later, 100).len(), 9);
+        assert_eq!(o.take_expired(now + Duration::from_secs(60)).len(), 9);
+        assert!(o.is_empty());
     }
 }
