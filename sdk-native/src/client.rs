@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Box<Command>>,
     state: watch::Receiver<State>,
     worked: watch::Receiver<Option<TransportKind>>,
     close_timeout: Duration,
@@ -81,7 +81,7 @@ impl Client {
 
     fn command(&self, command: Command) {
         // The driver only stops when every handle is gone, so this cannot fail while `self` lives.
-        let _ = self.commands.send(command);
+        let _ = self.commands.send(Box::new(command));
     }
 
     /// Starts connecting (does nothing unless the client is idle). Returns at once; watch

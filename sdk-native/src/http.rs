@@ -30,7 +30,7 @@ pub(crate) struct Request {
 pub(crate) fn start(
     request: Request,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedSender<Box<Input>>,
 ) -> HttpHandle {
     let span = tracing::debug_span!(
         "http",
@@ -43,7 +43,7 @@ pub(crate) fn start(
     }
 }
 
-async fn run(request: Request, http: reqwest::Client, inputs: mpsc::UnboundedSender<Input>) {
+async fn run(request: Request, http: reqwest::Client, inputs: mpsc::UnboundedSender<Box<Input>>) {
     let Request {
         id,
         method,
@@ -91,5 +91,5 @@ async fn run(request: Request, http: reqwest::Client, inputs: mpsc::UnboundedSen
         },
     };
     tracing::debug!(?input, "done");
-    let _ = inputs.send(input);
+    let _ = inputs.send(Box::new(input));
 }

@@ -25,7 +25,7 @@ pub(crate) fn open(
     socket: SocketId,
     url: String,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedSender<Box<Input>>,
 ) -> SseHandle {
     let span = tracing::info_span!(
         "connect",
@@ -42,10 +42,10 @@ async fn run(
     socket: SocketId,
     url: String,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedSender<Box<Input>>,
 ) {
     let report = |input: Input| {
-        let _ = inputs.send(input);
+        let _ = inputs.send(Box::new(input));
     };
     tracing::debug!("opening");
     let mut source = match EventSource::new(http.get(&url)) {

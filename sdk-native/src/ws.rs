@@ -59,7 +59,7 @@ impl WsHandle {
 pub(crate) fn open(
     socket: SocketId,
     url: String,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedSender<Box<Input>>,
 ) -> WsHandle {
     let (out, out_rx) = mpsc::unbounded_channel();
     let span = tracing::info_span!(
@@ -76,13 +76,19 @@ async fn run(
     socket: SocketId,
     url: String,
     mut out_rx: mpsc::UnboundedReceiver<String>,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedSender<Box<Input>>,
 ) {
     let report = |input: Input| {
-        let _ = inputs.send(input);
+        let _ = inputs.send(Box::new(input));
     };
     tracing::debug!("opening");
-    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config()), true);
+    // Boxed, so that the task's own allocation, which lives as long as the socket, does not
+    // reserve room for the handshake's (much larger) state.
+    let connect = Box::pin(tokio_tungstenite::connect_async_with_config(
+        url.as_str(),
+        Some(config()),
+        true,
+    ));
     let mut ws = tokio::select! {
         result = connect => match result {
             Ok((ws, _response)) => ws,
