@@ -41,17 +41,21 @@ pub fn config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
+/// One text frame on its way to the socket task (boxed in the channel: see `open`).
+#[derive(Debug)]
+struct Outgoing(String);
+
 /// The driver's side of one WebSocket: dropping it closes the socket (gracefully, bounded by a
 /// second) and ends the task.
 #[derive(Debug)]
 pub(crate) struct WsHandle {
-    out: mpsc::UnboundedSender<String>,
+    out: mpsc::UnboundedSender<Box<Outgoing>>,
 }
 
 impl WsHandle {
     /// Queues one text frame; a socket that is already gone is ignored (its failure was reported).
     pub(crate) fn send(&self, text: String) {
-        let _ = self.out.send(text);
+        let _ = self.out.send(Box::new(Outgoing(text)));
     }
 }
 
@@ -61,6 +65,7 @@ pub(crate) fn open(
     url: String,
     inputs: mpsc::UnboundedSender<Box<Input>>,
 ) -> WsHandle {
+    // Boxed items keep the channel's first block (32 slots, allocated up front) at 256 bytes.
     let (out, out_rx) = mpsc::unbounded_channel();
     let span = tracing::info_span!(
         "connect",
@@ -75,7 +80,7 @@ pub(crate) fn open(
 async fn run(
     socket: SocketId,
     url: String,
-    mut out_rx: mpsc::UnboundedReceiver<String>,
+    mut out_rx: mpsc::UnboundedReceiver<Box<Outgoing>>,
     inputs: mpsc::UnboundedSender<Box<Input>>,
 ) {
     let report = |input: Input| {
@@ -168,17 +173,17 @@ async fn run(
 /// Writes `first` and everything else already queued, then flushes once.
 async fn write_batch<S>(
     ws: &mut S,
-    first: String,
-    out_rx: &mut mpsc::UnboundedReceiver<String>,
+    first: Box<Outgoing>,
+    out_rx: &mut mpsc::UnboundedReceiver<Box<Outgoing>>,
 ) -> Result<(), WsError>
 where
     S: futures_util::Sink<Message, Error = WsError> + Unpin,
 {
-    ws.feed(Message::text(first)).await?;
+    ws.feed(Message::text(first.0)).await?;
     // Bounded so that a producer faster than the socket cannot keep us from reading.
     for _ in 0..256 {
         match out_rx.try_recv() {
-            Ok(text) => ws.feed(Message::text(text)).await?,
+            Ok(text) => ws.feed(Message::text(text.0)).await?,
             Err(_) => break,
         }
     }
@@ -187,7 +192,7 @@ where
 
 /// Resolves when the driver drops the handle; frames queued before the socket opened are dropped
 /// (the core queues nothing before `SocketOpened`).
-async fn until_closed(out_rx: &mut mpsc::UnboundedReceiver<String>) {
+async fn until_closed(out_rx: &mut mpsc::UnboundedReceiver<Box<Outgoing>>) {
     while out_rx.recv().await.is_some() {}
 }
 
