@@ -9,7 +9,7 @@
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, ApiError};
 use crate::feed::Feed;
-use crate::request::{authenticate, check_version, opt_u64, Params};
+use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -59,15 +59,9 @@ pub async fn handler(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    if shared.conns.is_shutting_down() {
-        return ApiError::new(ErrorCode::GoingAway, "server is shutting down")
-            .retry_after(shared.config.going_away_retry_ms)
-            .into_response();
-    }
     let faults = shared.faults.get();
-    if faults.refuse_poll {
-        return ApiError::new(ErrorCode::Forbidden, "long polling refused (fault switch)")
-            .into_response();
+    if let Err(e) = stream_gate(&shared, faults.refuse_poll, "long polling") {
+        return e.into_response();
     }
     let parsed = check_version(&params)
         .and_then(|_| authenticate(&shared, &params, Some(&headers)))

@@ -1,5 +1,6 @@
 //! What every endpoint reads from a request before doing anything: the protocol version, the
-//! token (query or `Authorization: Bearer`), and numeric query parameters.
+//! token (query or `Authorization: Bearer`), and numeric query parameters; and the gate every
+//! stream endpoint passes first (shutting down, or refused by a fault switch).
 //!
 //! Endpoint-specific parameters and bodies are read by the endpoints themselves.
 
@@ -9,6 +10,24 @@ use crate::token::{unix_now, verify_token};
 use axum::http::{header, HeaderMap};
 use lifeline_core::protocol::{ErrorCode, PROTOCOL_VERSION};
 use std::collections::HashMap;
+
+/// The gate of the three stream endpoints: `going_away` while shutting down, and `forbidden` when
+/// `refused` (the transport's fault switch) is on. `Err` is the error to answer with.
+pub fn stream_gate(shared: &Shared, refused: bool, what: &str) -> Result<(), ApiError> {
+    if shared.conns.is_shutting_down() {
+        return Err(
+            ApiError::new(ErrorCode::GoingAway, "server is shutting down")
+                .retry_after(shared.config.going_away_retry_ms),
+        );
+    }
+    if refused {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("{what} refused (fault switch)"),
+        ));
+    }
+    Ok(())
+}
 
 /// Query parameters, percent-decoded.
 pub type Params = HashMap<String, String>;

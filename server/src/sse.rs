@@ -6,9 +6,9 @@
 //! [`crate::feed`].
 
 use crate::conns::ConnGuard;
-use crate::errors::{frame_error, ApiError};
+use crate::errors::frame_error;
 use crate::feed::Feed;
-use crate::request::{authenticate, check_version, opt_u64, Params};
+use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -50,14 +50,9 @@ pub async fn handler(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    if shared.conns.is_shutting_down() {
-        return ApiError::new(ErrorCode::GoingAway, "server is shutting down")
-            .retry_after(shared.config.going_away_retry_ms)
-            .into_response();
-    }
     let faults = shared.faults.get();
-    if faults.refuse_sse {
-        return ApiError::new(ErrorCode::Forbidden, "SSE refused (fault switch)").into_response();
+    if let Err(e) = stream_gate(&shared, faults.refuse_sse, "SSE") {
+        return e.into_response();
     }
     if let Err(e) = check_version(&params) {
         return e.into_response();

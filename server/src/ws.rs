@@ -7,9 +7,9 @@
 
 use crate::commands::{self, Handled, Via};
 use crate::conns::ConnGuard;
-use crate::errors::{frame_error, ApiError};
+use crate::errors::frame_error;
 use crate::feed::Feed;
-use crate::request::{authenticate, check_version, opt_u64, Params};
+use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -42,15 +42,9 @@ pub async fn handler(
     Query(params): Query<Params>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if shared.conns.is_shutting_down() {
-        return ApiError::new(ErrorCode::GoingAway, "server is shutting down")
-            .retry_after(shared.config.going_away_retry_ms)
-            .into_response();
-    }
     let faults = shared.faults.get();
-    if faults.refuse_ws {
-        return ApiError::new(ErrorCode::Forbidden, "WebSocket refused (fault switch)")
-            .into_response();
+    if let Err(e) = stream_gate(&shared, faults.refuse_ws, "WebSocket") {
+        return e.into_response();
     }
     let pre = check_version(&params)
         .and_then(|_| authenticate(&shared, &params, None))
