@@ -1,5 +1,5 @@
 //! Fault switches for tests and the demo: refuse or black-hole a transport, stop heartbeats.
-//! (Dropping every connection is an action, not a switch: see [`crate::conns`].)
+//! (Dropping every connection is an action, not a switch: see `conns`.)
 //!
 //! Only the state lives here; whether the switches are reachable over HTTP is decided by the
 //! router (`--faults`), and each transport consults them itself.

@@ -2,7 +2,7 @@
 //! with payload `{"sub":"<user>","exp":<unix seconds>}`.
 //!
 //! Only minting and checking strings lives here; where a token is read from (query, header) and how
-//! a failure is reported belongs to [`crate::request`].
+//! a failure is reported belongs to `request`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

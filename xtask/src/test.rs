@@ -25,6 +25,15 @@ pub fn all() -> Result {
         ],
     )?;
     cmd("cargo", &["test", "--workspace"])?;
+    // The API docs must build without a broken link: an app is written from them.
+    status(
+        Command::new("cargo")
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .current_dir(root()),
+        "cargo",
+        &["doc", "--workspace", "--no-deps"],
+    )?;
     cmd(
         "cargo",
         &[
