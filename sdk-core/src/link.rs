@@ -43,6 +43,9 @@ pub struct SendRequest {
     pub ids: Vec<crate::event::MsgId>,
     /// The other frames in the batch (subscriptions, typing), re-queued if the batch fails.
     pub ops: Vec<crate::protocol::ClientFrame>,
+    /// A batch not answered by then is abandoned and sent again: a request stuck on a dead
+    /// pooled connection must not hold every later send back for as long as the stream lives.
+    pub deadline: Instant,
 }
 
 /// What a missed link deadline is.
@@ -53,6 +56,7 @@ pub enum LinkTimer {
     Silence,
     Ping,
     SendRetry,
+    SendDeadline,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +174,9 @@ impl Link {
                 }
                 if let Some(t) = self.send_retry_at {
                     timers.push((t, LinkTimer::SendRetry));
+                }
+                if let Some(send) = &self.send {
+                    timers.push((send.deadline, LinkTimer::SendDeadline));
                 }
             }
         }

@@ -72,6 +72,8 @@ pub enum TimerReason {
     Ping,
     /// A failed HTTP send batch could be retried.
     SendRetry,
+    /// An HTTP send batch went unanswered for too long.
+    SendDeadline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,7 @@ impl Timer {
             Timer::Link(_, LinkTimer::Silence) => TimerReason::Silence,
             Timer::Link(_, LinkTimer::Ping) => TimerReason::Ping,
             Timer::Link(_, LinkTimer::SendRetry) => TimerReason::SendRetry,
+            Timer::Link(_, LinkTimer::SendDeadline) => TimerReason::SendDeadline,
         }
     }
 }
@@ -764,6 +767,16 @@ impl Session {
                 }
                 self.flush(now);
             }
+            LinkTimer::SendDeadline => {
+                let batch = self.link_mut(id).and_then(|l| l.send.take());
+                if let Some(batch) = batch {
+                    self.requests.remove(&batch.request);
+                    self.actions.push_back(Action::AbortHttp {
+                        request: batch.request,
+                    });
+                    self.send_batch_failed(now, id, Some(batch));
+                }
+            }
         }
     }
 
@@ -1358,11 +1371,13 @@ impl Session {
                 frames.extend(due.iter().map(Pending::frame));
                 let request = RequestId(self.fresh_id());
                 self.requests.insert(request, Purpose::Send { link: id });
+                let deadline = now + self.config.connect_timeout;
                 let link = self.link_mut(id).expect("the link was found above");
                 link.send = Some(SendRequest {
                     request,
                     ids: due.into_iter().map(|p| p.id).collect(),
                     ops,
+                    deadline,
                 });
                 self.actions.push_back(Action::Http {
                     request,

@@ -87,6 +87,7 @@ fn run_schedule(seed: u64) {
             13 => {
                 sim.net.latency = ms(rng.random_range(1..400));
             }
+            19 => sim.net.lose_send_answers = !sim.net.lose_send_answers,
             14..=16 => {
                 let now = sim.now;
                 let body = format!("s{}-{}", seed, accepted.len());

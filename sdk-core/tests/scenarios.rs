@@ -1027,3 +1027,31 @@ fn a_timer_handled_early_is_harmless() {
     assert_eq!(sim.session.poll_timeout(), Some(before));
     assert!(sim.is_connected());
 }
+
+#[test]
+fn an_http_send_that_never_answers_is_abandoned_and_sent_again() {
+    let mut c = config(54);
+    c.transports = vec![Sse];
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected());
+    sim.net.lose_send_answers = true;
+    let id = sim.send("general", "stuck");
+    sim.run_for(secs(2));
+    assert_eq!(sim.session.outbox_len(), 1);
+    sim.net.lose_send_answers = false;
+    let took = sim.run_until(secs(30), |s| s.session.outbox_len() == 0);
+    assert!(
+        took <= sim.session.config().connect_timeout + secs(2),
+        "{took:?}"
+    );
+    assert!(
+        sim.is_connected_on(Sse),
+        "the stream itself was never in doubt"
+    );
+    assert_eq!(
+        sim.server.stored_sends, 1,
+        "the retransmission was recognised"
+    );
+    assert!(sim.acked().iter().any(|(a, _)| *a == id));
+}

@@ -43,6 +43,9 @@ pub struct Net {
     pub no_heartbeats: bool,
     /// Answer opens and HTTP requests with 429 and this `Retry-After`.
     pub rate_limit_opens: Option<Duration>,
+    /// HTTP sends reach the server (which stores them) but their answers never come back, as on
+    /// a dead pooled connection.
+    pub lose_send_answers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -483,6 +486,9 @@ impl Sim {
             let mut frames = Vec::new();
             for f in batch.frames {
                 frames.extend(self.server_handle(f));
+            }
+            if self.net.lose_send_answers {
+                return;
             }
             respond(self, 200, protocol::encode(&Batch { frames }));
         } else if path.ends_with("/v1/history") {
