@@ -1,6 +1,6 @@
 //! The transport ladder under faults injected from outside the client (the fault proxy and the
 //! server's switches): WebSocket refused → SSE; SSE refused too → long polling; WebSocket back →
-//! climbs back up; a WebSocket black-holed at connect; a connection black-holed mid-stream. Every
+//! climbs back up; a WebSocket black-holed at connect; a WebSocket or an SSE stream black-holed mid-stream. Every
 //! scenario carries traffic and checks delivery.
 
 use lifeline::{Cause, Event, State, TransportKind};
@@ -88,12 +88,25 @@ async fn websocket_blackholed_at_connect_first_message_well_under_connect_timeou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blackholed_mid_stream_is_noticed_within_the_heartbeat_deadline_and_replaced() {
+    blackholed_mid_stream(TransportKind::WebSocket, Which::WebSockets, "midbh").await;
+}
+
+/// The same over Server-Sent Events: the stream and the pooled connections of the HTTP sends are
+/// black-holed together; the server's heartbeats stop arriving and the stuck sends are abandoned
+/// and sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_blackholed_mid_stream_is_noticed_within_the_heartbeat_deadline_and_replaced() {
+    blackholed_mid_stream(TransportKind::Sse, Which::Http, "ssebh").await;
+}
+
+async fn blackholed_mid_stream(transport: TransportKind, which: Which, conv: &str) {
     let server = harness::server().await;
     let proxy = FaultProxy::start(server.addr()).await;
-    let crowd = crowd::gather(&server, &proxy.url(), "midbh", 2, 1, |b| b).await;
-    crowd
-        .wait_all_connected_after(&[0, 0, 0], TransportKind::WebSocket)
-        .await;
+    let crowd = crowd::gather(&server, &proxy.url(), conv, 2, 1, |b| {
+        b.transports([transport])
+    })
+    .await;
+    crowd.wait_all_connected_after(&[0, 0, 0], transport).await;
     crowd
         .talk_through(120, Duration::from_millis(20), async {
             // Let traffic flow first.
@@ -101,15 +114,13 @@ async fn blackholed_mid_stream_is_noticed_within_the_heartbeat_deadline_and_repl
             rec.wait_messages(20, WAIT).await;
             let marks = crowd.marks();
             let cut = Instant::now();
-            assert!(proxy.blackhole_live(Which::WebSockets) >= 3);
+            assert!(proxy.blackhole_live(which) >= 3);
             crowd
                 .wait_all_state_after(&marks, "a heartbeat timeout", |_, cause| {
                     matches!(cause, Cause::HeartbeatTimeout { .. })
                 })
                 .await;
-            crowd
-                .wait_all_connected_after(&marks, TransportKind::WebSocket)
-                .await;
+            crowd.wait_all_connected_after(&marks, transport).await;
             for ((name, _, rec), &mark) in crowd.clients().zip(&marks) {
                 let noticed = rec
                     .timed()
