@@ -1001,15 +1001,7 @@ impl Session {
         let kind = link.kind;
         let opened_with = link.opened_with_cursor;
         let previous = self.active_link().map(|l| l.kind);
-        let others: Vec<u64> = self
-            .links
-            .iter()
-            .map(|l| l.id)
-            .filter(|&l| l != id)
-            .collect();
-        for other in others {
-            self.drop_link(other);
-        }
+        self.drop_links_except(Some(id));
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
         let link = self.link_mut(id).expect("the link was found above");
@@ -1168,15 +1160,11 @@ impl Session {
             }
             self.on_frame(now, id, frame);
         }
-        match self.link(id) {
-            Some(link) if link.is_live() => {
-                // Only the live link polls on; a link that lost a race is gone already.
-                let _ = link;
-                if self.active == Some(id) {
-                    self.issue_poll(now, id);
-                }
-            }
-            Some(_) => {
+        match self.link(id).map(Link::is_live) {
+            // Only the live link polls on; a link that lost a race is gone already.
+            Some(true) if self.active == Some(id) => self.issue_poll(now, id),
+            Some(true) => {}
+            Some(false) => {
                 // The first poll must answer with hello.
                 self.link_failed(
                     now,
@@ -1511,10 +1499,7 @@ impl Session {
         if was_active {
             self.stable_at = None;
             self.probe_at = None;
-            let others: Vec<u64> = self.links.iter().map(|l| l.id).collect();
-            for other in others {
-                self.drop_link(other);
-            }
+            self.drop_links_except(None);
             self.schedule_retry(now, cause, hint);
         } else if self.active.is_some() {
             // A probe failed: the live link carries on; probe again later.
@@ -1597,11 +1582,7 @@ impl Session {
                 if fetch {
                     self.actions.push_back(Action::FetchToken);
                 }
-                let ids: Vec<u64> = self.links.iter().map(|l| l.id).collect();
-                for id in ids {
-                    self.drop_link(id);
-                }
-                self.active = None;
+                self.drop_links_except(None);
                 self.stable_at = None;
                 self.probe_at = None;
                 self.race_at = None;
@@ -1624,11 +1605,7 @@ impl Session {
         if self.state.is_final() {
             return;
         }
-        let ids: Vec<u64> = self.links.iter().map(|l| l.id).collect();
-        for id in ids {
-            self.drop_link(id);
-        }
-        self.active = None;
+        self.drop_links_except(None);
         for entry in self.outbox.take_all() {
             self.events.push_back(Event::SendFailed {
                 id: entry.id,
@@ -1702,6 +1679,19 @@ impl Session {
 
     fn active_link(&self) -> Option<&Link> {
         self.active.and_then(|id| self.link(id))
+    }
+
+    /// Forgets every link but `keep` (see [`Session::drop_link`]).
+    fn drop_links_except(&mut self, keep: Option<u64>) {
+        let ids: Vec<u64> = self
+            .links
+            .iter()
+            .map(|l| l.id)
+            .filter(|&l| Some(l) != keep)
+            .collect();
+        for id in ids {
+            self.drop_link(id);
+        }
     }
 
     /// Forgets a link, telling the driver to close its socket and abandon its requests.

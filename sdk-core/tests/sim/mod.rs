@@ -166,6 +166,17 @@ pub fn config(seed: u64) -> Config {
     c
 }
 
+/// The error the fake server answers a refused token with, on every transport.
+fn bad_token(code: ErrorCode) -> ErrorFrame {
+    ErrorFrame {
+        code,
+        message: "bad token".into(),
+        id: None,
+        conv: None,
+        retry_after_ms: None,
+    }
+}
+
 fn query(url: &str, key: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     q.split('&').find_map(|kv| {
@@ -367,16 +378,7 @@ impl Sim {
             },
         );
         if let Err(code) = self.check_token(token.as_deref()) {
-            self.frame_to(
-                socket,
-                ServerFrame::Error(ErrorFrame {
-                    code,
-                    message: "bad token".into(),
-                    id: None,
-                    conv: None,
-                    retry_after_ms: None,
-                }),
-            );
+            self.frame_to(socket, ServerFrame::Error(bad_token(code)));
             let at = self.now + self.net.latency;
             self.schedule(
                 at,
@@ -442,13 +444,7 @@ impl Sim {
             }
             if let Err(code) = self.check_token(token.as_deref()) {
                 let body = protocol::encode(&protocol::HttpError {
-                    error: ErrorFrame {
-                        code,
-                        message: "bad token".into(),
-                        id: None,
-                        conv: None,
-                        retry_after_ms: None,
-                    },
+                    error: bad_token(code),
                 });
                 respond(self, 401, body);
                 return;
@@ -471,13 +467,7 @@ impl Sim {
         } else if path.ends_with("/v1/send") {
             if let Err(code) = self.check_token(token.as_deref()) {
                 let body = protocol::encode(&protocol::HttpError {
-                    error: ErrorFrame {
-                        code,
-                        message: "bad token".into(),
-                        id: None,
-                        conv: None,
-                        retry_after_ms: None,
-                    },
+                    error: bad_token(code),
                 });
                 respond(self, 401, body);
                 return;
