@@ -4,23 +4,17 @@
 // Only chat behaviour is tested here; transport trouble is in ladder.test.mjs and lifecycle.test.mjs.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  checkPrerequisites, demoDir, launchBrowser, openDemo, receivedIn, say, startServer, until,
+  openDemo, receivedIn, say, until, withDemoServerAndBrowser,
 } from './harness.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  checkPrerequisites();
-  server = await startServer(demoDir());
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
+withDemoServerAndBrowser((s, b) => {
+  server = s;
+  browser = b;
 });
 
 test('two contexts chat, see each other present and typing', async () => {

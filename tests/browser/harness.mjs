@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '../..');
@@ -114,6 +115,24 @@ export async function startServer(staticDir, extraArgs = []) {
       }
     },
   };
+}
+
+// Registers the hooks every demo test file shares: check the prerequisites, start the server with
+// the demo and launch Chromium before the tests; close both after. `use(server, browser)` receives
+// them once they are up.
+export function withDemoServerAndBrowser(use) {
+  let server;
+  let browser;
+  before(async () => {
+    checkPrerequisites();
+    server = await startServer(demoDir());
+    browser = await launchBrowser();
+    use(server, browser);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
 }
 
 /** Launches headless Chromium; playwright gives every launch a fresh temporary profile. */

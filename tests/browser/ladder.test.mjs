@@ -6,23 +6,17 @@
 // Only the ladder is tested here; page lifecycle and tokens are in lifecycle.test.mjs.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  artifact, checkPrerequisites, demoDir, launchBrowser, openDemo, receivedIn, startServer, until,
+  artifact, openDemo, receivedIn, until, withDemoServerAndBrowser,
 } from './harness.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  checkPrerequisites();
-  server = await startServer(demoDir());
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
+withDemoServerAndBrowser((s, b) => {
+  server = s;
+  browser = b;
 });
 
 const transportOf = (page) => page.evaluate(() => {

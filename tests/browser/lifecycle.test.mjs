@@ -5,23 +5,17 @@
 // Only lifecycle and credentials are tested here; the ladder is in ladder.test.mjs.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  checkPrerequisites, demoDir, launchBrowser, openDemo, receivedIn, startServer, until,
+  openDemo, receivedIn, until, withDemoServerAndBrowser,
 } from './harness.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  checkPrerequisites();
-  server = await startServer(demoDir());
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
+withDemoServerAndBrowser((s, b) => {
+  server = s;
+  browser = b;
 });
 
 const send = (page, conv, body) => page.evaluate(([c, b]) => window.demo.client.send(c, b).then((a) => a.seq), [conv, body]);
