@@ -31,3 +31,9 @@ mod sockets;
 
 #[cfg(target_arch = "wasm32")]
 pub use api::Core;
+
+/// The module's allocator: talc in place of the standard library's dlmalloc, which is several
+/// kilobytes larger in the `.wasm` (single-threaded: the module is built without atomics).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

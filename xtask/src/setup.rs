@@ -7,6 +7,7 @@ use crate::run::{cmd, have, output, root, Result};
 /// Everything the test command needs.
 pub fn all() -> Result {
     wasm_target()?;
+    rust_src()?;
     wasm_bindgen_cli()?;
     apt_packages()?;
     npm_packages()?;
@@ -24,6 +25,17 @@ pub fn wasm_target() -> Result {
     }
     cmd("rustup", &["target", "add", "wasm32-unknown-unknown"])
         .map_err(|e| format!("{e}; run `rustup target add wasm32-unknown-unknown`"))
+}
+
+/// `rustup component add rust-src`: the standard library's source, which the npm build recompiles
+/// for size (see `wasm::build_package`).
+pub fn rust_src() -> Result {
+    let installed = output("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "rust-src") {
+        return Ok(());
+    }
+    cmd("rustup", &["component", "add", "rust-src"])
+        .map_err(|e| format!("{e}; run `rustup component add rust-src`"))
 }
 
 /// The version of a package pinned in Cargo.lock.
