@@ -1,12 +1,14 @@
 // @lifeline/client — the package's public ES module: the `Client` class and `LifelineError`.
 //
-// A thin, hand-written wrapper around the wasm-bindgen output (`lifeline_wasm.js`): it loads the
-// WebAssembly once, turns options into the JSON the Rust driver reads, parses the driver's event
-// JSON and dispatches it to listeners, and settles the promises of `send`, `subscribe` and
+// A thin, hand-written wrapper around the wasm-bindgen output (`lifeline_wasm.js`) and the browser
+// driver (`driver.js`): it loads the WebAssembly once, turns options into what the core reads,
+// dispatches the core's events to listeners, and settles the promises of `send`, `subscribe` and
 // `history`. Connection logic (the transport ladder, retries, resume, token refresh) is not here:
-// it is in lifeline-core, run by the driver in lifeline-wasm. Types: lifeline.d.ts.
+// it is in lifeline-core. Types: lifeline.d.ts. The package ships this file bundled with the other
+// two (`cargo xtask npm`).
 
-import init, { Core } from './lifeline_wasm.js';
+import init, { Core, storageKey } from './lifeline_wasm.js';
+import { Driver } from './driver.js';
 
 let loading = null;
 
@@ -59,6 +61,7 @@ function numbers(options) {
 
 export class Client {
   #core = null;
+  #driver = null;
   #closed = false;
   #listeners = new Map();
   #sends = new Map();
@@ -79,16 +82,29 @@ export class Client {
     /** Resolves once the WebAssembly is loaded and the client exists (rejects if it cannot). */
     this.ready = load(options.wasm).then(() => {
       if (this.#closed) return;
-      this.#core = new Core(
+      const key = options.rememberTransport !== false ? storageKey(options.url) : undefined;
+      let remembered;
+      try {
+        remembered = key ? localStorage.getItem(key) ?? undefined : undefined;
+      } catch {
+        // Storage that is forbidden only means nothing is remembered.
+      }
+      const core = new Core(
         options.url,
         options.token || undefined,
         (options.transports ?? []).join(','),
         numbers(options),
-        options.rememberTransport !== false,
-        (event) => this.#dispatch(JSON.parse(event)),
-        typeof getToken === 'function' ? () => getToken() : undefined,
+        typeof getToken === 'function',
+        remembered,
+        Math.floor(Math.random() * 2 ** 53),
       );
-      if (options.autoConnect !== false) this.#core.connect();
+      this.#core = core;
+      this.#driver = new Driver(core, {
+        getToken: typeof getToken === 'function' ? () => getToken() : undefined,
+        storageKey: key,
+        dispatch: (event) => this.#dispatch(event),
+      });
+      if (options.autoConnect !== false) this.#turn((c) => c.connect(navigator.onLine !== false));
     }).catch((thrown) => {
       const error = toError(thrown);
       this.#emit('error', { code: error.code, message: error.message });
@@ -100,12 +116,13 @@ export class Client {
 
   /** Starts connecting (only needed with `autoConnect: false`). */
   async connect() {
-    (await this.#ready()).connect();
+    await this.#ready();
+    this.#turn((c) => c.connect(navigator.onLine !== false));
   }
 
   /** The connection state now. */
   get status() {
-    return this.#core ? JSON.parse(this.#core.status()) : { ...this.#status };
+    return this.#core ? JSON.parse(this.#core.status(Date.now())) : { ...this.#status };
   }
 
   /** The highest sequence number delivered so far, or `null`. */
@@ -133,14 +150,14 @@ export class Client {
 
   /** Sends `body` to `conversation`; resolves with `{ id, seq }` once the server stored it. */
   async send(conversation, body) {
-    const core = await this.#ready();
-    const id = this.#call(() => core.send(conversation, body));
+    await this.#ready();
+    const id = this.#turn((c) => c.send(conversation, body));
     return new Promise((resolve, reject) => this.#sends.set(id, { resolve, reject }));
   }
 
   /** Joins `conversation`; resolves once the server confirmed it. */
   async subscribe(conversation) {
-    const core = await this.#ready();
+    await this.#ready();
     // Subscribing again is a no-op for the session, which sends nothing: answer at once.
     if (this.#subscribed.has(conversation)) return;
     const done = new Promise((resolve, reject) => {
@@ -149,7 +166,7 @@ export class Client {
       this.#subscribing.set(conversation, waiting);
     });
     try {
-      this.#call(() => core.subscribe(conversation));
+      this.#turn((c) => c.subscribe(conversation));
     } catch (e) {
       this.#settleSubscribe(conversation, e);
     }
@@ -158,8 +175,8 @@ export class Client {
 
   /** Leaves `conversation`. */
   async unsubscribe(conversation) {
-    const core = await this.#ready();
-    this.#call(() => core.unsubscribe(conversation));
+    await this.#ready();
+    this.#turn((c) => c.unsubscribe(conversation));
     this.#subscribed.delete(conversation);
   }
 
@@ -167,7 +184,7 @@ export class Client {
   typing(conversation) {
     if (!this.#core) return false;
     try {
-      this.#core.typing(conversation);
+      this.#turn((c) => c.typing(conversation));
       return true;
     } catch (e) {
       const error = toError(e);
@@ -178,8 +195,8 @@ export class Client {
 
   /** A page of `conversation`'s history, oldest first: the newest `limit` messages before `before`. */
   async history(conversation, { before, limit = 50 } = {}) {
-    const core = await this.#ready();
-    const request = this.#call(() => core.history(conversation, before ?? undefined, limit));
+    await this.#ready();
+    const request = this.#turn((c) => c.history(conversation, before ?? undefined, limit));
     return new Promise((resolve, reject) => this.#histories.set(request, { resolve, reject }));
   }
 
@@ -188,9 +205,11 @@ export class Client {
     if (this.#closed) return;
     this.#closed = true;
     const core = this.#core;
+    const driver = this.#driver;
     this.#core = null;
+    this.#driver = null;
     if (core) {
-      core.close();
+      driver.turn((c) => c.close());
       // Freed after the current turn: close() may be called from a listener inside one.
       queueMicrotask(() => core.free());
     }
@@ -209,7 +228,7 @@ export class Client {
           resolve();
         }
       });
-      core.closeGracefully(timeoutMs);
+      this.#turn((c) => c.closeGracefully(timeoutMs));
     });
     this.close();
   }
@@ -220,9 +239,10 @@ export class Client {
     return this.#core;
   }
 
-  #call(f) {
+  /** One turn of the driver: `f(core)`, then everything the core asks for. */
+  #turn(f) {
     try {
-      return f();
+      return this.#driver.turn(f);
     } catch (e) {
       throw toError(e);
     }

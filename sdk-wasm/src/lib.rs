@@ -8,26 +8,22 @@
 //! retry and every timeout is the core's.
 //!
 //! Layout:
-//! - [`options`] and [`view`]: the JSON that crosses into and out of JavaScript. Pure, compiled and
-//!   tested on every target.
-//! - `driver` (the run loop), `sockets`, `http`, `platform` and `api` (the `#[wasm_bindgen]`
-//!   class): browser-only, compiled for `wasm32` alone.
+//! - [`options`], [`view`], [`actions`] and [`runner`]: the session and the JSON that crosses into
+//!   and out of JavaScript. Pure, compiled and tested on every target.
+//! - `api` (the `#[wasm_bindgen]` class `Core`): compiled for `wasm32` alone.
+//! - js/driver.js: the browser half. It performs each action with the browser's own objects and
+//!   reports what happened back through `Core`'s input methods; it decides nothing.
 //!
-//! What must not live here: protocol rules, retry policy, or any state the session already keeps.
+//! What must not live here or there: protocol rules, retry policy, or any state the session
+//! already keeps.
 
+pub mod actions;
 pub mod options;
+pub mod runner;
 pub mod view;
 
 #[cfg(target_arch = "wasm32")]
 mod api;
-#[cfg(target_arch = "wasm32")]
-mod driver;
-#[cfg(target_arch = "wasm32")]
-mod http;
-#[cfg(target_arch = "wasm32")]
-mod platform;
-#[cfg(target_arch = "wasm32")]
-mod sockets;
 
 #[cfg(target_arch = "wasm32")]
 pub use api::Core;

@@ -115,32 +115,42 @@ pub fn build_package() -> Result<PathBuf> {
     ];
     status(Command::new(&wasm_opt).args(args), "wasm-opt", &args)?;
 
+    // The wrapper and the driver are bundled with the wasm-bindgen glue into one minified ES
+    // module, `lifeline.js` (the readable sources stay in sdk-wasm/js); the glue still finds the
+    // `.wasm` beside it through `import.meta.url`.
     let js = root().join("sdk-wasm/js");
-    for file in ["lifeline.js", "lifeline.d.ts", "README.md"] {
+    let staging = root().join("target/npm/staging");
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .map_err(|e| format!("cannot clear {}: {e}", staging.display()))?;
+    }
+    fs::create_dir_all(&staging).map_err(|e| format!("cannot create staging: {e}"))?;
+    for file in ["lifeline.js", "driver.js"] {
+        fs::copy(js.join(file), staging.join(file))
+            .map_err(|e| format!("cannot copy sdk-wasm/js/{file}: {e}"))?;
+    }
+    let glue = format!("{WASM_NAME}.js");
+    fs::rename(out.join(&glue), staging.join(&glue))
+        .map_err(|e| format!("cannot move {glue}: {e}"))?;
+    for file in ["lifeline.d.ts", "README.md"] {
         fs::copy(js.join(file), out.join(file))
             .map_err(|e| format!("cannot copy sdk-wasm/js/{file}: {e}"))?;
     }
     fs::write(out.join("package.json"), package_json())
         .map_err(|e| format!("cannot write package.json: {e}"))?;
-    // Minified in place: what a page downloads. The ES module's exports keep their names.
-    for file in [format!("{WASM_NAME}.js"), "lifeline.js".to_string()] {
-        let path = out.join(&file).to_string_lossy().into_owned();
-        let args = [
-            path.as_str(),
-            "--minify",
-            "--format=esm",
-            "--log-level=warning",
-            "--allow-overwrite",
-            &format!("--outfile={path}"),
-        ];
-        status(Command::new(&esbuild).args(args), "esbuild", &args)?;
-    }
-
-    let counted = [
-        format!("{WASM_NAME}_bg.wasm"),
-        format!("{WASM_NAME}.js"),
-        "lifeline.js".to_string(),
+    let entry = staging.join("lifeline.js").to_string_lossy().into_owned();
+    let bundle = out.join("lifeline.js").to_string_lossy().into_owned();
+    let args = [
+        entry.as_str(),
+        "--bundle",
+        "--minify",
+        "--format=esm",
+        "--log-level=warning",
+        &format!("--outfile={bundle}"),
     ];
+    status(Command::new(&esbuild).args(args), "esbuild", &args)?;
+
+    let counted = [format!("{WASM_NAME}_bg.wasm"), "lifeline.js".to_string()];
     let mut total = 0;
     eprintln!("xtask: @lifeline/client in {}", out.display());
     for name in &counted {
@@ -200,7 +210,6 @@ fn package_json() -> String {
   "files": [
     "lifeline.js",
     "lifeline.d.ts",
-    "{WASM_NAME}.js",
     "{WASM_NAME}_bg.wasm",
     "README.md"
   ],

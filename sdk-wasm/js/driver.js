@@ -1,0 +1,272 @@
+// @lifeline/client — the browser driver of lifeline-core's session (the `Core` of lifeline_wasm.js).
+//
+// After every call into the core, `turn` takes what the core asks for (see sdk-wasm/src/runner.rs:
+// `[[action…], [event…], delayMs, final]`), performs each action literally with the browser's own
+// objects — `WebSocket`, `EventSource` (closed on its first error, so the browser never reconnects
+// behind the core's back), `fetch` with an `AbortController`, one `setTimeout` — and reports what
+// happened back to the core as it happened. Page signals (`online`/`offline`, `visibilitychange`,
+// `resume`, `pageshow`) become core inputs too.
+//
+// What must not live here: any decision. No retry, no timeout, no choice of transport: those are
+// the core's. This file only does what it is told and says what it saw.
+
+// The action kinds (sdk-wasm/src/actions.rs).
+const OPEN = 0;
+const SEND = 1;
+const CLOSE = 2;
+const HTTP = 3;
+const ABORT = 4;
+const TOKEN = 5;
+
+/** The most rounds of "perform actions, report what failed on the spot" in one turn. */
+const MAX_ROUNDS = 64;
+
+/** How long the status probe of a failed `EventSource` may take. */
+const PROBE_TIMEOUT_MS = 5000;
+
+/** A thrown value as text. */
+function describe(e) {
+  return typeof e === 'string' ? e : (e && e.message) || 'unknown error';
+}
+
+/** `Retry-After` in seconds, when it is a plain number of seconds. */
+function retryAfter(header) {
+  return header != null && /^\s*\d+\s*$/.test(header) ? Number(header) : undefined;
+}
+
+/**
+ * The HTTP status `url` answers a plain GET with (the body is not read), or undefined without an
+ * answer in time. An `EventSource` hides the status of a refusal; this learns it, so that a 401
+ * reads as "refresh the token" rather than as a network failure.
+ */
+async function statusOf(url) {
+  const abort = new AbortController();
+  const guard = setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS);
+  try {
+    return (await fetch(url, { signal: abort.signal })).status;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(guard);
+    // Whatever the status, stop the body (a 200 here is a live event stream).
+    abort.abort();
+  }
+}
+
+/** Detaches every handler of a socket and closes it: nothing more is reported about it. */
+function shut(socket) {
+  socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+  if (socket instanceof WebSocket) socket.close(1000);
+  else socket.close();
+}
+
+export class Driver {
+  #core;
+  #getToken;
+  #storageKey;
+  #dispatch;
+  #sockets = new Map();
+  #requests = new Map();
+  #timer;
+  #unlisten = [];
+  #done = false;
+
+  /**
+   * `dispatch` receives every event object; `storageKey`, when given, is where the transport that
+   * last worked is remembered.
+   */
+  constructor(core, { getToken, storageKey, dispatch }) {
+    this.#core = core;
+    this.#getToken = getToken;
+    this.#storageKey = storageKey;
+    this.#dispatch = dispatch;
+    const listen = (target, type, report) => {
+      if (!target || !target.addEventListener) return;
+      const handler = () => this.#report(report);
+      target.addEventListener(type, handler);
+      this.#unlisten.push(() => target.removeEventListener(type, handler));
+    };
+    const page = typeof document === 'undefined' ? undefined : document;
+    listen(globalThis, 'online', (c) => c.network(true));
+    listen(globalThis, 'offline', (c) => c.network(false));
+    listen(globalThis, 'pageshow', (c) => c.resumed());
+    listen(page, 'resume', (c) => c.resumed());
+    listen(page, 'visibilitychange', (c) => c.visibility(page.visibilityState === 'visible'));
+  }
+
+  /** Calls `f(core)`, then carries out everything the core asks for; returns what `f` returned. */
+  turn(f) {
+    try {
+      return f(this.#core);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  #report(f) {
+    if (!this.#done) this.turn(f);
+  }
+
+  #settle() {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const [actions, events, delay, final] = JSON.parse(this.#core.drain(Date.now()));
+      let reported = false;
+      for (const action of actions) reported = this.#perform(action) || reported;
+      this.#arm(delay);
+      if (final) this.#shutDown();
+      for (const event of events) {
+        if (event.type === 'transportWorked' && this.#storageKey) {
+          try {
+            localStorage.setItem(this.#storageKey, event.transport);
+          } catch {
+            // Storage that is full or forbidden only means nothing is remembered.
+          }
+        }
+        this.#dispatch(event);
+      }
+      if (!reported) return;
+    }
+  }
+
+  /** Performs one action; returns true when it failed on the spot and that was reported. */
+  #perform(action) {
+    const core = this.#core;
+    const [kind, id] = action;
+    try {
+      switch (kind) {
+        case OPEN:
+          this.#sockets.set(id, action[2] === 'ws' ? this.#webSocket(id, action[3]) : this.#eventSource(id, action[3]));
+          return false;
+        case SEND: {
+          const socket = this.#sockets.get(id);
+          if (socket instanceof WebSocket) socket.send(action[2]);
+          else if (socket) throw new Error('an event stream cannot send');
+          return false;
+        }
+        case CLOSE: {
+          const socket = this.#sockets.get(id);
+          this.#sockets.delete(id);
+          if (socket) shut(socket);
+          return false;
+        }
+        case HTTP:
+          this.#http(id, action[2], action[3], action[4], action[5]);
+          return false;
+        case ABORT:
+          this.#requests.get(id)?.abort();
+          this.#requests.delete(id);
+          return false;
+        case TOKEN:
+          this.#fetchToken();
+          return false;
+      }
+    } catch (e) {
+      if (kind === HTTP) this.#requests.delete(id), core.unanswered(id, describe(e));
+      else core.failed(id, undefined, describe(e));
+      return true;
+    }
+    return false;
+  }
+
+  #webSocket(id, url) {
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.#report((c) => c.opened(id));
+    };
+    ws.onmessage = (e) =>
+      this.#report((c) => (typeof e.data === 'string' ? c.text(id, e.data) : c.binary(id, e.data.byteLength)));
+    ws.onclose = (e) =>
+      this.#report((c) =>
+        opened
+          ? c.closed(id, e.code, e.reason)
+          : c.failed(id, undefined, `the WebSocket closed before opening (code ${e.code})`),
+      );
+    return ws;
+  }
+
+  #eventSource(id, url) {
+    const es = new EventSource(url);
+    let opened = false;
+    es.onopen = () => {
+      opened = true;
+      this.#report((c) => c.opened(id));
+    };
+    es.onmessage = (e) => this.#report((c) => c.text(id, e.data));
+    es.onerror = () => {
+      // Stop the browser's own reconnection first; the core decides what happens next.
+      shut(es);
+      if (opened) {
+        this.#report((c) => c.closed(id, undefined, 'the event stream ended or broke'));
+        return;
+      }
+      statusOf(url).then((status) =>
+        this.#report((c) =>
+          status && status !== 200
+            ? c.failed(id, status, `the event stream was refused with HTTP ${status}`)
+            : c.failed(id, undefined, 'the event stream could not be opened'),
+        ),
+      );
+    };
+    return es;
+  }
+
+  #http(id, method, url, bearer, body) {
+    const abort = new AbortController();
+    this.#requests.set(id, abort);
+    const headers = {};
+    if (bearer != null) headers.Authorization = `Bearer ${bearer}`;
+    if (body != null) headers['Content-Type'] = 'application/json';
+    // Only what the core still waits for is reported (an abandoned request was removed).
+    const answer = (report) => {
+      if (this.#requests.delete(id)) this.#report(report);
+    };
+    fetch(url, { method, headers, body: body ?? undefined, signal: abort.signal })
+      .then(async (r) => [r.status, retryAfter(r.headers.get('Retry-After')), await r.text()])
+      .then(
+        ([status, retry, text]) => answer((c) => c.response(id, status, retry, text)),
+        (e) => answer((c) => c.unanswered(id, describe(e))),
+      );
+  }
+
+  /** Asks the application's `getToken` (in a microtask, never inside a turn) and reports the answer. */
+  #fetchToken() {
+    const getToken = this.#getToken;
+    Promise.resolve()
+      .then(() => {
+        if (!getToken) throw new Error('no getToken function was given');
+        return getToken();
+      })
+      .then(
+        (token) => (typeof token === 'string' && token ? [token, ''] : [undefined, 'getToken did not give a string']),
+        (e) => [undefined, describe(e)],
+      )
+      .then(([token, error]) => this.#report((c) => c.token(token, error)));
+  }
+
+  #arm(delay) {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (delay >= 0 && !this.#done) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#report((c) => c.timer());
+      }, delay);
+    }
+  }
+
+  /** Lets go of everything: the session has ended. */
+  #shutDown() {
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const unlisten of this.#unlisten) unlisten();
+    this.#unlisten = [];
+    for (const socket of this.#sockets.values()) shut(socket);
+    this.#sockets.clear();
+    for (const abort of this.#requests.values()) abort.abort();
+    this.#requests.clear();
+  }
+}
