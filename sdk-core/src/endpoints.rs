@@ -5,7 +5,9 @@
 //! the query; plain HTTP requests carry it as `Authorization: Bearer`. This module only builds
 //! strings: it performs no request and holds no state.
 
+use crate::json::write_u64;
 use crate::protocol::{Seq, PROTOCOL_VERSION};
+use crate::text;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;
 
@@ -32,20 +34,27 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadEndpoint(pub String);
 
+impl BadEndpoint {
+    /// What is wrong with the URL, in words (also the `Display` text).
+    pub fn describe(&self) -> String {
+        text!(
+            "`",
+            self.0,
+            "` is not a server URL: expected http://, https://, ws:// or wss:// followed by a host"
+        )
+    }
+}
+
 impl fmt::Display for BadEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a server URL: expected http://, https://, ws:// or wss:// followed by a host",
-            self.0
-        )
+        f.write_str(&self.describe())
     }
 }
 
 impl std::error::Error for BadEndpoint {}
 
 fn encode(value: &str) -> String {
-    utf8_percent_encode(value, QUERY_VALUE).to_string()
+    utf8_percent_encode(value, QUERY_VALUE).collect()
 }
 
 impl Endpoint {
@@ -76,15 +85,14 @@ impl Endpoint {
 
     /// A stable key naming this endpoint, for remembering which transport last worked here.
     pub fn key(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.secure { "https" } else { "http" },
+        text!(
+            if self.secure { "https://" } else { "http://" },
             self.authority_and_prefix
         )
     }
 
     fn http(&self, path: &str) -> String {
-        format!("{}/v1/{path}?v={PROTOCOL_VERSION}", self.key())
+        text!(self.key(), "/v1/", path, "?v=", PROTOCOL_VERSION)
     }
 
     fn stream_query(mut url: String, token: Option<&str>, cursor: Option<Seq>) -> String {
@@ -93,17 +101,19 @@ impl Endpoint {
             url.push_str(&encode(token));
         }
         if let Some(cursor) = cursor {
-            url.push_str(&format!("&cursor={cursor}"));
+            url.push_str("&cursor=");
+            write_u64(&mut url, cursor);
         }
         url
     }
 
     /// `ws(s)://…/v1/ws?v=1&token=…&cursor=…`
     pub fn websocket_url(&self, token: Option<&str>, cursor: Option<Seq>) -> String {
-        let url = format!(
-            "{}://{}/v1/ws?v={PROTOCOL_VERSION}",
-            if self.secure { "wss" } else { "ws" },
-            self.authority_and_prefix
+        let url = text!(
+            if self.secure { "wss://" } else { "ws://" },
+            self.authority_and_prefix,
+            "/v1/ws?v=",
+            PROTOCOL_VERSION
         );
         Self::stream_query(url, token, cursor)
     }
@@ -123,7 +133,8 @@ impl Endpoint {
         hello: bool,
     ) -> String {
         let mut url = Self::stream_query(self.http("poll"), token, cursor);
-        url.push_str(&format!("&wait_ms={wait_ms}"));
+        url.push_str("&wait_ms=");
+        write_u64(&mut url, wait_ms);
         if hello {
             url.push_str("&hello=1");
         }
@@ -141,9 +152,11 @@ impl Endpoint {
         let mut url = self.http("history");
         url.push_str("&conv=");
         url.push_str(&encode(conv));
-        url.push_str(&format!("&limit={limit}"));
+        url.push_str("&limit=");
+        write_u64(&mut url, limit.into());
         if let Some(before) = before {
-            url.push_str(&format!("&before={before}"));
+            url.push_str("&before=");
+            write_u64(&mut url, before);
         }
         url
     }

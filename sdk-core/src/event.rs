@@ -6,6 +6,7 @@
 
 use crate::protocol::{ErrorCode, FrameError, HistoryPage, Message, Seq};
 use crate::state::{Cause, State};
+use crate::text;
 use crate::transport::{RequestId, TransportKind};
 use std::fmt;
 use std::time::Duration;
@@ -87,22 +88,32 @@ pub enum SendError {
     NotConnected,
 }
 
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl SendError {
+    /// Why the call was refused, in words (also the `Display` text).
+    pub fn describe(&self) -> String {
         match self {
-            SendError::OutboxFull { messages, bytes } => write!(
-                f,
-                "the outbox is full ({messages} messages, {bytes} bytes waiting)"
+            SendError::OutboxFull { messages, bytes } => text!(
+                "the outbox is full (",
+                messages,
+                " messages, ",
+                bytes,
+                " bytes waiting)"
             ),
             SendError::TooLarge { len, max } => {
-                write!(f, "the body is {len} bytes, more than the limit of {max}")
+                text!("the body is ", len, " bytes, more than the limit of ", max)
             }
             SendError::InvalidConversation { reason } => {
-                write!(f, "invalid conversation id: {reason}")
+                text!("invalid conversation id: ", reason)
             }
-            SendError::Closed => write!(f, "the client is closed"),
-            SendError::NotConnected => write!(f, "not connected"),
+            SendError::Closed => "the client is closed".into(),
+            SendError::NotConnected => "not connected".into(),
         }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
@@ -120,15 +131,22 @@ pub enum SendFailure {
     Closed,
 }
 
+impl SendFailure {
+    /// Why the message was not acknowledged, in words (also the `Display` text).
+    pub fn describe(&self) -> String {
+        match self {
+            SendFailure::Timeout => "no acknowledgement before the send timeout".into(),
+            SendFailure::Rejected { code, message } => {
+                text!("rejected by the server (", code, "): ", message)
+            }
+            SendFailure::Closed => "the client closed before the acknowledgement".into(),
+        }
+    }
+}
+
 impl fmt::Display for SendFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendFailure::Timeout => write!(f, "no acknowledgement before the send timeout"),
-            SendFailure::Rejected { code, message } => {
-                write!(f, "rejected by the server ({code}): {message}")
-            }
-            SendFailure::Closed => write!(f, "the client closed before the acknowledgement"),
-        }
+        f.write_str(&self.describe())
     }
 }
 
@@ -152,21 +170,28 @@ pub enum HistoryError {
     Closed,
 }
 
-impl fmt::Display for HistoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl HistoryError {
+    /// Why the request failed, in words (also the `Display` text).
+    pub fn describe(&self) -> String {
         match self {
             HistoryError::Server {
                 status,
                 code,
                 message,
             } => match code {
-                Some(code) => write!(f, "HTTP {status} ({code}): {message}"),
-                None => write!(f, "HTTP {status}: {message}"),
+                Some(code) => text!("HTTP ", status, " (", code, "): ", message),
+                None => text!("HTTP ", status, ": ", message),
             },
-            HistoryError::Network { detail } => write!(f, "network error: {detail}"),
-            HistoryError::BadResponse { detail } => write!(f, "bad response: {detail}"),
-            HistoryError::Closed => write!(f, "the client is closed"),
+            HistoryError::Network { detail } => text!("network error: ", detail),
+            HistoryError::BadResponse { detail } => text!("bad response: ", detail),
+            HistoryError::Closed => "the client is closed".into(),
         }
+    }
+}
+
+impl fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 

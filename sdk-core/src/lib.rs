@@ -48,6 +48,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod session;
 pub mod state;
+pub mod text;
 pub mod transport;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};

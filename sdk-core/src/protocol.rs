@@ -7,6 +7,7 @@
 //! docs/PROTOCOL.md is the normative description; the types here follow it field by field.
 
 use crate::json::{self, ObjectWriter, Value};
+use crate::text;
 use std::fmt;
 
 /// The protocol version spoken by this crate. It travels as `v=1` on every endpoint and in
@@ -177,6 +178,12 @@ impl ErrorCode {
     }
 }
 
+impl crate::text::Piece for ErrorCode {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -221,15 +228,24 @@ pub enum FrameError {
     },
 }
 
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl FrameError {
+    /// What is wrong with the frame, in words (also the `Display` text).
+    pub fn describe(&self) -> String {
         match self {
             FrameError::TooLarge { len, max } => {
-                write!(f, "frame of {len} bytes is larger than the limit of {max}")
+                text!("frame of ", len, " bytes is larger than the limit of ", max)
             }
-            FrameError::Malformed { detail } => write!(f, "malformed frame: {detail}"),
-            FrameError::Invalid { field, reason } => write!(f, "invalid field `{field}`: {reason}"),
+            FrameError::Malformed { detail } => text!("malformed frame: ", detail),
+            FrameError::Invalid { field, reason } => {
+                text!("invalid field `", field, "`: ", reason)
+            }
         }
+    }
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 

@@ -25,6 +25,7 @@ use crate::protocol::{
     MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
 };
 use crate::state::{Cause, State};
+use crate::text;
 use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -235,7 +236,7 @@ impl Session {
             *d = at_least_1ms(*d);
         }
         let mut rng = SmallRng::seed_from_u64(config.seed);
-        let msg_prefix = format!("{:08x}", rng.random::<u32>());
+        let msg_prefix = hex8(rng.random::<u32>());
         let ladder = Ladder::new(
             config.ladder(),
             config.initial_transport,
@@ -366,7 +367,7 @@ impl Session {
             });
         }
         self.msg_counter += 1;
-        let id = MsgId(format!("{}-{}", self.msg_prefix, self.msg_counter));
+        let id = MsgId(text!(self.msg_prefix, "-", self.msg_counter));
         self.outbox.push(Pending {
             id: id.clone(),
             conv: conv.to_string(),
@@ -509,7 +510,7 @@ impl Session {
                 self.events.push_back(Event::BadFrame {
                     transport: kind,
                     error: protocol::FrameError::Malformed {
-                        detail: format!("a binary message of {len} bytes"),
+                        detail: text!("a binary message of ", len, " bytes"),
                     },
                 });
             }
@@ -528,12 +529,12 @@ impl Session {
                 };
                 let (id, kind) = (link.id, link.kind);
                 if code == Some(4401) {
-                    self.auth_rejected(now, format!("{kind} closed with 4401: {reason}"));
+                    self.auth_rejected(now, text!(kind, " closed with 4401: ", reason));
                     return;
                 }
                 let detail = match code {
-                    Some(code) => format!("closed with code {code}: {reason}"),
-                    None => format!("closed: {reason}"),
+                    Some(code) => text!("closed with code ", code, ": ", reason),
+                    None => text!("closed: ", reason),
                 };
                 self.link_failed(
                     now,
@@ -1071,7 +1072,7 @@ impl Session {
         let retry_after = error.retry_after_ms.map(Duration::from_millis);
         match error.code {
             code if code.is_auth() => {
-                self.auth_rejected(now, format!("{code}: {}", error.message));
+                self.auth_rejected(now, text!(code, ": ", error.message));
             }
             ErrorCode::GoingAway => {
                 if let Some(l) = self.link_mut(link) {
@@ -1149,7 +1150,7 @@ impl Session {
                     transport: kind,
                     error: e.clone(),
                 });
-                let cause = self.loss_cause(id, format!("bad poll response: {e}"));
+                let cause = self.loss_cause(id, text!("bad poll response: ", e.describe()));
                 self.link_failed(now, id, cause, FailureWeight::Ordinary, None);
                 return;
             }
@@ -1278,7 +1279,7 @@ impl Session {
     fn on_history_response(&mut self, request: RequestId, status: u16, body: &str) {
         let result = if status == 200 {
             protocol::decode_history(body).map_err(|e| HistoryError::BadResponse {
-                detail: e.to_string(),
+                detail: e.describe(),
             })
         } else {
             let error = protocol::decode_http_error(body);
@@ -1732,9 +1733,17 @@ fn validate_conv(conv: &str) -> Result<(), SendError> {
     })
 }
 
+/// Eight lowercase hexadecimal digits (the prefix of this session's message ids).
+fn hex8(n: u32) -> String {
+    (0..8)
+        .rev()
+        .map(|i| char::from_digit((n >> (i * 4)) & 0xf, 16).unwrap_or('0'))
+        .collect()
+}
+
 fn error_detail(body: &str) -> String {
     match protocol::decode_http_error(body) {
-        Some(e) => format!("{}: {}", e.code, e.message),
+        Some(e) => text!(e.code, ": ", e.message),
         None => body.chars().take(200).collect(),
     }
 }

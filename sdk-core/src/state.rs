@@ -3,6 +3,7 @@
 //!
 //! Types only: the transitions themselves are made by [`crate::Session`].
 
+use crate::text;
 use crate::transport::TransportKind;
 use std::fmt;
 use web_time::Instant;
@@ -108,39 +109,46 @@ pub enum Cause {
     Resumed,
 }
 
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Cause {
+    /// What happened, in words (also the `Display` text).
+    pub fn describe(&self) -> String {
         match self {
-            Cause::AppConnect => write!(f, "the app asked to connect"),
-            Cause::AppClose => write!(f, "the app closed the client"),
-            Cause::Opened => write!(f, "the server said hello"),
-            Cause::Upgraded { from } => write!(f, "moved up from {from}"),
-            Cause::RetryDue => write!(f, "retry due"),
+            Cause::AppConnect => "the app asked to connect".into(),
+            Cause::AppClose => "the app closed the client".into(),
+            Cause::Opened => "the server said hello".into(),
+            Cause::Upgraded { from } => text!("moved up from ", from),
+            Cause::RetryDue => "retry due".into(),
             Cause::OpenFailed {
                 transport,
                 status,
                 detail,
             } => match status {
-                Some(status) => write!(f, "{transport} refused with HTTP {status}: {detail}"),
-                None => write!(f, "{transport} failed to open: {detail}"),
+                Some(status) => text!(transport, " refused with HTTP ", status, ": ", detail),
+                None => text!(transport, " failed to open: ", detail),
             },
-            Cause::TransportLost { transport, detail } => write!(f, "{transport} lost: {detail}"),
+            Cause::TransportLost { transport, detail } => text!(transport, " lost: ", detail),
             Cause::FirstFrameTimeout { transport } => {
-                write!(f, "{transport} opened but the server never spoke")
+                text!(transport, " opened but the server never spoke")
             }
-            Cause::ConnectTimeout { transport } => write!(f, "{transport} did not open in time"),
+            Cause::ConnectTimeout { transport } => text!(transport, " did not open in time"),
             Cause::HeartbeatTimeout { transport } => {
-                write!(f, "{transport} went silent past its deadline")
+                text!(transport, " went silent past its deadline")
             }
-            Cause::ServerGoingAway => write!(f, "the server is going away"),
-            Cause::AuthRejected { detail } => write!(f, "credentials rejected: {detail}"),
-            Cause::TokenUnavailable { detail } => write!(f, "no token: {detail}"),
-            Cause::ServerBusy => write!(f, "the server asked to wait"),
-            Cause::UnsupportedVersion => write!(f, "the server speaks another protocol version"),
-            Cause::RetryLimit => write!(f, "the retry limit was reached"),
-            Cause::Offline => write!(f, "the network is offline"),
-            Cause::Online => write!(f, "the network is back online"),
-            Cause::Resumed => write!(f, "resumed after a freeze or a clock jump"),
+            Cause::ServerGoingAway => "the server is going away".into(),
+            Cause::AuthRejected { detail } => text!("credentials rejected: ", detail),
+            Cause::TokenUnavailable { detail } => text!("no token: ", detail),
+            Cause::ServerBusy => "the server asked to wait".into(),
+            Cause::UnsupportedVersion => "the server speaks another protocol version".into(),
+            Cause::RetryLimit => "the retry limit was reached".into(),
+            Cause::Offline => "the network is offline".into(),
+            Cause::Online => "the network is back online".into(),
+            Cause::Resumed => "resumed after a freeze or a clock jump".into(),
         }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
     }
 }

@@ -4,7 +4,7 @@
 //! Pure data and validation, compiled on every target so that it is tested natively. No browser
 //! API is touched here: the seed and the remembered transport are supplied by the caller.
 
-use lifeline_core::{BackoffPolicy, Config, TransportKind};
+use lifeline_core::{text, BackoffPolicy, Config, TransportKind};
 use std::time::Duration;
 
 /// The numeric options, in the order the wrapper passes them (`NaN` for "absent"). The wrapper's
@@ -46,22 +46,22 @@ pub struct Options {
 }
 
 impl Options {
-    fn number(&self, name: &str) -> Option<f64> {
-        let i = NUMERIC.iter().position(|n| *n == name)?;
+    /// The number at `index` of [`NUMERIC`], if present, finite and not negative.
+    fn number(&self, index: usize) -> Option<f64> {
         self.numbers
-            .get(i)
+            .get(index)
             .copied()
             .filter(|v| v.is_finite() && *v >= 0.0)
     }
 
-    fn millis(&self, name: &str) -> Option<Duration> {
-        self.number(name).map(|v| Duration::from_millis(v as u64))
+    fn millis(&self, index: usize) -> Option<Duration> {
+        self.number(index).map(|v| Duration::from_millis(v as u64))
     }
 
     /// The core configuration. `seed` is used when the options carry none; `remembered` is the
     /// rung stored for this endpoint, if any.
     pub fn to_config(&self, seed: u64, remembered: Option<&str>) -> Result<Config, String> {
-        let mut config = Config::new(&self.url).map_err(|e| e.to_string())?;
+        let mut config = Config::new(&self.url).map_err(|e| e.describe())?;
         config.token = self.token.clone().filter(|t| !t.is_empty());
         config.token_provider = self.token_provider;
         if config.token.is_none() && !config.token_provider {
@@ -72,7 +72,7 @@ impl Options {
             for name in &self.transports {
                 kinds.push(
                     TransportKind::parse(name)
-                        .ok_or_else(|| format!("unknown transport `{name}`"))?,
+                        .ok_or_else(|| text!("unknown transport `", name, "`"))?,
                 );
             }
             config.transports = kinds;
@@ -80,37 +80,41 @@ impl Options {
         config.initial_transport = remembered
             .and_then(TransportKind::parse)
             .filter(|k| config.ladder().contains(k));
-        config.seed = self.number("seed").map(|s| s as u64).unwrap_or(seed);
-        for (field, name) in [
-            (&mut config.connect_timeout, "connectTimeoutMs"),
-            (&mut config.first_frame_timeout, "firstFrameTimeoutMs"),
-            (&mut config.race_after, "raceAfterMs"),
-            (&mut config.ping_interval, "pingIntervalMs"),
-            (&mut config.liveness_timeout, "livenessTimeoutMs"),
-            (&mut config.poll_wait, "pollWaitMs"),
-            (&mut config.send_timeout, "sendTimeoutMs"),
-            (&mut config.stable_after, "stableAfterMs"),
-        ] {
-            if let Some(v) = self.millis(name) {
+        // The indices are those of NUMERIC (a test checks every name against its field).
+        config.seed = self.number(0).map(|s| s as u64).unwrap_or(seed);
+        for (index, field) in [
+            &mut config.connect_timeout,
+            &mut config.first_frame_timeout,
+            &mut config.race_after,
+            &mut config.ping_interval,
+            &mut config.liveness_timeout,
+            &mut config.poll_wait,
+            &mut config.send_timeout,
+            &mut config.stable_after,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(v) = self.millis(1 + index) {
                 *field = v;
             }
         }
-        if let Some(n) = self.number("stepDownAfter") {
+        if let Some(n) = self.number(9) {
             config.step_down_after = (n as u32).max(1);
         }
-        config.max_attempts = self.number("maxAttempts").map(|n| n as u32);
-        self.backoff("backoff", &mut config.backoff);
-        self.backoff("probeBackoff", &mut config.probe_backoff);
+        config.max_attempts = self.number(10).map(|n| n as u32);
+        self.backoff(11, &mut config.backoff);
+        self.backoff(14, &mut config.probe_backoff);
         Ok(config)
     }
 
-    fn backoff(&self, prefix: &str, policy: &mut BackoffPolicy) {
-        for (field, name) in [
-            (&mut policy.base, "baseMs"),
-            (&mut policy.cap, "capMs"),
-            (&mut policy.floor, "floorMs"),
-        ] {
-            if let Some(v) = self.millis(&format!("{prefix}.{name}")) {
+    /// A backoff policy from the three numbers at `first` (`baseMs`, `capMs`, `floorMs`).
+    fn backoff(&self, first: usize, policy: &mut BackoffPolicy) {
+        for (offset, field) in [&mut policy.base, &mut policy.cap, &mut policy.floor]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(v) = self.millis(first + offset) {
                 *field = v;
             }
         }
@@ -119,7 +123,7 @@ impl Options {
 
 /// The `localStorage` key under which the last working rung of an endpoint is remembered.
 pub fn storage_key(config: &Config) -> String {
-    format!("lifeline:transport:{}", config.endpoint.key())
+    text!("lifeline:transport:", config.endpoint.key())
 }
 
 #[cfg(test)]
@@ -187,6 +191,41 @@ mod tests {
         assert_eq!(
             storage_key(&c),
             "lifeline:transport:https://chat.example/api"
+        );
+    }
+
+    #[test]
+    fn every_numeric_option_lands_in_its_own_field() {
+        // Each name gets its own value (its position + 2, in ms), so a swapped index shows.
+        let values: Vec<(&str, f64)> = NUMERIC
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (*name, i as f64 + 2.0))
+            .collect();
+        let c = options(&values).to_config(0, None).unwrap();
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(c.seed, 2);
+        assert_eq!(c.connect_timeout, ms(3));
+        assert_eq!(c.first_frame_timeout, ms(4));
+        assert_eq!(c.race_after, ms(5));
+        assert_eq!(c.ping_interval, ms(6));
+        assert_eq!(c.liveness_timeout, ms(7));
+        assert_eq!(c.poll_wait, ms(8));
+        assert_eq!(c.send_timeout, ms(9));
+        assert_eq!(c.stable_after, ms(10));
+        assert_eq!(c.step_down_after, 11);
+        assert_eq!(c.max_attempts, Some(12));
+        assert_eq!(
+            (c.backoff.base, c.backoff.cap, c.backoff.floor),
+            (ms(13), ms(14), ms(15))
+        );
+        assert_eq!(
+            (
+                c.probe_backoff.base,
+                c.probe_backoff.cap,
+                c.probe_backoff.floor
+            ),
+            (ms(16), ms(17), ms(18))
         );
     }
 

@@ -91,9 +91,9 @@ fn state_fields(w: &mut ObjectWriter, state: &State, clock: Clock) {
         } => {
             attempt = Some(*a);
             next_retry_at = next_attempt_at.map(|at| clock.wall(at));
-            error = last_error.as_ref().map(Cause::to_string);
+            error = last_error.as_ref().map(Cause::describe);
         }
-        State::Failed { error: e } => error = Some(e.to_string()),
+        State::Failed { error: e } => error = Some(e.describe()),
         State::Idle | State::Closed => {}
     }
     w.str("state", state.name());
@@ -120,7 +120,7 @@ pub fn event(e: &Event, clock: Clock) -> String {
             w.str("type", "state");
             state_fields(w, to, clock);
             w.str("previous", from.name())
-                .str("cause", &cause.to_string());
+                .str("cause", &cause.describe());
         }
         Event::Message(m) => {
             w.str("type", "message");
@@ -138,7 +138,7 @@ pub fn event(e: &Event, clock: Clock) -> String {
             w.str("type", "sendFailed")
                 .str("id", &id.0)
                 .str("code", code)
-                .str("message", &failure.to_string())
+                .str("message", &failure.describe())
                 .opt_str("serverCode", server_code);
         }
         Event::Discontinuity {
@@ -217,7 +217,7 @@ pub fn event(e: &Event, clock: Clock) -> String {
         Event::BadFrame { transport, error } => {
             let mut message = String::from(transport.as_str());
             message.push_str(" carried a bad frame: ");
-            message.push_str(&error.to_string());
+            message.push_str(&error.describe());
             w.str("type", "error")
                 .str("code", "bad_frame")
                 .str("message", &message);
@@ -270,7 +270,7 @@ fn history_error(err: &HistoryError) -> String {
         HistoryError::BadResponse { .. } => ("bad_response", None),
         _ => ("closed", None),
     };
-    error_object(code, &err.to_string(), status)
+    error_object(code, &err.describe(), status)
 }
 
 /// A refused call (`send`, `subscribe`, …) as the JSON of a `LifelineError`.
@@ -282,7 +282,7 @@ pub fn send_error(err: &SendError) -> String {
         SendError::NotConnected => "not_connected",
         _ => "closed",
     };
-    error_object(code, &err.to_string(), None)
+    error_object(code, &err.describe(), None)
 }
 
 /// Any other refusal (bad options) as the JSON of a `LifelineError`.
