@@ -4,18 +4,18 @@
 //! connection [`Session`] shared by the native and the browser drivers.
 //!
 //! This crate is deterministic. It opens no socket, starts no timer or thread, never reads a clock
-//! and never touches a global random number generator: time comes in as a parameter and randomness
-//! from a seed in the [`Config`]. It builds for `wasm32-unknown-unknown`.
+//! and never touches a global random number generator: time comes in as a parameter (an [`Instant`]
+//! on the driver's clock) and randomness from a seed in the [`Config`]. It builds for `wasm32-unknown-unknown`.
 //!
 //! A driver runs the session like this (see [`session`] for the full contract):
 //!
 //! ```
-//! use lifeline_core::{Action, Config, Input, Session, SocketId};
-//! use web_time::Instant;
+//! use lifeline_core::{Action, Config, Input, Instant, Session, SocketId};
 //!
 //! let mut config = Config::new("http://127.0.0.1:8787").unwrap();
 //! config.token = Some("token".into());
-//! let now = Instant::now();
+//! // The driver's clock: microseconds since an origin of its choosing.
+//! let now = Instant::from_micros(0);
 //! let mut session = Session::new(config, now);
 //! session.connect(now);
 //! while let Some(action) = session.poll_action() {
@@ -49,6 +49,7 @@ pub mod protocol;
 pub mod session;
 pub mod state;
 pub mod text;
+pub mod time;
 pub mod transport;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
@@ -59,5 +60,5 @@ pub use io::{Action, HttpMethod, Input, TransportFailure};
 pub use protocol::{ErrorCode, HistoryPage, Message, Seq};
 pub use session::{Session, TimerReason};
 pub use state::{Cause, State};
+pub use time::Instant;
 pub use transport::{RequestId, SocketId, SocketKind, TransportKind};
-pub use web_time::Instant;

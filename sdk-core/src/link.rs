@@ -4,9 +4,9 @@
 //! Liveness is judged by elapsed time since the last frame, never by counting timer ticks. A link
 //! computes its deadlines; the session decides what a missed deadline means. No I/O here.
 
+use crate::time::Instant;
 use crate::transport::{RequestId, SocketId, TransportKind};
 use std::time::Duration;
-use web_time::Instant;
 
 /// Why a link was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 
 use crate::event::{MsgId, SendError};
 use crate::protocol::ClientFrame;
+use crate::time::Instant;
 use std::collections::VecDeque;
-use web_time::Instant;
 
 /// One unacknowledged message.
 #[derive(Debug, Clone)]
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn bounded_by_count_and_bytes() {
-        let now = Instant::now();
+        let now = Instant::from_micros(0);
         let mut o = Outbox::new(2, 10);
         o.push(entry("a", "12345", now)).unwrap();
         assert!(matches!(
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn held_messages_keep_their_order() {
-        let now = Instant::now();
+        let now = Instant::from_micros(0);
         let mut o = Outbox::new(10, 100);
         for id in ["a", "b", "c"] {
             o.push(entry(id, "x", now)).unwrap();
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_sent_prefix_follows_removals_holds_and_links() {
-        let now = Instant::now();
+        let now = Instant::from_micros(0);
         let mut o = Outbox::new(100, 1000);
         for i in 0..10 {
             o.push(entry(&i.to_string(), "x", now)).unwrap();

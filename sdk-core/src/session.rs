@@ -26,12 +26,12 @@ use crate::protocol::{
 };
 use crate::state::{Cause, State};
 use crate::text;
+use crate::time::Instant;
 use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
 use std::time::Duration;
-use web_time::Instant;
 
 /// A timer that fires later than this after its deadline means the process was frozen or asleep:
 /// a silent link then gets a liveness check instead of being declared dead at once.

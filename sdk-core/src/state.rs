@@ -4,9 +4,9 @@
 //! Types only: the transitions themselves are made by [`crate::Session`].
 
 use crate::text;
+use crate::time::Instant;
 use crate::transport::TransportKind;
 use std::fmt;
-use web_time::Instant;
 
 /// Where the session is, as the application sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -158,7 +158,7 @@ impl ClientBuilder {
         let mut config = self.config?;
         tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         config.seed = self.seed.unwrap_or_else(random_seed);
-        let session = Session::new(config, web_time::Instant::now());
+        let session = Session::new(config, crate::clock::now());
         let channels = crate::driver::spawn(session, self.tokens);
         Ok(Client::from_channels(channels, self.close_timeout))
     }

@@ -8,6 +8,7 @@
 //! keeps is bookkeeping only: the handles of the tasks it started and the callers waiting for an
 //! answer.
 
+use crate::clock::{self, now};
 use crate::command::Command;
 use crate::error::{CallError, HistoryError, SendError};
 use crate::http::{self, HttpHandle};
@@ -20,7 +21,6 @@ use lifeline_core::{
 };
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
-use web_time::Instant;
 
 /// How many queued reports one loop turn handles before it looks at commands and timers again.
 const MAX_INPUTS_PER_TURN: usize = 64;
@@ -89,10 +89,6 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels
     }
 }
 
-fn now() -> Instant {
-    Instant::now()
-}
-
 impl Driver {
     async fn run(
         mut self,
@@ -103,7 +99,7 @@ impl Driver {
             self.drain();
             let deadline = self.session.poll_timeout();
             let sleep = tokio::time::sleep_until(match deadline {
-                Some(at) => tokio::time::Instant::from_std(at),
+                Some(at) => clock::to_tokio(at),
                 // Never polled: the branch below is disabled without a deadline.
                 None => tokio::time::Instant::now(),
             });

@@ -60,6 +60,7 @@
 
 mod builder;
 mod client;
+pub mod clock;
 mod command;
 mod driver;
 mod error;

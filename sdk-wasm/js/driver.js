@@ -18,6 +18,21 @@ const HTTP = 3;
 const ABORT = 4;
 const TOKEN = 5;
 
+// What the driver reports: `core.report(kind, id, a, b, text)` (sdk-wasm/src/inputs.rs).
+const IN_OPENED = 0;
+const IN_TEXT = 1;
+const IN_BINARY = 2;
+const IN_CLOSED = 3;
+const IN_FAILED = 4;
+const IN_RESPONSE = 5;
+const IN_UNANSWERED = 6;
+const IN_TOKEN = 7;
+const IN_TOKEN_ERROR = 8;
+const IN_NETWORK = 9;
+const IN_VISIBILITY = 10;
+const IN_RESUMED = 11;
+const IN_TIMER = 12;
+
 /** The most rounds of "perform actions, report what failed on the spot" in one turn. */
 const MAX_ROUNDS = 64;
 
@@ -82,16 +97,16 @@ export class Driver {
     this.#dispatch = dispatch;
     const listen = (target, type, report) => {
       if (!target || !target.addEventListener) return;
-      const handler = () => this.#report(report);
+      const handler = () => this.#report(...(typeof report === 'function' ? report() : report));
       target.addEventListener(type, handler);
       this.#unlisten.push(() => target.removeEventListener(type, handler));
     };
     const page = typeof document === 'undefined' ? undefined : document;
-    listen(globalThis, 'online', (c) => c.network(true));
-    listen(globalThis, 'offline', (c) => c.network(false));
-    listen(globalThis, 'pageshow', (c) => c.resumed());
-    listen(page, 'resume', (c) => c.resumed());
-    listen(page, 'visibilitychange', (c) => c.visibility(page.visibilityState === 'visible'));
+    listen(globalThis, 'online', [IN_NETWORK, 0, 1]);
+    listen(globalThis, 'offline', [IN_NETWORK, 0, 0]);
+    listen(globalThis, 'pageshow', [IN_RESUMED]);
+    listen(page, 'resume', [IN_RESUMED]);
+    listen(page, 'visibilitychange', () => [IN_VISIBILITY, 0, page.visibilityState === 'visible' ? 1 : 0]);
   }
 
   /** Calls `f(core)`, then carries out everything the core asks for; returns what `f` returned. */
@@ -103,8 +118,9 @@ export class Driver {
     }
   }
 
-  #report(f) {
-    if (!this.#done) this.turn(f);
+  /** Reports one thing the browser saw (see the `IN_*` kinds) and takes the turn that follows. */
+  #report(kind, id = 0, a, b, text) {
+    if (!this.#done) this.turn((core) => core.report(kind, id, a, b, text));
   }
 
   #settle() {
@@ -161,8 +177,8 @@ export class Driver {
           return false;
       }
     } catch (e) {
-      if (kind === HTTP) this.#requests.delete(id), core.unanswered(id, describe(e));
-      else core.failed(id, undefined, describe(e));
+      if (kind === HTTP) this.#requests.delete(id);
+      core.report(kind === HTTP ? IN_UNANSWERED : IN_FAILED, id, undefined, undefined, describe(e));
       return true;
     }
     return false;
@@ -174,16 +190,16 @@ export class Driver {
     let opened = false;
     ws.onopen = () => {
       opened = true;
-      this.#report((c) => c.opened(id));
+      this.#report(IN_OPENED, id);
     };
     ws.onmessage = (e) =>
-      this.#report((c) => (typeof e.data === 'string' ? c.text(id, e.data) : c.binary(id, e.data.byteLength)));
+      typeof e.data === 'string'
+        ? this.#report(IN_TEXT, id, undefined, undefined, e.data)
+        : this.#report(IN_BINARY, id, e.data.byteLength);
     ws.onclose = (e) =>
-      this.#report((c) =>
-        opened
-          ? c.closed(id, e.code, e.reason)
-          : c.failed(id, undefined, `the WebSocket closed before opening (code ${e.code})`),
-      );
+      opened
+        ? this.#report(IN_CLOSED, id, e.code, undefined, e.reason)
+        : this.#report(IN_FAILED, id, undefined, undefined, `the WebSocket closed before opening (code ${e.code})`);
     return ws;
   }
 
@@ -192,22 +208,20 @@ export class Driver {
     let opened = false;
     es.onopen = () => {
       opened = true;
-      this.#report((c) => c.opened(id));
+      this.#report(IN_OPENED, id);
     };
-    es.onmessage = (e) => this.#report((c) => c.text(id, e.data));
+    es.onmessage = (e) => this.#report(IN_TEXT, id, undefined, undefined, e.data);
     es.onerror = () => {
       // Stop the browser's own reconnection first; the core decides what happens next.
       shut(es);
       if (opened) {
-        this.#report((c) => c.closed(id, undefined, 'the event stream ended or broke'));
+        this.#report(IN_CLOSED, id, undefined, undefined, 'the event stream ended or broke');
         return;
       }
       statusOf(url).then((status) =>
-        this.#report((c) =>
-          status && status !== 200
-            ? c.failed(id, status, `the event stream was refused with HTTP ${status}`)
-            : c.failed(id, undefined, 'the event stream could not be opened'),
-        ),
+        status && status !== 200
+          ? this.#report(IN_FAILED, id, status, undefined, `the event stream was refused with HTTP ${status}`)
+          : this.#report(IN_FAILED, id, undefined, undefined, 'the event stream could not be opened'),
       );
     };
     return es;
@@ -220,14 +234,14 @@ export class Driver {
     if (bearer != null) headers.Authorization = `Bearer ${bearer}`;
     if (body != null) headers['Content-Type'] = 'application/json';
     // Only what the core still waits for is reported (an abandoned request was removed).
-    const answer = (report) => {
-      if (this.#requests.delete(id)) this.#report(report);
+    const answer = (...report) => {
+      if (this.#requests.delete(id)) this.#report(...report);
     };
     fetch(url, { method, headers, body: body ?? undefined, signal: abort.signal })
       .then(async (r) => [r.status, retryAfter(r.headers.get('Retry-After')), await r.text()])
       .then(
-        ([status, retry, text]) => answer((c) => c.response(id, status, retry, text)),
-        (e) => answer((c) => c.unanswered(id, describe(e))),
+        ([status, retry, text]) => answer(IN_RESPONSE, id, status, retry, text),
+        (e) => answer(IN_UNANSWERED, id, undefined, undefined, describe(e)),
       );
   }
 
@@ -240,10 +254,10 @@ export class Driver {
         return getToken();
       })
       .then(
-        (token) => (typeof token === 'string' && token ? [token, ''] : [undefined, 'getToken did not give a string']),
-        (e) => [undefined, describe(e)],
+        (token) => (typeof token === 'string' && token ? [IN_TOKEN, token] : [IN_TOKEN_ERROR, 'getToken did not give a string']),
+        (e) => [IN_TOKEN_ERROR, describe(e)],
       )
-      .then(([token, error]) => this.#report((c) => c.token(token, error)));
+      .then(([kind, text]) => this.#report(kind, 0, undefined, undefined, text));
   }
 
   #arm(delay) {
@@ -252,7 +266,7 @@ export class Driver {
     if (delay >= 0 && !this.#done) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
-        this.#report((c) => c.timer());
+        this.#report(IN_TIMER);
       }, delay);
     }
   }

@@ -1,17 +1,16 @@
 //! The class JavaScript sees (`Core`, driven by js/driver.js and wrapped by the package's
-//! `Client`): a constructor taking the options, one method per session call, one per fact the
-//! browser reports, and [`Core::drain`], which hands the driver what to do after each of them.
+//! `Client`): a constructor taking the options, one method per session call, [`Core::report`] for
+//! whatever the browser saw, and [`Core::drain`], which hands the driver what to do after each.
 //! Refusals are thrown as the JSON of a `LifelineError`.
 //!
 //! Only the boundary lives here: no logic beyond translating arguments and results. Ids cross as
 //! JavaScript numbers (`f64`; they count up from 1, far below 2^53).
 
+use crate::inputs::{self, Report};
 use crate::options::{self, Options};
 use crate::runner::Runner;
 use crate::view::{self, Clock};
-use lifeline_core::{
-    Config, Input, Instant, RequestId, SendError, Session, SocketId, TransportFailure,
-};
+use lifeline_core::{Config, Input, Instant, SendError, Session};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
@@ -19,6 +18,18 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen]
 pub struct Core {
     runner: Runner,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: milliseconds on the page's monotonic clock.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// The session's clock: the page's monotonic clock in microseconds.
+fn now() -> Instant {
+    Instant::from_micros((performance_now() * 1000.0) as u64)
 }
 
 fn refused(e: SendError) -> JsValue {
@@ -62,7 +73,7 @@ impl Core {
             .to_config(seed as u64, remembered.as_deref())
             .map_err(|m| JsValue::from_str(&view::plain_error("bad_options", &m)))?;
         Ok(Core {
-            runner: Runner::new(Session::new(config, Instant::now())),
+            runner: Runner::new(Session::new(config, now())),
         })
     }
 
@@ -70,16 +81,16 @@ impl Core {
     /// the `runner` module). `wall_ms` is `Date.now()`.
     pub fn drain(&mut self, wall_ms: f64) -> String {
         self.runner.drain(Clock {
-            now: Instant::now(),
+            now: now(),
             wall_ms,
         })
     }
 
     /// Starts connecting; `online` is `navigator.onLine`.
     pub fn connect(&mut self, online: bool) {
-        let now = Instant::now();
+        let now = now();
         if !online {
-            self.input(Input::Network { online: false });
+            self.runner.input(now, Input::Network { online: false });
         }
         self.runner.session.connect(now);
     }
@@ -87,7 +98,7 @@ impl Core {
     /// Queues a message; returns its id (the `ack` and `sendFailed` events carry it).
     pub fn send(&mut self, conversation: &str, body: &str) -> Result<String, JsValue> {
         let s = &mut self.runner.session;
-        s.send(Instant::now(), conversation, body)
+        s.send(now(), conversation, body)
             .map(|id| id.0)
             .map_err(refused)
     }
@@ -95,19 +106,19 @@ impl Core {
     /// Joins a conversation.
     pub fn subscribe(&mut self, conversation: &str) -> Result<(), JsValue> {
         let s = &mut self.runner.session;
-        s.subscribe(Instant::now(), conversation).map_err(refused)
+        s.subscribe(now(), conversation).map_err(refused)
     }
 
     /// Leaves a conversation.
     pub fn unsubscribe(&mut self, conversation: &str) -> Result<(), JsValue> {
         let s = &mut self.runner.session;
-        s.unsubscribe(Instant::now(), conversation).map_err(refused)
+        s.unsubscribe(now(), conversation).map_err(refused)
     }
 
     /// Tells the conversation the user is typing.
     pub fn typing(&mut self, conversation: &str) -> Result<(), JsValue> {
         let s = &mut self.runner.session;
-        s.typing(Instant::now(), conversation).map_err(refused)
+        s.typing(now(), conversation).map_err(refused)
     }
 
     /// Asks for a page of history; returns the request id the `history` event carries.
@@ -118,14 +129,9 @@ impl Core {
         limit: u32,
     ) -> Result<f64, JsValue> {
         let s = &mut self.runner.session;
-        s.history(
-            Instant::now(),
-            conversation,
-            before.map(|b| b as u64),
-            limit,
-        )
-        .map(|r| r.0 as f64)
-        .map_err(refused)
+        s.history(now(), conversation, before.map(|b| b as u64), limit)
+            .map(|r| r.0 as f64)
+            .map_err(refused)
     }
 
     /// The state now, as the JSON of a `state` event without `previous` and `cause`.
@@ -133,7 +139,7 @@ impl Core {
         view::state(
             &self.runner.session,
             Clock {
-                now: Instant::now(),
+                now: now(),
                 wall_ms,
             },
         )
@@ -152,114 +158,29 @@ impl Core {
 
     /// Closes at once; unacknowledged sends fail with `closed`.
     pub fn close(&mut self) {
-        self.runner.session.close(Instant::now());
+        self.runner.session.close(now());
     }
 
     /// Refuses new sends, waits up to `timeout_ms` for the pending ones, then closes.
     #[wasm_bindgen(js_name = closeGracefully)]
     pub fn close_gracefully(&mut self, timeout_ms: f64) {
         let timeout = Duration::from_millis(timeout_ms.max(0.0) as u64);
-        self.runner
-            .session
-            .close_gracefully(Instant::now(), timeout);
+        self.runner.session.close_gracefully(now(), timeout);
     }
 
-    // ----- what the browser reports (see lifeline_core::Input) ------------------------------
-
-    fn input(&mut self, input: Input) {
-        self.runner.input(Instant::now(), input);
-    }
-
-    /// The socket opened.
-    pub fn opened(&mut self, socket: f64) {
-        self.input(Input::SocketOpened {
-            socket: SocketId(socket as u64),
-        });
-    }
-
-    /// A text frame arrived.
-    pub fn text(&mut self, socket: f64, text: String) {
-        self.input(Input::SocketText {
-            socket: SocketId(socket as u64),
-            text,
-        });
-    }
-
-    /// A binary WebSocket message of `len` bytes arrived.
-    pub fn binary(&mut self, socket: f64, len: u32) {
-        self.input(Input::SocketBinary {
-            socket: SocketId(socket as u64),
-            len: len as usize,
-        });
-    }
-
-    /// The socket closed after it had opened.
-    pub fn closed(&mut self, socket: f64, code: Option<u16>, reason: String) {
-        self.input(Input::SocketClosed {
-            socket: SocketId(socket as u64),
-            code,
-            reason,
-        });
-    }
-
-    /// The socket failed (to open, or while open); `status` when an HTTP refusal was seen.
-    pub fn failed(&mut self, socket: f64, status: Option<u16>, detail: String) {
-        self.input(Input::SocketFailed {
-            socket: SocketId(socket as u64),
-            failure: TransportFailure {
-                status,
-                retry_after: None,
-                detail,
-            },
-        });
-    }
-
-    /// An HTTP request got a response; `retry_after_s` is its `Retry-After` in seconds, if any.
-    pub fn response(
+    /// One thing the browser saw: see the `inputs` module for the kinds and their arguments.
+    pub fn report(
         &mut self,
-        request: f64,
-        status: u16,
-        retry_after_s: Option<f64>,
-        body: String,
+        kind: u32,
+        id: f64,
+        a: Option<f64>,
+        b: Option<f64>,
+        text: Option<String>,
     ) {
-        self.input(Input::HttpResponse {
-            request: RequestId(request as u64),
-            status,
-            retry_after: retry_after_s.map(|s| Duration::from_secs(s as u64)),
-            body,
-        });
-    }
-
-    /// An HTTP request got no response.
-    pub fn unanswered(&mut self, request: f64, detail: String) {
-        self.input(Input::HttpFailed {
-            request: RequestId(request as u64),
-            detail,
-        });
-    }
-
-    /// `getToken` answered: a token, or (`token` undefined) the error text.
-    pub fn token(&mut self, token: Option<String>, error: String) {
-        self.input(Input::Token(token.ok_or(error)));
-    }
-
-    /// `online` / `offline`.
-    pub fn network(&mut self, online: bool) {
-        self.input(Input::Network { online });
-    }
-
-    /// `visibilitychange`.
-    pub fn visibility(&mut self, visible: bool) {
-        self.input(Input::Visibility { visible });
-    }
-
-    /// A frozen or back-forward-cached page came back (`resume`, `pageshow`).
-    pub fn resumed(&mut self) {
-        self.input(Input::Resumed);
-    }
-
-    /// The `setTimeout` armed after the last turn fired.
-    pub fn timer(&mut self) {
-        self.runner.timer(Instant::now());
+        match inputs::decode(kind, id, a, b, text) {
+            Some(Report::Input(input)) => self.runner.input(now(), input),
+            Some(Report::Timer) => self.runner.timer(now()),
+            None => {}
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! retry and every timeout is the core's.
 //!
 //! Layout:
-//! - [`options`], [`view`], [`actions`] and [`runner`]: the session and the JSON that crosses into
+//! - [`options`], [`view`], [`actions`], [`inputs`] and [`runner`]: the session and the JSON that crosses into
 //!   and out of JavaScript. Pure, compiled and tested on every target.
 //! - `api` (the `#[wasm_bindgen]` class `Core`): compiled for `wasm32` alone.
 //! - js/driver.js: the browser half. It performs each action with the browser's own objects and
@@ -18,6 +18,7 @@
 //! already keeps.
 
 pub mod actions;
+pub mod inputs;
 pub mod options;
 pub mod runner;
 pub mod view;

@@ -112,7 +112,7 @@ mod tests {
     fn runner() -> (Runner, Instant) {
         let mut config = Config::new("http://127.0.0.1:8787").unwrap();
         config.token = Some("t".into());
-        let now = Instant::now();
+        let now = Instant::from_micros(1_000_000_000);
         (Runner::new(Session::new(config, now)), now)
     }
 

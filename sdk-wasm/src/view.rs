@@ -299,7 +299,7 @@ mod tests {
 
     fn clock() -> Clock {
         Clock {
-            now: Instant::now(),
+            now: Instant::from_micros(1_000_000_000),
             wall_ms: 1_000_000.0,
         }
     }

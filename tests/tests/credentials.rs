@@ -164,7 +164,7 @@ async fn a_429_on_connect_is_honoured() {
             _ => None,
         })
         .expect("a scheduled retry");
-    let wait = next.saturating_duration_since(at);
+    let wait = lifeline::clock::to_std(next).saturating_duration_since(at);
     // The backoff alone would be at most 500 ms here; Retry-After asks for a second.
     assert!(
         wait >= Duration::from_secs(RETRY_AFTER_SECS) - Duration::from_millis(50),

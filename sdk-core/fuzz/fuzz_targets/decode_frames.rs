@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     // The same text arriving on a live WebSocket, after a valid hello.
     let mut config = Config::new("http://fuzz.test").unwrap();
     config.token = Some("t".into());
-    let now = lifeline_core::Instant::now();
+    let now = lifeline_core::Instant::from_micros(0);
     let mut session = Session::new(config, now);
     session.connect(now);
     let mut socket = None;

@@ -12,13 +12,13 @@
 use lifeline_core::protocol::{
     self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, HistoryPage, Message, ServerFrame,
 };
+use lifeline_core::Instant;
 use lifeline_core::{
     Action, Config, Event, HttpMethod, Input, RequestId, Session, SocketId, SocketKind, State,
     TransportFailure, TransportKind,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
-use web_time::Instant;
 
 pub const USER: &str = "me";
 pub const PEER: &str = "peer";
@@ -187,7 +187,8 @@ fn query(url: &str, key: &str) -> Option<String> {
 
 impl Sim {
     pub fn new(config: Config) -> Self {
-        let start = Instant::now();
+        // Any origin will do; this one leaves room to look back from the start.
+        let start = Instant::from_micros(1_000_000_000_000);
         let mut server = FakeServer {
             heartbeat: Duration::from_secs(10),
             ..Default::default()
