@@ -196,7 +196,7 @@ export class Client {
   /** A page of `conversation`'s history, oldest first: the newest `limit` messages before `before`. */
   async history(conversation, { before, limit = 50 } = {}) {
     await this.#ready();
-    const request = this.#turn((c) => c.history(conversation, before ?? undefined, limit));
+    const request = Number(this.#turn((c) => c.history(conversation, before ?? undefined, limit)));
     return new Promise((resolve, reject) => this.#histories.set(request, { resolve, reject }));
   }
 
@@ -239,13 +239,19 @@ export class Client {
     return this.#core;
   }
 
-  /** One turn of the driver: `f(core)`, then everything the core asks for. */
+  /**
+   * One turn of the driver: `f(core)`, then everything the core asks for. A call the core refuses
+   * answers the JSON of a `LifelineError` (a text starting with `{`), thrown from here.
+   */
   #turn(f) {
+    let answer;
     try {
-      return this.#driver.turn(f);
+      answer = this.#driver.turn(f);
     } catch (e) {
       throw toError(e);
     }
+    if (typeof answer === 'string' && answer[0] === '{') throw toError(answer);
+    return answer;
   }
 
   #emit(type, detail) {

@@ -1,7 +1,8 @@
 //! The class JavaScript sees (`Core`, driven by js/driver.js and wrapped by the package's
 //! `Client`): a constructor taking the options, one method per session call, [`Core::report`] for
 //! whatever the browser saw, and [`Core::drain`], which hands the driver what to do after each.
-//! Refusals are thrown as the JSON of a `LifelineError`.
+//! The constructor throws bad options as the JSON of a `LifelineError`; a refused call answers it
+//! (see [`answer`]).
 //!
 //! Only the boundary lives here: no logic beyond translating arguments and results. Ids cross as
 //! JavaScript numbers (`f64`; they count up from 1, far below 2^53).
@@ -10,7 +11,7 @@ use crate::inputs::{self, Report};
 use crate::options::{self, Options};
 use crate::runner::Runner;
 use crate::view::{self, Clock};
-use lifeline_core::{Config, Input, Instant, SendError, Session};
+use lifeline_core::{text, Config, Input, Instant, SendError, Session};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
@@ -32,8 +33,11 @@ fn now() -> Instant {
     Instant::from_micros((performance_now() * 1000.0) as u64)
 }
 
-fn refused(e: SendError) -> JsValue {
-    JsValue::from_str(&view::send_error(&e))
+/// A call's answer: what it gives (an id, or nothing), or, when the session refused it, the JSON
+/// of the `LifelineError` — a text that starts with `{`, which no id does. Returned rather than
+/// thrown: a throwing method costs its own shim in the `.wasm` and more glue.
+fn answer(result: Result<String, SendError>) -> String {
+    result.unwrap_or_else(|e| view::send_error(&e))
 }
 
 /// The `localStorage` key under which the transport that last worked for `url` is remembered, or
@@ -62,11 +66,7 @@ impl Core {
             url,
             token,
             token_provider,
-            transports: transports
-                .split(',')
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect(),
+            transports: transports.to_string(),
             numbers,
         };
         let config = opts
@@ -95,43 +95,35 @@ impl Core {
         self.runner.session.connect(now);
     }
 
-    /// Queues a message; returns its id (the `ack` and `sendFailed` events carry it).
-    pub fn send(&mut self, conversation: &str, body: &str) -> Result<String, JsValue> {
+    /// Queues a message; answers its id (the `ack` and `sendFailed` events carry it).
+    pub fn send(&mut self, conversation: &str, body: &str) -> String {
         let s = &mut self.runner.session;
-        s.send(now(), conversation, body)
-            .map(|id| id.0)
-            .map_err(refused)
+        answer(s.send(now(), conversation, body).map(|id| id.0))
     }
 
-    /// Joins a conversation.
-    pub fn subscribe(&mut self, conversation: &str) -> Result<(), JsValue> {
+    /// Joins a conversation; answers `""`.
+    pub fn subscribe(&mut self, conversation: &str) -> String {
         let s = &mut self.runner.session;
-        s.subscribe(now(), conversation).map_err(refused)
+        answer(s.subscribe(now(), conversation).map(|()| String::new()))
     }
 
-    /// Leaves a conversation.
-    pub fn unsubscribe(&mut self, conversation: &str) -> Result<(), JsValue> {
+    /// Leaves a conversation; answers `""`.
+    pub fn unsubscribe(&mut self, conversation: &str) -> String {
         let s = &mut self.runner.session;
-        s.unsubscribe(now(), conversation).map_err(refused)
+        answer(s.unsubscribe(now(), conversation).map(|()| String::new()))
     }
 
-    /// Tells the conversation the user is typing.
-    pub fn typing(&mut self, conversation: &str) -> Result<(), JsValue> {
+    /// Tells the conversation the user is typing; answers `""`.
+    pub fn typing(&mut self, conversation: &str) -> String {
         let s = &mut self.runner.session;
-        s.typing(now(), conversation).map_err(refused)
+        answer(s.typing(now(), conversation).map(|()| String::new()))
     }
 
-    /// Asks for a page of history; returns the request id the `history` event carries.
-    pub fn history(
-        &mut self,
-        conversation: &str,
-        before: Option<f64>,
-        limit: u32,
-    ) -> Result<f64, JsValue> {
+    /// Asks for a page of history; answers the request id the `history` event carries.
+    pub fn history(&mut self, conversation: &str, before: Option<f64>, limit: u32) -> String {
         let s = &mut self.runner.session;
-        s.history(now(), conversation, before.map(|b| b as u64), limit)
-            .map(|r| r.0 as f64)
-            .map_err(refused)
+        let request = s.history(now(), conversation, before.map(|b| b as u64), limit);
+        answer(request.map(|r| text!(r.0)))
     }
 
     /// The state now, as the JSON of a `state` event without `previous` and `cause`.

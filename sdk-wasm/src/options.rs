@@ -39,8 +39,8 @@ pub struct Options {
     pub token: Option<String>,
     /// Whether the application gave a `getToken` function.
     pub token_provider: bool,
-    /// Allowed rungs, best first (`websocket`, `sse`, `long-poll`); empty for all.
-    pub transports: Vec<String>,
+    /// Allowed rungs, best first, comma-separated (`websocket,sse,long-poll`); empty for all.
+    pub transports: String,
     /// The values of [`NUMERIC`], in order; `NaN` or missing entries are absent.
     pub numbers: Vec<f64>,
 }
@@ -69,7 +69,7 @@ impl Options {
         }
         if !self.transports.is_empty() {
             let mut kinds = Vec::new();
-            for name in &self.transports {
+            for name in self.transports.split(',') {
                 kinds.push(
                     TransportKind::parse(name)
                         .ok_or_else(|| text!("unknown transport `", name, "`"))?,
@@ -175,7 +175,7 @@ mod tests {
             ("maxAttempts", 3.0),
         ]);
         o.url = "https://chat.example/api".into();
-        o.transports = vec!["sse".into(), "long-poll".into()];
+        o.transports = "sse,long-poll".into();
         let c = o.to_config(0, Some("long-poll")).unwrap();
         assert_eq!(
             c.ladder(),
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn a_remembered_rung_outside_the_allowed_list_is_ignored() {
         let mut o = options(&[]);
-        o.transports = vec!["websocket".into()];
+        o.transports = "websocket".into();
         assert_eq!(o.to_config(0, Some("sse")).unwrap().initial_transport, None);
         assert_eq!(
             o.to_config(0, Some("bogus")).unwrap().initial_transport,
@@ -250,7 +250,7 @@ mod tests {
         o.url = "ftp://h".into();
         assert!(o.to_config(0, None).is_err());
         let mut o = options(&[]);
-        o.transports = vec!["carrier-pigeon".into()];
+        o.transports = "carrier-pigeon".into();
         assert!(o.to_config(0, None).is_err());
     }
 
