@@ -123,6 +123,7 @@ impl Value {
 /// Parses one JSON value that fills the whole text (whitespace around it allowed).
 pub fn parse(text: &str) -> Result<Value, JsonError> {
     let mut p = Parser {
+        text,
         bytes: text.as_bytes(),
         pos: 0,
     };
@@ -136,6 +137,7 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
 }
 
 struct Parser<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -268,8 +270,8 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            // The input is a &str and the run stops only at ASCII bytes, so it is valid UTF-8.
-            out.push_str(std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default());
+            // The run starts and stops at ASCII bytes, so both ends are character boundaries.
+            out.push_str(self.text.get(start..self.pos).unwrap_or_default());
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
@@ -428,8 +430,9 @@ pub fn write_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // Digits are ASCII.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    for &digit in &buf[i..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// Writes one JSON object member by member: `{"a":1,"b":"x"}`.
