@@ -120,9 +120,9 @@ export class Client {
     this.#turn((c) => c.connect(navigator.onLine !== false));
   }
 
-  /** The connection state now. */
+  /** The connection state now (as the last `state` event told it). */
   get status() {
-    return this.#core ? JSON.parse(this.#core.status(Date.now())) : { ...this.#status };
+    return { ...this.#status };
   }
 
   /** The highest sequence number delivered so far, or `null`. */
@@ -306,13 +306,15 @@ export class Client {
         }
         this.#emit('error', detail);
         return;
-      case 'state':
-        this.#status = detail;
+      case 'state': {
+        const { previous, cause, ...status } = detail;
+        this.#status = status;
         this.#emit('state', detail);
         if (detail.state === 'failed' || detail.state === 'closed') {
           this.#rejectAll(new LifelineError('closed', detail.error ?? 'the client is closed'));
         }
         return;
+      }
       case 'transportWorked':
         return;
       case 'rtt':

@@ -126,17 +126,6 @@ impl Core {
         answer(request.map(|r| text!(r.0)))
     }
 
-    /// The state now, as the JSON of a `state` event without `previous` and `cause`.
-    pub fn status(&self, wall_ms: f64) -> String {
-        view::state(
-            &self.runner.session,
-            Clock {
-                now: now(),
-                wall_ms,
-            },
-        )
-    }
-
     /// The highest sequence number delivered, if any.
     pub fn cursor(&self) -> Option<f64> {
         self.runner.session.cursor().map(|c| c as f64)

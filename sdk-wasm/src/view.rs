@@ -61,7 +61,8 @@ fn message_fields(w: &mut ObjectWriter, m: &Message) {
         .u64("ts", m.ts);
 }
 
-/// The connection state as JavaScript sees it (the `state` event, and `client.status`):
+/// The connection state as JavaScript sees it (the `state` event, whose fields the wrapper keeps
+/// as `client.status`):
 /// `{state, transport, attempt, degraded, nextRetryAt, error}`, absent values as `null`.
 fn state_fields(w: &mut ObjectWriter, state: &State, clock: Clock) {
     let mut transport = None;
@@ -253,11 +254,6 @@ pub fn transport(session: &Session) -> String {
             out.push(']');
         });
     })
-}
-
-/// The session's state now, as JSON (for `client.status`).
-pub fn state(session: &Session, clock: Clock) -> String {
-    object(|w| state_fields(w, session.state(), clock))
 }
 
 fn history_error(err: &HistoryError) -> String {
