@@ -1,7 +1,7 @@
 // @lifeline/client — type declarations of the public API (lifeline.js).
 //
-// Only the public surface is declared here; the wasm-bindgen glue (lifeline_wasm.js) is an
-// implementation detail and is not part of the API.
+// Only the public surface is declared here; the browser driver (driver.js) and the wasm-bindgen
+// glue, bundled into the same module, are implementation details and not part of the API.
 
 /** A rung of the transport ladder, best first. */
 export type Transport = 'websocket' | 'sse' | 'long-poll';
