@@ -95,18 +95,19 @@ export class Driver {
     this.#getToken = getToken;
     this.#storageKey = storageKey;
     this.#dispatch = dispatch;
-    const listen = (target, type, report) => {
+    const listen = (target, type, handler) => {
       if (!target || !target.addEventListener) return;
-      const handler = () => this.#report(...(typeof report === 'function' ? report() : report));
       target.addEventListener(type, handler);
       this.#unlisten.push(() => target.removeEventListener(type, handler));
     };
     const page = typeof document === 'undefined' ? undefined : document;
-    listen(globalThis, 'online', [IN_NETWORK, 0, 1]);
-    listen(globalThis, 'offline', [IN_NETWORK, 0, 0]);
-    listen(globalThis, 'pageshow', [IN_RESUMED]);
-    listen(page, 'resume', [IN_RESUMED]);
-    listen(page, 'visibilitychange', () => [IN_VISIBILITY, 0, page.visibilityState === 'visible' ? 1 : 0]);
+    listen(globalThis, 'online', () => this.#report(IN_NETWORK, 0, 1));
+    listen(globalThis, 'offline', () => this.#report(IN_NETWORK, 0, 0));
+    listen(globalThis, 'pageshow', () => this.#report(IN_RESUMED));
+    listen(page, 'resume', () => this.#report(IN_RESUMED));
+    listen(page, 'visibilitychange', () =>
+      this.#report(IN_VISIBILITY, 0, page.visibilityState === 'visible' ? 1 : 0),
+    );
   }
 
   /** Calls `f(core)`, then carries out everything the core asks for; returns what `f` returned. */
