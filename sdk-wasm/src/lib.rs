@@ -1,18 +1,18 @@
 //! # lifeline-wasm
 //!
-//! The browser driver of [`lifeline_core::Session`], compiled to WebAssembly and wrapped by the
-//! `@lifeline/client` npm package (`cargo xtask npm`). It carries out the session's actions with
-//! the browser's own APIs — `WebSocket`, `EventSource`, `fetch` with `AbortController`, one
-//! `setTimeout` — and turns browser signals (`online`/`offline`, `visibilitychange`, a frozen tab
-//! coming back) into session inputs. It decides nothing: every move on the transport ladder, every
-//! retry and every timeout is the core's.
+//! The WebAssembly half of the browser SDK, `@lifeline/client` (`cargo xtask npm`): it runs
+//! [`lifeline_core::Session`] for the JavaScript half. The browser driver, `js/driver.js`, carries
+//! out the session's actions with the browser's own objects — `WebSocket`, `EventSource`, `fetch`
+//! with `AbortController`, one `setTimeout` — and reports what it saw (sockets, responses, tokens,
+//! `online`/`offline`, `visibilitychange`, a frozen page coming back) through `Core.report`; after
+//! every call, `Core.drain` hands it the next actions, the events for the app and the timer delay.
+//! Neither half decides anything: every move on the transport ladder, every retry and every
+//! timeout is the core's.
 //!
 //! Layout:
-//! - [`options`], [`view`], [`actions`], [`inputs`] and [`runner`]: the session and the JSON that crosses into
-//!   and out of JavaScript. Pure, compiled and tested on every target.
+//! - [`options`], [`view`], [`actions`], [`inputs`] and [`runner`]: the session and the JSON that
+//!   crosses into and out of JavaScript. Pure, compiled and tested on every target.
 //! - `api` (the `#[wasm_bindgen]` class `Core`): compiled for `wasm32` alone.
-//! - js/driver.js: the browser half. It performs each action with the browser's own objects and
-//!   reports what happened back through `Core`'s input methods; it decides nothing.
 //!
 //! What must not live here or there: protocol rules, retry policy, or any state the session
 //! already keeps.
