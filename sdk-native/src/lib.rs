@@ -74,6 +74,9 @@ mod ws;
 pub use builder::{ClientBuilder, DEFAULT_CLOSE_TIMEOUT};
 pub use client::{Client, Events};
 pub use error::{BuildError, CallError, HistoryError, SendError};
+/// The session's instants (such as `State::Reconnecting`'s `next_attempt_at`) are
+/// [`Instant`]s on this process's clock; [`clock::to_std`] converts them.
+pub use lifeline_core::Instant;
 pub use lifeline_core::{
     BackoffPolicy, Cause, Config, ErrorCode, Event, HistoryPage, Jitter, Message, MsgId,
     SendFailure, Seq, State, TransportKind,
