@@ -1747,3 +1747,15 @@ fn error_detail(body: &str) -> String {
         None => body.chars().take(200).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::hex8;
+
+    #[test]
+    fn message_id_prefixes_are_eight_lowercase_hex_digits() {
+        for n in [0, 1, 0xabc, 0xdead_beef, u32::MAX] {
+            assert_eq!(hex8(n), format!("{n:08x}"));
+        }
+    }
+}

@@ -67,14 +67,15 @@ impl Options {
         if config.token.is_none() && !config.token_provider {
             return Err("give `token` or `getToken`".into());
         }
-        if !self.transports.is_empty() {
-            let mut kinds = Vec::new();
-            for name in self.transports.split(',') {
-                kinds.push(
-                    TransportKind::parse(name)
-                        .ok_or_else(|| text!("unknown transport `", name, "`"))?,
-                );
-            }
+        // Empty names (an empty list, a stray comma) are skipped; no name at all means every rung.
+        let mut kinds = Vec::new();
+        for name in self.transports.split(',').filter(|t| !t.is_empty()) {
+            kinds.push(
+                TransportKind::parse(name)
+                    .ok_or_else(|| text!("unknown transport `", name, "`"))?,
+            );
+        }
+        if !kinds.is_empty() {
             config.transports = kinds;
         }
         config.initial_transport = remembered
@@ -226,6 +227,21 @@ mod tests {
                 c.probe_backoff.floor
             ),
             (ms(16), ms(17), ms(18))
+        );
+    }
+
+    #[test]
+    fn empty_transport_names_are_skipped() {
+        let mut o = options(&[]);
+        o.transports = ",sse,".into();
+        assert_eq!(
+            o.to_config(0, None).unwrap().ladder(),
+            vec![TransportKind::Sse]
+        );
+        o.transports = ",".into();
+        assert_eq!(
+            o.to_config(0, None).unwrap().ladder(),
+            TransportKind::ALL.to_vec()
         );
     }
 
