@@ -39,8 +39,13 @@ pub enum Input {
         retry_after: Option<Duration>,
         body: String,
     },
-    /// An HTTP request failed without a response (network error, aborted).
-    HttpFailed { request: RequestId, detail: String },
+    /// An HTTP request failed without a response (network error, aborted). `kind` says what the
+    /// driver could tell about the failure; the session decides what it means.
+    HttpFailed {
+        request: RequestId,
+        kind: FailureKind,
+        detail: String,
+    },
     /// The application's token provider answered a [`Action::FetchToken`].
     Token(Result<String, String>),
     /// The platform's network state changed (`online` / `offline` events).
@@ -52,9 +57,35 @@ pub enum Input {
     Resumed,
 }
 
+/// What a driver could tell about a failure without a response, as far as its platform lets it
+/// see (a browser sees almost nothing: it reports [`FailureKind::Other`]). The driver only
+/// classifies; what each kind means (a dead host, a bad rung, a fatal error) is the session's
+/// decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Anything else, or unknown: a reset, a broken stream, a browser's opaque error event.
+    #[default]
+    Other,
+    /// The TCP connection was refused: nothing listens on the server's address.
+    Refused,
+    /// The server's host name did not resolve.
+    Dns,
+    /// No route to the host, or the network is unreachable.
+    Unreachable,
+    /// The server's TLS certificate was not accepted (unknown issuer, expired, wrong name, ...).
+    Certificate,
+    /// Another TLS failure (handshake, protocol), or TLS is not available in this build.
+    Tls,
+    /// The server answered with an unexpected HTTP status (see [`TransportFailure::status`]).
+    Status,
+}
+
 /// How a socket failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportFailure {
+    /// What kind of failure it was, as far as the driver could tell.
+    pub kind: FailureKind,
     /// The HTTP status of a refused upgrade or SSE request, when the driver could see one.
     pub status: Option<u16>,
     /// The `Retry-After` header of that response, if any.
@@ -66,7 +97,13 @@ pub struct TransportFailure {
 impl TransportFailure {
     /// A failure without an HTTP status (connection refused, reset, DNS, a browser error event).
     pub fn network(detail: impl Into<String>) -> Self {
+        TransportFailure::of_kind(FailureKind::Other, detail)
+    }
+
+    /// A failure without an HTTP status, of a known kind.
+    pub fn of_kind(kind: FailureKind, detail: impl Into<String>) -> Self {
         TransportFailure {
+            kind,
             status: None,
             retry_after: None,
             detail: detail.into(),
@@ -76,6 +113,7 @@ impl TransportFailure {
     /// A failure with an HTTP status.
     pub fn status(status: u16, retry_after: Option<Duration>, detail: impl Into<String>) -> Self {
         TransportFailure {
+            kind: FailureKind::Status,
             status: Some(status),
             retry_after,
             detail: detail.into(),

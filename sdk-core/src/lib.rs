@@ -56,7 +56,7 @@ pub use backoff::{Backoff, BackoffPolicy, Jitter};
 pub use config::Config;
 pub use endpoints::{BadEndpoint, Endpoint};
 pub use event::{Event, HistoryError, MsgId, SendError, SendFailure};
-pub use io::{Action, HttpMethod, Input, TransportFailure};
+pub use io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 pub use protocol::{ErrorCode, HistoryPage, Message, Seq};
 pub use session::{Session, TimerReason};
 pub use state::{Cause, State};

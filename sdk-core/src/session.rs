@@ -570,14 +570,20 @@ impl Session {
                     Purpose::History => self.on_history_response(request, status, &body),
                 }
             }
-            Input::HttpFailed { request, detail } => {
+            Input::HttpFailed {
+                request,
+                kind,
+                detail,
+            } => {
                 let Some(purpose) = self.requests.remove(&request) else {
                     return;
                 };
                 match purpose {
-                    Purpose::Poll { link } => {
-                        self.on_transport_failure(now, link, TransportFailure::network(detail))
-                    }
+                    Purpose::Poll { link } => self.on_transport_failure(
+                        now,
+                        link,
+                        TransportFailure::of_kind(kind, detail),
+                    ),
                     Purpose::Send { link } => self.send_batch_failed(now, link, None),
                     Purpose::History => self.events.push_back(Event::History {
                         request,

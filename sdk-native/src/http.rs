@@ -6,7 +6,7 @@
 //! driver drops the handle) when it gives up.
 
 use crate::task::TaskGuard;
-use lifeline_core::{HttpMethod, Input, RequestId};
+use lifeline_core::{FailureKind, HttpMethod, Input, RequestId};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -81,12 +81,14 @@ async fn run(request: Request, http: reqwest::Client, inputs: mpsc::UnboundedSen
                 },
                 Err(error) => Input::HttpFailed {
                     request: id,
+                    kind: FailureKind::Other,
                     detail: format!("reading the body: {error}"),
                 },
             }
         }
         Err(error) => Input::HttpFailed {
             request: id,
+            kind: FailureKind::Other,
             detail: error.to_string(),
         },
     };

@@ -61,6 +61,11 @@ pub fn decode(
         4 => Input::SocketFailed {
             socket,
             failure: TransportFailure {
+                kind: if a.is_some() {
+                    lifeline_core::FailureKind::Status
+                } else {
+                    lifeline_core::FailureKind::Other
+                },
                 status: a.map(|s| s as u16),
                 retry_after: None,
                 detail: text,
@@ -74,6 +79,7 @@ pub fn decode(
         },
         6 => Input::HttpFailed {
             request,
+            kind: lifeline_core::FailureKind::Other,
             detail: text,
         },
         7 => Input::Token(Ok(text)),
@@ -160,6 +166,7 @@ mod tests {
             input(6, 9.0, None, None, "offline"),
             Input::HttpFailed {
                 request: r,
+                kind: lifeline_core::FailureKind::Other,
                 detail: "offline".into()
             }
         );

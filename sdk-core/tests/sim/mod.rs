@@ -14,8 +14,8 @@ use lifeline_core::protocol::{
 };
 use lifeline_core::Instant;
 use lifeline_core::{
-    Action, Config, Event, HttpMethod, Input, RequestId, Session, SocketId, SocketKind, State,
-    TransportFailure, TransportKind,
+    Action, Config, Event, FailureKind, HttpMethod, Input, RequestId, Session, SocketId,
+    SocketKind, State, TransportFailure, TransportKind,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -412,6 +412,7 @@ impl Sim {
         if self.net.down {
             self.reply(Input::HttpFailed {
                 request,
+                kind: FailureKind::Refused,
                 detail: "connection refused".into(),
             });
             return;
@@ -636,6 +637,7 @@ impl Sim {
         for p in std::mem::take(&mut self.polls) {
             self.reply(Input::HttpFailed {
                 request: p.request,
+                kind: FailureKind::Other,
                 detail: "connection reset".into(),
             });
         }
