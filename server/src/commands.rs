@@ -1,5 +1,5 @@
 //! What a client frame does, whichever transport it came in on (WebSocket or `/v1/send`):
-//! rate-limit and queue sends, join and leave, typing fan-out, ping.
+//! rate-limit and queue sends, rate-limit joins and leaves, coalesce and fan out typing, ping.
 //!
 //! Decoding the frame and writing the answer belong to the transport; durability belongs to the
 //! writer.
@@ -34,6 +34,16 @@ fn internal(id: Option<String>, conv: Option<String>) -> ServerFrame {
     frame_error(ErrorCode::Internal, "the write was lost", id, conv, None)
 }
 
+fn membership_rate_limited(conv: String, wait: std::time::Duration) -> ServerFrame {
+    frame_error(
+        ErrorCode::RateLimited,
+        "too many subscribe/unsubscribe frames; retry later",
+        None,
+        Some(conv),
+        Some(ceil_ms(wait)),
+    )
+}
+
 /// Handles one decoded, valid client frame from `user`.
 pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: Via) -> Handled {
     match frame {
@@ -66,11 +76,15 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
             )
         }
         ClientFrame::Subscribe { conv } => {
+            if let Err(wait) = shared.limits.check_membership(user) {
+                return Handled::Reply(membership_rate_limited(conv, wait));
+            }
             let rx = shared
                 .writer
                 .submit(WriteOp::Join {
                     user: user.to_string(),
                     conv: conv.clone(),
+                    max_memberships: shared.config.max_memberships_per_user,
                 })
                 .await;
             let shared = Arc::clone(shared);
@@ -89,6 +103,9 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
             )
         }
         ClientFrame::Unsubscribe { conv } => {
+            if let Err(wait) = shared.limits.check_membership(user) {
+                return Handled::Reply(membership_rate_limited(conv, wait));
+            }
             let rx = shared
                 .writer
                 .submit(WriteOp::Leave {
@@ -105,6 +122,10 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
             )
         }
         ClientFrame::Typing { conv } => {
+            if !shared.limits.allow_typing(user, &conv) {
+                // Coalesced: the others heard this user type here less than an interval ago.
+                return Handled::Nothing;
+            }
             // Through the writer, so it is ordered after this user's earlier joins and leaves.
             let rx = shared
                 .writer

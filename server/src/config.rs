@@ -48,6 +48,36 @@ pub struct ServerConfig {
     /// Events a stream may fall behind the live fan-out before it re-reads messages from
     /// storage (small values exercise that path in tests).
     pub live_buffer: usize,
+    /// How long a request head may take to arrive (slowloris), and the longest a kept-alive
+    /// connection may sit idle between two requests, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// How long a request body may take to arrive in full, in milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// TCP connections served at once, not counting upgraded WebSockets (over it: closed at once).
+    pub max_connections: usize,
+    /// Connections that have not sent a complete request yet; beyond it the oldest is closed.
+    pub max_idle_connections: usize,
+    /// Live streams (WebSocket, SSE, pending long polls) in the whole server (over it: 503
+    /// `going_away`).
+    pub max_streams: usize,
+    /// Live streams of one user (over it: 429 `rate_limited`).
+    pub max_streams_per_user: usize,
+    /// A stream whose client has taken no bytes for this long, while the server has frames for
+    /// it, is a slow consumer and is closed (WebSocket close 4008, SSE stream end), in ms.
+    pub slow_consumer_ms: u64,
+    /// Sustained `subscribe` + `unsubscribe` frames per second per user.
+    pub membership_rate_per_sec: u32,
+    /// Burst of `subscribe` + `unsubscribe` frames per user.
+    pub membership_rate_burst: u32,
+    /// Sustained `GET /v1/history` requests per second per user.
+    pub history_rate_per_sec: u32,
+    /// Burst of `GET /v1/history` requests per user.
+    pub history_rate_burst: u32,
+    /// At most one `typing` event per user and conversation is delivered per this many ms; the
+    /// others are dropped silently.
+    pub typing_interval_ms: u64,
+    /// Conversations one user may be a member of (`subscribe` beyond it: `forbidden`).
+    pub max_memberships_per_user: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,13 +101,27 @@ impl Default for ServerConfig {
             going_away_retry_ms: 2_000,
             sse_retry_ms: 2_000,
             live_buffer: 4096,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 8_192,
+            max_idle_connections: 1_024,
+            max_streams: 8_192,
+            max_streams_per_user: 32,
+            slow_consumer_ms: 15_000,
+            membership_rate_per_sec: 10,
+            membership_rate_burst: 50,
+            history_rate_per_sec: 10,
+            history_rate_burst: 20,
+            typing_interval_ms: 1_000,
+            max_memberships_per_user: 1_000,
         }
     }
 }
 
 impl ServerConfig {
     /// A configuration for in-process tests: `127.0.0.1:0`, in memory, dev tokens and fault
-    /// switches on, a 1 s heartbeat, generous rate limits and a fixed test secret.
+    /// switches on, a 1 s heartbeat, generous rate limits (send, membership, history; typing not
+    /// coalesced) and a fixed test secret. The connection and stream caps keep their defaults.
     pub fn for_tests() -> Self {
         ServerConfig {
             listen: "127.0.0.1:0".parse().expect("loopback parses"),
@@ -91,6 +135,11 @@ impl ServerConfig {
             rate_burst: 10_000,
             going_away_retry_ms: 2_000,
             sse_retry_ms: 500,
+            membership_rate_per_sec: 10_000,
+            membership_rate_burst: 10_000,
+            history_rate_per_sec: 10_000,
+            history_rate_burst: 10_000,
+            typing_interval_ms: 0,
             ..ServerConfig::default()
         }
     }

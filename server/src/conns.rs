@@ -1,13 +1,20 @@
 //! Live connections as a whole: the shutdown signal, the "drop every connection" signal, the
-//! tracker that shutdown waits on, and a count of open streams.
+//! tracker that shutdown waits on, a count of open streams, and the stream caps (in the whole
+//! server and per user) that decide whether one more stream may open.
 //!
 //! What a transport does when a signal fires (send `going_away`, close, abort) is decided in the
 //! transport itself.
 
+use crate::errors::ApiError;
+use lifeline_core::protocol::ErrorCode;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// `retry_after_ms` of a refusal by a stream cap: caps free up as other streams end.
+pub const CAP_RETRY_MS: u64 = 5_000;
 
 /// Signals shared by every connection.
 pub struct Conns {
@@ -15,16 +22,15 @@ pub struct Conns {
     drop_all: Mutex<CancellationToken>,
     tracker: TaskTracker,
     open: Arc<AtomicUsize>,
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    max_streams: usize,
+    max_per_user: usize,
 }
 
 impl Default for Conns {
+    /// No caps (for tests of other parts).
     fn default() -> Self {
-        Conns {
-            shutdown: CancellationToken::new(),
-            drop_all: Mutex::new(CancellationToken::new()),
-            tracker: TaskTracker::new(),
-            open: Arc::new(AtomicUsize::new(0)),
-        }
+        Conns::new(usize::MAX, usize::MAX)
     }
 }
 
@@ -35,19 +41,71 @@ pub struct ConnGuard {
     /// Fires when the `drop` fault is triggered.
     pub dropped: CancellationToken,
     open: Arc<AtomicUsize>,
+    /// The user counted in `per_user`, if any.
+    user: Option<(Arc<Mutex<HashMap<String, usize>>>, String)>,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::SeqCst);
+        if let Some((per_user, user)) = self.user.take() {
+            let mut map = per_user.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&user) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&user);
+                }
+            }
+        }
     }
 }
 
 impl Conns {
-    /// Registers an open stream.
+    /// Signals and counts, with at most `max_streams` streams open and `max_per_user` per user.
+    pub fn new(max_streams: usize, max_per_user: usize) -> Conns {
+        Conns {
+            shutdown: CancellationToken::new(),
+            drop_all: Mutex::new(CancellationToken::new()),
+            tracker: TaskTracker::new(),
+            open: Arc::new(AtomicUsize::new(0)),
+            per_user: Arc::new(Mutex::new(HashMap::new())),
+            max_streams,
+            max_per_user,
+        }
+    }
+
+    /// Registers an open stream of `user` if the caps allow one more: over the server's cap,
+    /// `going_away` (503); over the user's, `rate_limited` (429); both with `retry_after_ms`.
+    pub fn try_open(&self, user: &str) -> Result<ConnGuard, ApiError> {
+        {
+            let mut map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            if self.open.load(Ordering::SeqCst) >= self.max_streams {
+                return Err(ApiError::new(
+                    ErrorCode::GoingAway,
+                    "the server has too many open streams; retry later",
+                )
+                .retry_after(CAP_RETRY_MS));
+            }
+            let n = map.entry(user.to_string()).or_insert(0);
+            if *n >= self.max_per_user {
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many open streams for this user; close one or retry later",
+                )
+                .retry_after(CAP_RETRY_MS));
+            }
+            *n += 1;
+        }
+        let mut guard = self.open();
+        guard.user = Some((Arc::clone(&self.per_user), user.to_string()));
+        Ok(guard)
+    }
+
+    /// Registers an open stream outside the caps (fault-switch black holes).
     pub fn open(&self) -> ConnGuard {
         self.open.fetch_add(1, Ordering::SeqCst);
         ConnGuard {
+            user: None,
             shutdown: self.shutdown.clone(),
             dropped: self
                 .drop_all

@@ -16,6 +16,10 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 /// Messages read from storage per page while replaying or catching up.
 const PAGE: usize = 256;
 
+/// Bytes of messages read from storage per page: what a stream holds in memory while its client
+/// is slow to take them (the page is read again only once it has been written out).
+pub const PAGE_BYTES: usize = 32 * 1024;
+
 /// Decides where a stream starts: `(cursor, resumed)` for a client cursor, given the newest
 /// committed `head` and how far back the server resumes.
 pub fn resume_point(requested: Option<Seq>, head: Seq, window: u64) -> (Seq, bool) {
@@ -74,6 +78,7 @@ impl Feed {
         (hello, feed)
     }
 
+    /// The frames `live` makes for this stream: queued, but the first is returned.
     fn filter(&mut self, live: &Live) -> Option<ServerFrame> {
         let members = &self.shared.members;
         match live {
@@ -91,6 +96,24 @@ impl Feed {
                 user: user.clone(),
                 online: *online,
             }),
+            Live::UserPresence { user, online } => {
+                if *user == self.user {
+                    return None;
+                }
+                // One event per connect, whatever the user's memberships: each stream works out
+                // the conversations it shares with `user`, a cost bounded by its own user's
+                // membership cap.
+                for conv in members.convs_of(&self.user) {
+                    if members.is_member(user, &conv) {
+                        self.queue.push_back(ServerFrame::Presence {
+                            conv,
+                            user: user.clone(),
+                            online: *online,
+                        });
+                    }
+                }
+                self.queue.pop_front()
+            }
             Live::Typing { conv, user } => (*user != self.user
                 && members.is_member(&self.user, conv))
             .then(|| ServerFrame::Typing {
@@ -106,7 +129,7 @@ impl Feed {
         let page = self
             .shared
             .store
-            .replay(&self.user, self.last_seq, limit.clamp(1, PAGE))
+            .replay(&self.user, self.last_seq, limit.clamp(1, PAGE), PAGE_BYTES)
             .await?;
         if page.is_empty() {
             self.catching_up = false;
@@ -145,11 +168,20 @@ impl Feed {
         }
     }
 
-    /// Up to `max` frames available without waiting for new events.
-    pub async fn ready(&mut self, max: usize) -> Result<Vec<ServerFrame>, StoreError> {
+    /// Up to `max` frames available without waiting for new events, stopping early once they
+    /// hold about `max_bytes` of message bodies (at least one frame is returned if any is ready).
+    pub async fn ready(
+        &mut self,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ServerFrame>, StoreError> {
         let mut out = Vec::new();
-        while out.len() < max {
+        let mut bytes = 0;
+        while out.len() < max && bytes < max_bytes {
             if let Some(f) = self.queue.pop_front() {
+                if let ServerFrame::Msg(m) = &f {
+                    bytes += m.body.len();
+                }
                 out.push(f);
                 continue;
             }

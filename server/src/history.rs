@@ -4,6 +4,7 @@
 //! Streams and replay are elsewhere ([`crate::feed`]); this is a plain request/response read.
 
 use crate::errors::ApiError;
+use crate::limits::ceil_ms;
 use crate::request::{authenticate, check_version, opt_u64, Params};
 use crate::state::AppState;
 use axum::extract::{Query, State};
@@ -41,6 +42,13 @@ async fn page(
 ) -> Result<HistoryPage, ApiError> {
     check_version(&params)?;
     let user = authenticate(&shared, &params, Some(&headers))?;
+    if let Err(wait) = shared.limits.check_history(&user) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many history requests; retry later",
+        )
+        .retry_after(ceil_ms(wait)));
+    }
     let conv = params
         .get("conv")
         .ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "missing `conv`"))?;

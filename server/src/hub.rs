@@ -21,6 +21,9 @@ pub enum Live {
         user: String,
         online: bool,
     },
+    /// `user` came online or went offline: one event whatever their memberships; each stream
+    /// turns it into `presence` frames for the conversations it shares with `user`.
+    UserPresence { user: String, online: bool },
     /// A member is typing in `conv`.
     Typing { conv: String, user: String },
     /// A frame for every stream of one user.
@@ -81,14 +84,13 @@ impl Hub {
         }
     }
 
+    /// One event, not one per conversation of `user`: connecting costs O(1) however many
+    /// conversations `user` belongs to.
     fn announce(&self, user: &str, online: bool) {
-        for conv in self.members.convs_of(user) {
-            self.publish(Live::Presence {
-                conv,
-                user: user.to_string(),
-                online,
-            });
-        }
+        self.publish(Live::UserPresence {
+            user: user.to_string(),
+            online,
+        });
     }
 
     /// After `user` joined `conv`: tell the others if `user` is online, and tell `user` who of

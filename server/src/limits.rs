@@ -1,4 +1,6 @@
-//! Per-user rate limits for `send` frames: a token bucket (governor) plus the penalty rule of
+//! Per-user rate limits: `subscribe` + `unsubscribe` frames, `GET /v1/history` requests and the
+//! coalescing of `typing` (at most one delivered per user and conversation per interval), each a
+//! token bucket (governor); and for `send` frames a token bucket plus the penalty rule of
 //! docs/PROTOCOL.md section 7: after refusing a send, every other send of that user is refused
 //! until the refused one comes back (or a bound passes), so sends a client pipelined before it heard
 //! of the refusal cannot be stored ahead of it, and a client retransmitting in order keeps its
@@ -6,6 +8,7 @@
 //!
 //! Size limits are enforced where input is read (see [`crate::request`] and the transports).
 
+use crate::config::ServerConfig;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -14,12 +17,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The per-user send limiter.
+/// The per-user limiters.
 pub struct Limits {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     penalty: Mutex<HashMap<String, Penalty>>,
     checks: AtomicU64,
+    membership: DefaultKeyedRateLimiter<String>,
+    history: DefaultKeyedRateLimiter<String>,
+    /// Keyed by `user NUL conv`; `None` when typing is not coalesced.
+    typing: Option<DefaultKeyedRateLimiter<String>>,
+    other_checks: AtomicU64,
 }
 
 /// A user's refused send, which every other send of theirs must wait for.
@@ -40,15 +48,72 @@ const BLOCK_GRACE: Duration = Duration::from_secs(10);
 /// How many checks pass between two sweeps of idle users' buckets.
 const SWEEP_EVERY: u64 = 10_000;
 
+fn bucket(per_sec: u32, burst: u32) -> DefaultKeyedRateLimiter<String> {
+    let per_sec = NonZeroU32::new(per_sec.max(1)).expect("nonzero");
+    let burst = NonZeroU32::new(burst.max(1)).expect("nonzero");
+    RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst))
+}
+
 impl Limits {
+    /// Send limits of `per_sec` and `burst`; the other limits unbounded, typing not coalesced.
     pub fn new(per_sec: u32, burst: u32) -> Limits {
-        let per_sec = NonZeroU32::new(per_sec.max(1)).expect("nonzero");
-        let burst = NonZeroU32::new(burst.max(1)).expect("nonzero");
         Limits {
-            limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+            limiter: bucket(per_sec, burst),
             clock: DefaultClock::default(),
             penalty: Mutex::new(HashMap::new()),
             checks: AtomicU64::new(0),
+            membership: bucket(u32::MAX, u32::MAX),
+            history: bucket(u32::MAX, u32::MAX),
+            typing: None,
+            other_checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Every limit as configured.
+    pub fn from_config(config: &ServerConfig) -> Limits {
+        let typing = Duration::from_millis(config.typing_interval_ms);
+        Limits {
+            membership: bucket(config.membership_rate_per_sec, config.membership_rate_burst),
+            history: bucket(config.history_rate_per_sec, config.history_rate_burst),
+            typing: Quota::with_period(typing).map(RateLimiter::keyed),
+            ..Limits::new(config.rate_per_sec, config.rate_burst)
+        }
+    }
+
+    fn sweep_now_and_then(&self) {
+        if self.other_checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.membership.retain_recent();
+            self.history.retain_recent();
+            if let Some(t) = &self.typing {
+                t.retain_recent();
+            }
+        }
+    }
+
+    fn take(&self, limiter: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), Duration> {
+        self.sweep_now_and_then();
+        limiter.check_key(&key).map_err(|not_until| {
+            not_until
+                .wait_time_from(self.clock.now())
+                .max(Duration::from_millis(1))
+        })
+    }
+
+    /// Takes one `subscribe` or `unsubscribe` from `user`'s bucket; `Err(wait)`: refused.
+    pub fn check_membership(&self, user: &str) -> Result<(), Duration> {
+        self.take(&self.membership, user.to_string())
+    }
+
+    /// Takes one history request from `user`'s bucket; `Err(wait)`: refused.
+    pub fn check_history(&self, user: &str) -> Result<(), Duration> {
+        self.take(&self.history, user.to_string())
+    }
+
+    /// Whether a `typing` of `user` in `conv` is delivered (`false`: coalesced with a recent one).
+    pub fn allow_typing(&self, user: &str, conv: &str) -> bool {
+        match &self.typing {
+            None => true,
+            Some(t) => self.take(t, format!("{user}\0{conv}")).is_ok(),
         }
     }
 
@@ -119,6 +184,37 @@ mod tests {
         assert!(wait <= Duration::from_secs(1));
         assert!(l.check_send("a", "3").is_err());
         assert!(l.check_send("b", "1").is_ok());
+    }
+
+    #[test]
+    fn membership_history_and_typing_are_limited_per_user() {
+        let config = ServerConfig {
+            membership_rate_per_sec: 1,
+            membership_rate_burst: 3,
+            history_rate_per_sec: 1,
+            history_rate_burst: 2,
+            typing_interval_ms: 60_000,
+            ..ServerConfig::default()
+        };
+        let l = Limits::from_config(&config);
+        for _ in 0..3 {
+            assert!(l.check_membership("a").is_ok());
+        }
+        assert!(l.check_membership("a").is_err());
+        assert!(l.check_membership("b").is_ok());
+        assert!(l.check_history("a").is_ok());
+        assert!(l.check_history("a").is_ok());
+        assert!(l.check_history("a").is_err());
+        assert!(l.allow_typing("a", "x"));
+        assert!(!l.allow_typing("a", "x"));
+        assert!(l.allow_typing("a", "y"));
+        assert!(l.allow_typing("b", "x"));
+        let uncoalesced = Limits::from_config(&ServerConfig {
+            typing_interval_ms: 0,
+            ..ServerConfig::default()
+        });
+        assert!(uncoalesced.allow_typing("a", "x"));
+        assert!(uncoalesced.allow_typing("a", "x"));
     }
 
     #[test]

@@ -74,6 +74,69 @@ struct Args {
     /// retry_after_ms announced in going_away frames at shutdown (clients reconnect within it).
     #[arg(long, env = "LIFELINE_GOING_AWAY_RETRY_MS", default_value_t = 2_000)]
     going_away_retry_ms: u64,
+
+    // Resource bounds (docs/SECURITY.md, "Limits"); defaults from ServerConfig::default().
+    /// How long a request head may take to arrive, and the longest a kept-alive connection may
+    /// sit idle between requests, in milliseconds (slowloris).
+    #[arg(
+        long,
+        env = "LIFELINE_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    header_read_timeout_ms: u64,
+
+    /// How long a request body may take to arrive in full, in milliseconds.
+    #[arg(long, env = "LIFELINE_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    body_read_timeout_ms: u64,
+
+    /// TCP connections served at once, not counting upgraded WebSockets; more are closed at once.
+    #[arg(long, env = "LIFELINE_MAX_CONNECTIONS", default_value_t = 8_192)]
+    max_connections: usize,
+
+    /// Connections that have not sent a complete request yet; beyond it the oldest is closed.
+    #[arg(long, env = "LIFELINE_MAX_IDLE_CONNECTIONS", default_value_t = 1_024)]
+    max_idle_connections: usize,
+
+    /// Live streams (WebSocket, SSE, pending long polls) in the server; more get 503 going_away.
+    #[arg(long, env = "LIFELINE_MAX_STREAMS", default_value_t = 8_192)]
+    max_streams: usize,
+
+    /// Live streams of one user; more get 429 rate_limited.
+    #[arg(long, env = "LIFELINE_MAX_STREAMS_PER_USER", default_value_t = 32)]
+    max_streams_per_user: usize,
+
+    /// A stream whose client takes no bytes for this long while frames wait is closed
+    /// (WebSocket close 4008, SSE stream cut), in milliseconds.
+    #[arg(long, env = "LIFELINE_SLOW_CONSUMER_MS", default_value_t = 15_000)]
+    slow_consumer_ms: u64,
+
+    /// Sustained subscribe + unsubscribe frames per second per user.
+    #[arg(long, env = "LIFELINE_MEMBERSHIP_RATE_PER_SEC", default_value_t = 10)]
+    membership_rate_per_sec: u32,
+
+    /// Burst of subscribe + unsubscribe frames per user.
+    #[arg(long, env = "LIFELINE_MEMBERSHIP_RATE_BURST", default_value_t = 50)]
+    membership_rate_burst: u32,
+
+    /// Sustained GET /v1/history requests per second per user.
+    #[arg(long, env = "LIFELINE_HISTORY_RATE_PER_SEC", default_value_t = 10)]
+    history_rate_per_sec: u32,
+
+    /// Burst of GET /v1/history requests per user.
+    #[arg(long, env = "LIFELINE_HISTORY_RATE_BURST", default_value_t = 20)]
+    history_rate_burst: u32,
+
+    /// At most one typing event per user and conversation is delivered per this many ms (0: all).
+    #[arg(long, env = "LIFELINE_TYPING_INTERVAL_MS", default_value_t = 1_000)]
+    typing_interval_ms: u64,
+
+    /// Conversations one user may be a member of; subscribe beyond it gets forbidden.
+    #[arg(
+        long,
+        env = "LIFELINE_MAX_MEMBERSHIPS_PER_USER",
+        default_value_t = 1_000
+    )]
+    max_memberships_per_user: usize,
 }
 
 #[tokio::main]
@@ -108,6 +171,19 @@ async fn main() {
         max_body_bytes: args.max_body_bytes,
         demo_dir,
         going_away_retry_ms: args.going_away_retry_ms,
+        header_read_timeout_ms: args.header_read_timeout_ms.max(1),
+        body_read_timeout_ms: args.body_read_timeout_ms.max(1),
+        max_connections: args.max_connections.max(1),
+        max_idle_connections: args.max_idle_connections.max(1),
+        max_streams: args.max_streams,
+        max_streams_per_user: args.max_streams_per_user,
+        slow_consumer_ms: args.slow_consumer_ms.max(1),
+        membership_rate_per_sec: args.membership_rate_per_sec.max(1),
+        membership_rate_burst: args.membership_rate_burst.max(1),
+        history_rate_per_sec: args.history_rate_per_sec.max(1),
+        history_rate_burst: args.history_rate_burst.max(1),
+        typing_interval_ms: args.typing_interval_ms,
+        max_memberships_per_user: args.max_memberships_per_user,
         ..ServerConfig::default()
     };
     let server = match start(config).await {

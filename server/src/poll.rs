@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 /// The longest a poll may be held, per docs/PROTOCOL.md section 8.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
+/// About how many bytes of message bodies one poll answer carries at most (besides the frame
+/// count limit): the rest follows on the next poll.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
 fn json(frames: Vec<ServerFrame>) -> Response {
     (
         [(
@@ -101,7 +105,10 @@ async fn poll(
     wait: Duration,
     hello: bool,
 ) -> Response {
-    let guard = shared.conns.open();
+    let guard = match shared.conns.try_open(&user) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
     let presence = shared.hub.online(&user);
     // The resume window only bounds where a session starts (`hello=1`). A follow-up poll is
     // served from its cursor however far behind (everything is stored), because a client ignores
@@ -118,7 +125,7 @@ async fn poll(
         frames.push(ServerFrame::Hello(h));
     }
     let result = async {
-        frames.extend(feed.ready(MAX_FRAMES_PER_REQUEST - frames.len()).await?);
+        frames.extend(feed.ready(MAX_FRAMES_PER_REQUEST - frames.len(), MAX_ANSWER_BYTES).await?);
         if hello || !frames.is_empty() {
             return Ok(None);
         }
@@ -139,7 +146,7 @@ async fn poll(
             _ = guard.dropped.cancelled() => return Ok(Some(cut_when(vec![guard.dropped.clone()], None))),
             f = feed.next() => {
                 frames.push(f?);
-                frames.extend(feed.ready(MAX_FRAMES_PER_REQUEST - 1).await?);
+                frames.extend(feed.ready(MAX_FRAMES_PER_REQUEST - 1, MAX_ANSWER_BYTES).await?);
             }
             _ = hold => {}
         }

@@ -63,12 +63,25 @@ async fn handle(
     check_version(&params)?;
     let user = authenticate(&shared, &params, Some(&headers))?;
     let max = shared.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| {
-        ApiError::new(
-            ErrorCode::TooLarge,
-            format!("request body is larger than {max} bytes"),
-        )
-    })?;
+    // A body trickled in byte by byte must not hold the connection: it has a deadline as a whole.
+    let deadline = std::time::Duration::from_millis(shared.config.body_read_timeout_ms);
+    let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(body, max))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::BadFrame,
+                format!(
+                    "request body not received within {} ms",
+                    shared.config.body_read_timeout_ms
+                ),
+            )
+        })?
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!("request body is larger than {max} bytes"),
+            )
+        })?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::new(ErrorCode::BadFrame, "request body is not valid UTF-8"))?;
     let raw: RawBatch = serde_json::from_str(text).map_err(|e| {

@@ -10,6 +10,7 @@ use crate::conns::Conns;
 use crate::faults::{FaultState, FaultUpdate, Faults};
 use crate::hub::Hub;
 use crate::limits::Limits;
+use crate::listener::{self, ListenerLimits};
 use crate::members::Members;
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
@@ -18,7 +19,6 @@ use crate::writer::Writer;
 use crate::{history, poll, send, sse, ws};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,7 +86,9 @@ fn router(shared: AppState) -> Router {
     if let Some(dir) = &config.demo_dir {
         app = app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
     }
-    app.layer(DefaultBodyLimit::disable())
+    // Extractors that buffer a body (JSON, bytes) stop at the send limit; `/v1/send` reads its
+    // body itself with the same limit and a typed `too_large`.
+    app.layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CorsLayer::permissive())
         .with_state(shared)
 }
@@ -117,32 +119,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let shared = Arc::new(Shared {
-        limits: Limits::new(config.rate_per_sec, config.rate_burst),
+        limits: Limits::from_config(&config),
+        conns: Conns::new(config.max_streams, config.max_streams_per_user),
         config,
         store,
         writer,
         members,
         hub,
         faults: Faults::default(),
-        conns: Conns::default(),
     });
     let app = router(Arc::clone(&shared));
     let stop = shared.conns.shutdown_token();
-    let serve = tokio::spawn(async move {
-        // Frames are small and latency matters: without TCP_NODELAY, Nagle's algorithm holds a
-        // reply back until the client's delayed ACK (40 ms on Linux) whenever one is in flight.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled_owned().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    });
+    let limits = ListenerLimits {
+        max_connections: shared.config.max_connections,
+        max_idle_connections: shared.config.max_idle_connections,
+        header_read_timeout: Duration::from_millis(shared.config.header_read_timeout_ms.max(1)),
+    };
+    let serve = tokio::spawn(listener::serve(listener, app, limits, stop));
     tracing::info!(
         %addr,
         data_dir = ?shared.config.data_dir,

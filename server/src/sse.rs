@@ -1,6 +1,7 @@
 //! The Server-Sent Events transport, `GET /v1/sse`: `retry:` and `hello`, the replay after the
 //! cursor (or `Last-Event-ID`, which wins), live frames as `data:` events with `id: <seq>` on
-//! messages, heartbeats, faults and `going_away` at shutdown.
+//! messages, heartbeats, faults and `going_away` at shutdown, and the end of a stream whose
+//! client stopped reading (slow consumer: the connection is cut; it resumes from `Last-Event-ID`).
 //!
 //! Sends do not come in here (they go to [`crate::send`]); frame semantics live in
 //! [`crate::feed`].
@@ -8,9 +9,10 @@
 use crate::conns::ConnGuard;
 use crate::errors::frame_error;
 use crate::feed::Feed;
+use crate::listener::ConnCut;
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +24,10 @@ use tokio::time::{sleep_until, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 
 type Item = Result<Event, io::Error>;
+
+/// Events queued between a stream's task and the connection (with the connection's own bounded
+/// buffer, what a client that stops reading can make the server hold).
+const QUEUED_EVENTS: usize = 4;
 
 fn event(frame: &ServerFrame) -> Event {
     let e = Event::default();
@@ -48,6 +54,7 @@ fn stream_response(rx: mpsc::Receiver<Item>) -> Response {
 pub async fn handler(
     State(shared): State<AppState>,
     Query(params): Query<Params>,
+    conn: Option<Extension<ConnCut>>,
     headers: HeaderMap,
 ) -> Response {
     let faults = shared.faults.get();
@@ -69,9 +76,9 @@ pub async fn handler(
         Ok(c) => last_event_id.or(c),
         Err(e) => return e.into_response(),
     };
-    let (tx, rx) = mpsc::channel::<Item>(64);
-    let guard = shared.conns.open();
+    let (tx, rx) = mpsc::channel::<Item>(QUEUED_EVENTS);
     if faults.blackhole_sse {
+        let guard = shared.conns.open();
         shared.conns.tracker().spawn(async move {
             tokio::select! {
                 _ = guard.shutdown.cancelled() => {}
@@ -83,10 +90,15 @@ pub async fn handler(
         });
         return stream_response(rx);
     }
+    let guard = match shared.conns.try_open(&user) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    let cut = conn.map(|Extension(c)| c);
     shared
         .conns
         .tracker()
-        .spawn(run(shared.clone(), tx, guard, user, cursor));
+        .spawn(run(shared.clone(), tx, guard, user, cursor, cut));
     stream_response(rx)
 }
 
@@ -96,6 +108,7 @@ async fn run(
     guard: ConnGuard,
     user: String,
     cursor: Option<Seq>,
+    cut: Option<ConnCut>,
 ) {
     let _presence = shared.hub.online(&user);
     let (hello, mut feed) = Feed::open(&shared, &user, cursor);
@@ -108,6 +121,7 @@ async fn run(
         return;
     }
     let hb = Duration::from_millis(shared.config.heartbeat_ms.max(1));
+    let stall = Duration::from_millis(shared.config.slow_consumer_ms.max(1));
     let mut last_sent = Instant::now();
     loop {
         let out = tokio::select! {
@@ -140,8 +154,18 @@ async fn run(
                 ServerFrame::Heartbeat
             }
         };
-        if tx.send(Ok(event(&out))).await.is_err() {
-            return;
+        match tokio::time::timeout(stall, tx.send(Ok(event(&out)))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                // The queue stayed full: the client took nothing for `stall`. Hyper never gives
+                // up on a write by itself, so the connection is cut here.
+                tracing::info!(%user, "sse client is not reading; closing it as a slow consumer");
+                if let Some(cut) = cut {
+                    cut.cut();
+                }
+                return;
+            }
         }
         last_sent = Instant::now();
     }

@@ -154,12 +154,13 @@ impl Store {
     }
 
     /// Messages of the conversations `user` is a member of (in storage), with `seq > after`, in
-    /// increasing order, at most `limit`.
+    /// increasing order, at most `limit` and about `max_bytes` (at least one message).
     pub async fn replay(
         self: &Arc<Self>,
         user: &str,
         after: Seq,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Message>, StoreError> {
         let user = user.to_string();
         self.read(move |c| {
@@ -168,8 +169,23 @@ impl Store {
                  FROM messages m JOIN members b ON b.conv = m.conv AND b.user = ?1
                  WHERE m.seq > ?2 ORDER BY m.seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![user, after as i64, limit as i64], row_to_message)?;
-            rows.collect()
+            let mut rows =
+                stmt.query_map(params![user, after as i64, limit as i64], row_to_message)?;
+            // Stop once the page holds `max_bytes` of bodies (always at least one message), so
+            // a page of large messages stays small in memory.
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            while bytes < max_bytes {
+                match rows.next() {
+                    Some(m) => {
+                        let m = m?;
+                        bytes += m.body.len() + m.conv.len() + m.id.len() + m.from.len();
+                        page.push(m);
+                    }
+                    None => break,
+                }
+            }
+            Ok(page)
         })
         .await
     }
@@ -248,6 +264,13 @@ pub(crate) mod tx {
         )?
         .execute(params![m.seq as i64, m.conv, m.from, m.id, m.body, m.ts as i64])
         .map(|_| ())
+    }
+
+    /// How many conversations `user` is a member of.
+    pub fn membership_count(c: &Connection, user: &str) -> rusqlite::Result<usize> {
+        c.prepare_cached("SELECT COUNT(*) FROM members WHERE user = ?1")?
+            .query_row(params![user], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as usize)
     }
 
     pub fn join(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {

@@ -25,9 +25,12 @@ pub enum WriteOp {
         conv: String,
         body: String,
     },
+    /// Refused with `forbidden` when `user` is already a member of `max_memberships`
+    /// conversations (a join of a conversation the user is in always succeeds).
     Join {
         user: String,
         conv: String,
+        max_memberships: usize,
     },
     Leave {
         user: String,
@@ -217,7 +220,22 @@ fn commit_group(
                         effects.push(Effect::Msg(m));
                     }
                 }
-                WriteOp::Join { user, conv } => {
+                WriteOp::Join {
+                    user,
+                    conv,
+                    max_memberships,
+                } => {
+                    if !tx::is_member(&t, user, conv)?
+                        && tx::membership_count(&t, user)? >= *max_memberships
+                    {
+                        answers.push(Some(error(
+                            ErrorCode::Forbidden,
+                            "membership limit reached; unsubscribe from a conversation first",
+                            None,
+                            Some(conv),
+                        )));
+                        continue;
+                    }
                     tx::join(&t, user, conv)?;
                     answers.push(Some(ServerFrame::Subscribed { conv: conv.clone() }));
                     effects.push(Effect::Join(user.clone(), conv.clone()));

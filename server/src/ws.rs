@@ -26,8 +26,14 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_RESTART: u16 = 1012;
 /// Close code for a request that breaks the protocol (bad version, bad cursor).
 pub const CLOSE_POLICY: u16 = 1008;
-/// Close code for a client silent for three heartbeats.
+/// Close code for a client silent for three heartbeats (after a `going_away` error frame).
 pub const CLOSE_IDLE: u16 = 1001;
+/// Close code for a slow consumer: the client took no bytes for `slow_consumer_ms` while frames
+/// waited for it. It reconnects from its cursor and loses nothing.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+
+/// The longest the server waits for a closing handshake (or to write a last frame) to go out.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Largest WebSocket message the socket layer accepts; the protocol limit (64 KiB) is enforced
 /// per frame with a `too_large` error frame, so the connection survives frames up to this size.
@@ -50,12 +56,21 @@ pub async fn handler(
         .and_then(|_| authenticate(&shared, &params, None))
         .and_then(|user| Ok((user, opt_u64(&params, "cursor")?)));
     let blackhole = faults.blackhole_ws;
+    // The stream caps are checked before the upgrade, so a refusal is a plain 429/503 with
+    // Retry-After. (Bad credentials are told after the upgrade: browsers cannot read the body
+    // of a refused upgrade.)
+    let guard = match &pre {
+        Ok((user, _)) if !blackhole => match shared.conns.try_open(user) {
+            Ok(g) => g,
+            Err(e) => return e.into_response(),
+        },
+        _ => shared.conns.open(),
+    };
     let tracker = shared.conns.tracker().clone();
     ws.max_message_size(SOCKET_MAX_MESSAGE)
         .max_frame_size(SOCKET_MAX_MESSAGE)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
-                let guard = shared.conns.open();
                 let (sink, source) = socket.split();
                 if blackhole {
                     black_hole(source, guard).await;
@@ -70,7 +85,7 @@ pub async fn handler(
                             CLOSE_POLICY
                         };
                         let mut sink = sink;
-                        let _ = send(&mut sink, &e.frame()).await;
+                        let _ = timeout(CLOSE_GRACE, send(&mut sink, &e.frame())).await;
                         close(sink, source, code, e.code.as_str()).await;
                     }
                 }
@@ -82,15 +97,21 @@ async fn send(sink: &mut Sink, frame: &ServerFrame) -> Result<(), axum::Error> {
     sink.send(Message::Text(encode(frame).into())).await
 }
 
-/// Sends a close frame and waits (briefly) for the client's close reply.
+/// Sends a close frame and waits (briefly) for the client's close reply. Bounded in time even
+/// when the client reads nothing.
 async fn close(mut sink: Sink, mut source: Source, code: u16, reason: &str) {
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
+    let sent = timeout(
+        CLOSE_GRACE,
+        sink.send(Message::Close(Some(CloseFrame {
             code,
             reason: reason.to_string().into(),
-        })))
-        .await;
-    let _ = timeout(Duration::from_secs(1), async {
+        }))),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let _ = timeout(CLOSE_GRACE, async {
         while let Some(Ok(_)) = source.next().await {}
     })
     .await;
@@ -122,8 +143,13 @@ async fn session(
         return;
     }
     let hb = Duration::from_millis(shared.config.heartbeat_ms.max(1));
+    let stall = Duration::from_millis(shared.config.slow_consumer_ms.max(1));
     let mut last_sent = Instant::now();
     let mut last_recv = Instant::now();
+    // Liveness runs on its own timer, whatever else flows: every heartbeat, a client we have
+    // not heard from for a heartbeat gets a WebSocket Ping (every live client answers it,
+    // browsers included), and any inbound frame, Pong included, proves it alive.
+    let mut next_ping = Instant::now() + hb;
     let mut pending = FuturesOrdered::new();
     loop {
         let out: ServerFrame = tokio::select! {
@@ -131,7 +157,7 @@ async fn session(
             _ = guard.shutdown.cancelled() => {
                 let f = frame_error(ErrorCode::GoingAway, "server is shutting down; reconnect",
                     None, None, Some(shared.config.going_away_retry_ms));
-                let _ = send(&mut sink, &f).await;
+                let _ = timeout(CLOSE_GRACE, send(&mut sink, &f)).await;
                 close(sink, source, CLOSE_RESTART, "going away").await;
                 return;
             }
@@ -165,36 +191,57 @@ async fn session(
                 Err(e) => {
                     tracing::error!(%user, error = %e, "replay failed");
                     let f = frame_error(ErrorCode::Internal, "storage failed", None, None, None);
-                    let _ = send(&mut sink, &f).await;
+                    let _ = timeout(CLOSE_GRACE, send(&mut sink, &f)).await;
                     close(sink, source, 1011, "internal").await;
                     return;
                 }
             },
+            _ = sleep_until(next_ping) => {
+                next_ping = Instant::now() + hb;
+                if shared.faults.get().stop_heartbeats || last_recv.elapsed() < hb {
+                    continue;
+                }
+                match timeout(stall, sink.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        slow_consumer(&user, sink, source).await;
+                        return;
+                    }
+                }
+            }
             _ = sleep_until(last_sent + hb) => {
                 if shared.faults.get().stop_heartbeats {
                     last_sent = Instant::now();
                     continue;
                 }
-                // A client that hears our heartbeats may never need to `ping` (PROTOCOL.md
-                // section 5), yet a socket silent for three heartbeats is dropped. A WebSocket
-                // Ping control frame makes every live client answer (browsers do so
-                // automatically), so only dead peers are dropped.
-                if last_recv.elapsed() >= hb
-                    && sink.send(Message::Ping(Default::default())).await.is_err()
-                {
-                    return;
-                }
                 ServerFrame::Heartbeat
             }
             _ = sleep_until(last_recv + hb * 3) => {
                 tracing::debug!(%user, "websocket silent for three heartbeats; closing");
+                let f = frame_error(ErrorCode::GoingAway,
+                    "nothing heard from the client for three heartbeats (not even a pong); reconnect",
+                    None, None, Some(0));
+                let _ = timeout(CLOSE_GRACE, send(&mut sink, &f)).await;
                 close(sink, source, CLOSE_IDLE, "no traffic").await;
                 return;
             }
         };
-        if send(&mut sink, &out).await.is_err() {
-            return;
+        match timeout(stall, send(&mut sink, &out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                slow_consumer(&user, sink, source).await;
+                return;
+            }
         }
         last_sent = Instant::now();
     }
+}
+
+/// Closes a stream whose client stopped taking bytes: close code 4008 if the socket still has
+/// room for it, else the connection is just cut. Nothing more is queued for it.
+async fn slow_consumer(user: &str, sink: Sink, source: Source) {
+    tracing::info!(%user, "websocket client is not reading; closing it as a slow consumer");
+    close(sink, source, CLOSE_SLOW_CONSUMER, "slow consumer").await;
 }

@@ -1,0 +1,165 @@
+//! The TCP side of the server: accepting connections and serving HTTP/1.1 on them (hyper), with
+//! the bounds on connections that have not become streams yet:
+//!
+//! - at most `max_connections` accepted connections are served at once (an upgraded WebSocket
+//!   leaves this count and is bounded by the stream caps of [`crate::conns`]); over it, a new
+//!   connection is closed at once, so the process never runs out of file descriptors;
+//! - at most `max_idle_connections` of them may be waiting for their first request; when one more
+//!   arrives, the one that has waited longest is closed (a real client sends its request within
+//!   milliseconds, so it is never the oldest);
+//! - a request head must arrive within `header_read_timeout` (slowloris), including the wait for
+//!   the next request on a kept-alive connection.
+//!
+//! What a request does is the router's business; this module only moves connections.
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Closes the connection a request came on, from a handler (a request extension). Used for a
+/// streaming response whose client stopped reading: hyper itself never gives up on a write.
+#[derive(Clone)]
+pub struct ConnCut(CancellationToken);
+
+impl ConnCut {
+    /// Closes the connection now (the socket is dropped, whatever is queued on it).
+    pub fn cut(&self) {
+        self.0.cancel();
+    }
+}
+
+/// The bounds of [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerLimits {
+    /// Connections served at once (not counting upgraded WebSockets).
+    pub max_connections: usize,
+    /// Connections waiting for their first request; the oldest is closed beyond this.
+    pub max_idle_connections: usize,
+    /// How long a request head may take to arrive, including the idle wait between requests.
+    pub header_read_timeout: Duration,
+}
+
+/// The largest buffer hyper keeps per connection for reading a request head or queueing response
+/// bytes a client has not taken yet (hyper's own default is about 400 KB).
+const MAX_CONN_BUF: usize = 64 * 1024;
+
+/// Pause after a failed `accept` (for instance out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Connections that have not made a request yet, oldest first (ids grow with each accept).
+#[derive(Default)]
+struct Waiting {
+    by_id: Mutex<BTreeMap<u64, CancellationToken>>,
+}
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers connection `id` and the signal that closes it. Closes the oldest waiting
+    /// connections beyond `max`.
+    fn admit(&self, id: u64, cut: &CancellationToken, max: usize) {
+        let mut map = self.lock();
+        map.insert(id, cut.clone());
+        while map.len() > max.max(1) {
+            if let Some((_, oldest)) = map.pop_first() {
+                oldest.cancel();
+            }
+        }
+    }
+
+    /// Connection `id` made a request (or ended): it no longer waits.
+    fn done(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+}
+
+/// Serves `app` on `listener` until `stop` fires, then asks every connection to finish its
+/// current request and waits for them.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ListenerLimits,
+    stop: CancellationToken,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_CONN_BUF);
+    let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let waiting = Arc::new(Waiting::default());
+    let tasks = TaskTracker::new();
+    let mut next_id: u64 = 0;
+    loop {
+        let tcp = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::debug!("connection cap reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
+        // Frames are small and latency matters: without TCP_NODELAY, Nagle's algorithm holds a
+        // reply back until the client's delayed ACK (40 ms on Linux) whenever one is in flight.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let id = next_id;
+        next_id += 1;
+        let cut = CancellationToken::new();
+        waiting.admit(id, &cut, limits.max_idle_connections);
+        let app = TowerToHyperService::new(app.clone());
+        let served = Arc::clone(&waiting);
+        let handle = ConnCut(cut.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            served.done(id);
+            req.extensions_mut().insert(handle.clone());
+            hyper::service::Service::call(&app, req)
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let stop = stop.clone();
+        let waiting = Arc::clone(&waiting);
+        tasks.spawn(async move {
+            let _permit = permit;
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = cut.cancelled() => {
+                    tracing::debug!("connection cut (idle cap, or a client that stopped reading)");
+                }
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            waiting.done(id);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
