@@ -18,7 +18,7 @@ const PAGE: usize = 256;
 
 /// Bytes of messages read from storage per page: what a stream holds in memory while its client
 /// is slow to take them (the page is read again only once it has been written out).
-pub const PAGE_BYTES: usize = 32 * 1024;
+pub const PAGE_BYTES: usize = 16 * 1024;
 
 /// Decides where a stream starts: `(cursor, resumed)` for a client cursor, given the newest
 /// committed `head` and how far back the server resumes.

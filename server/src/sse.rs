@@ -27,7 +27,7 @@ type Item = Result<Event, io::Error>;
 
 /// Events queued between a stream's task and the connection (with the connection's own bounded
 /// buffer, what a client that stops reading can make the server hold).
-const QUEUED_EVENTS: usize = 4;
+const QUEUED_EVENTS: usize = 2;
 
 fn event(frame: &ServerFrame) -> Event {
     let e = Event::default();

@@ -164,26 +164,29 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         let user = user.to_string();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT m.seq, m.conv, m.sender, m.client_id, m.body, m.ts
-                 FROM messages m JOIN members b ON b.conv = m.conv AND b.user = ?1
-                 WHERE m.seq > ?2 ORDER BY m.seq LIMIT ?3",
+            // Sequence numbers first (from the covering index, so the sort holds integers, not
+            // bodies), then the rows one by one until the page holds `max_bytes` of bodies
+            // (always at least one message): a page of large messages stays small in memory.
+            let seqs: Vec<i64> = c
+                .prepare_cached(
+                    "SELECT m.seq FROM messages m
+                     JOIN members b ON b.conv = m.conv AND b.user = ?1
+                     WHERE m.seq > ?2 ORDER BY m.seq LIMIT ?3",
+                )?
+                .query_map(params![user, after as i64, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut row = c.prepare_cached(
+                "SELECT seq, conv, sender, client_id, body, ts FROM messages WHERE seq = ?1",
             )?;
-            let mut rows =
-                stmt.query_map(params![user, after as i64, limit as i64], row_to_message)?;
-            // Stop once the page holds `max_bytes` of bodies (always at least one message), so
-            // a page of large messages stays small in memory.
             let mut page = Vec::new();
             let mut bytes = 0;
-            while bytes < max_bytes {
-                match rows.next() {
-                    Some(m) => {
-                        let m = m?;
-                        bytes += m.body.len() + m.conv.len() + m.id.len() + m.from.len();
-                        page.push(m);
-                    }
-                    None => break,
+            for seq in seqs {
+                if bytes >= max_bytes {
+                    break;
                 }
+                let m = row.query_row(params![seq], row_to_message)?;
+                bytes += m.body.len() + m.conv.len() + m.id.len() + m.from.len();
+                page.push(m);
             }
             Ok(page)
         })

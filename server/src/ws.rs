@@ -39,6 +39,14 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// per frame with a `too_large` error frame, so the connection survives frames up to this size.
 const SOCKET_MAX_MESSAGE: usize = 1024 * 1024;
 
+/// The socket layer's read buffer (it grows for a larger message while one is read). The default
+/// (128 KiB per connection) is what 300 idle or stalled connections would mostly be made of.
+const SOCKET_READ_BUFFER: usize = 8 * 1024;
+
+/// Bytes the socket layer gathers before writing; every frame is flushed on its own anyway, so
+/// this only bounds what a stalled connection holds besides the frame being written.
+const SOCKET_WRITE_BUFFER: usize = 8 * 1024;
+
 type Sink = SplitSink<WebSocket, Message>;
 type Source = SplitStream<WebSocket>;
 
@@ -69,6 +77,8 @@ pub async fn handler(
     let tracker = shared.conns.tracker().clone();
     ws.max_message_size(SOCKET_MAX_MESSAGE)
         .max_frame_size(SOCKET_MAX_MESSAGE)
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .write_buffer_size(SOCKET_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
                 let (sink, source) = socket.split();
