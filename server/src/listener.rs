@@ -8,7 +8,10 @@
 //!   arrives, the one that has waited longest is closed (a real client sends its request within
 //!   milliseconds, so it is never the oldest);
 //! - a request head must arrive within `header_read_timeout` (slowloris), including the wait for
-//!   the next request on a kept-alive connection.
+//!   the next request on a kept-alive connection;
+//! - a connection whose writes have waited `slow_consumer` for the client to take bytes is cut
+//!   (hyper never gives up on a write by itself: a client that stops reading a response, an SSE
+//!   stream or a poll answer would hold the connection forever).
 //!
 //! What a request does is the router's business; this module only moves connections.
 
@@ -18,9 +21,14 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::collections::BTreeMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::net::TcpListener;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,6 +54,8 @@ pub struct ListenerLimits {
     pub max_idle_connections: usize,
     /// How long a request head may take to arrive, including the idle wait between requests.
     pub header_read_timeout: Duration,
+    /// How long a write may wait for the client to take bytes before the connection is cut.
+    pub slow_consumer: Duration,
 }
 
 /// The largest buffer hyper keeps per connection for reading a request head or queueing response
@@ -54,6 +64,103 @@ const MAX_CONN_BUF: usize = 64 * 1024;
 
 /// Pause after a failed `accept` (for instance out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A TCP stream that remembers since when a write has been waiting for the client.
+struct Watched {
+    tcp: TcpStream,
+    stall: Arc<Stall>,
+}
+
+/// Since when a connection's writes have been blocked (0: they are not), in ms since `epoch`.
+struct Stall {
+    epoch: Instant,
+    since_ms: AtomicU64,
+}
+
+impl Stall {
+    fn new() -> Stall {
+        Stall {
+            epoch: Instant::now(),
+            since_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn note<T>(&self, poll: &Poll<T>) {
+        if poll.is_pending() {
+            if self.since_ms.load(Ordering::Relaxed) == 0 {
+                let now = self.epoch.elapsed().as_millis() as u64 + 1;
+                self.since_ms.store(now, Ordering::Relaxed);
+            }
+        } else {
+            self.since_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// How long writes have been blocked.
+    fn stalled_for(&self) -> Duration {
+        match self.since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => (self.epoch.elapsed()).saturating_sub(Duration::from_millis(since - 1)),
+        }
+    }
+
+    /// Resolves once writes have been blocked for `limit`.
+    async fn exceeds(&self, limit: Duration) {
+        let tick = (limit / 4).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(tick).await;
+            if self.stalled_for() >= limit {
+                return;
+            }
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.stall.note(&poll);
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.stall.note(&poll);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.tcp).poll_flush(cx);
+        self.stall.note(&poll);
+        poll
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
 
 /// Connections that have not made a request yet, oldest first (ids grow with each accept).
 #[derive(Default)]
@@ -135,8 +242,13 @@ pub async fn serve(
             req.extensions_mut().insert(handle.clone());
             hyper::service::Service::call(&app, req)
         });
+        let stall = Arc::new(Stall::new());
+        let watched = Watched {
+            tcp,
+            stall: Arc::clone(&stall),
+        };
         let conn = builder
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection(TokioIo::new(watched), service)
             .with_upgrades();
         let stop = stop.clone();
         let waiting = Arc::clone(&waiting);
@@ -148,6 +260,9 @@ pub async fn serve(
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                }
+                _ = stall.exceeds(limits.slow_consumer) => {
+                    tracing::info!("client took no bytes for too long; cutting its connection");
                 }
                 _ = cut.cancelled() => {
                     tracing::debug!("connection cut (idle cap, or a client that stopped reading)");

@@ -134,6 +134,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         max_connections: shared.config.max_connections,
         max_idle_connections: shared.config.max_idle_connections,
         header_read_timeout: Duration::from_millis(shared.config.header_read_timeout_ms.max(1)),
+        slow_consumer: Duration::from_millis(shared.config.slow_consumer_ms.max(1)),
     };
     let serve = tokio::spawn(listener::serve(listener, app, limits, stop));
     tracing::info!(
