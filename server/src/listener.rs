@@ -58,9 +58,10 @@ pub struct ListenerLimits {
     pub slow_consumer: Duration,
 }
 
-/// The largest buffer hyper keeps per connection for reading a request head or queueing response
-/// bytes a client has not taken yet (hyper's own default is about 400 KB).
-const MAX_CONN_BUF: usize = 64 * 1024;
+/// The largest buffer hyper keeps per connection for reading a request head (so also the largest
+/// request head: beyond it, `431`) or queueing response bytes a client has not taken yet (hyper's
+/// own default is about 400 KB, which 300 stalled SSE readers multiply).
+const MAX_CONN_BUF: usize = 16 * 1024;
 
 /// Pause after a failed `accept` (for instance out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

@@ -54,7 +54,13 @@ pub struct Store {
     readers: Option<Mutex<Vec<Connection>>>,
     path: Option<PathBuf>,
     head: AtomicU64,
+    /// Reads running at once: many streams opening together (a reconnect storm, stalled readers)
+    /// queue here instead of each taking a blocking thread (and its allocator arena).
+    reads: tokio::sync::Semaphore,
 }
+
+/// Storage reads running at once (as many as the reader pool keeps connections).
+const CONCURRENT_READS: usize = 8;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -96,6 +102,7 @@ impl Store {
         Ok(Store {
             writer: Mutex::new(conn),
             readers: path.as_ref().map(|_| Mutex::new(Vec::new())),
+            reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             path,
             head: AtomicU64::new(head as u64),
         })
@@ -147,6 +154,11 @@ impl Store {
         self: &Arc<Self>,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let _permit = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError("storage reads closed".into()))?;
         let store = Arc::clone(self);
         tokio::task::spawn_blocking(move || store.with_reader(f))
             .await

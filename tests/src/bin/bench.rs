@@ -4,6 +4,11 @@
 //! Modes: no argument runs everything (it starts the server as a child process of this binary,
 //! `bench serve`, and measures memory in child processes, `bench mem sdk|raw URL N`, so that one
 //! measurement's freed memory cannot flatter the next). Not part of the test suite.
+//!
+//! `bench server-mem` measures the *server's* resident memory instead (issue 9): above the idle
+//! server, under 300 stalled WebSocket readers and under 300 stalled SSE readers after 1,000
+//! stored 16 KB messages, and per idle WebSocket connection; each case in a fresh server child,
+//! printed as `name value idle_baseline`.
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline::{Client, Event, TransportKind};
@@ -13,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-const SECRET: &str = "lifeline-bench-secret";
+const SECRET: &str = "lifeline-bench-secret-of-at-least-32-bytes";
 const ROUNDS: usize = 5;
 const RTT_SAMPLES: usize = 2_000;
 const THROUGHPUT_MSGS: usize = 10_000;
@@ -46,6 +51,7 @@ fn main() {
             .build()
             .unwrap()
             .block_on(serve()),
+        Some("server-mem") => rt.block_on(server_mem()),
         Some("mem") => {
             let n: usize = args[3].parse().unwrap();
             let kib = rt.block_on(memory(&args[1], &args[2], n));
@@ -64,6 +70,11 @@ async fn serve() {
         heartbeat_ms: 10_000,
         faults: false,
         dev_tokens: false,
+        // The memory figures hold many streams of few users, and stalled readers stay until
+        // measured.
+        max_streams_per_user: 100_000,
+        max_streams: 100_000,
+        slow_consumer_ms: 600_000,
         ..ServerConfig::for_tests()
     };
     let server = lifeline_server::start(config).await.unwrap();
@@ -429,4 +440,135 @@ async fn memory(kind: &str, url: &str, n: usize) -> f64 {
     }
     let after = rss_kib();
     (after - before) / n as f64
+}
+
+/// A server child (`bench serve`): the process, its address, its pid.
+fn server_child() -> (std::process::Child, String, u32) {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(&exe)
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let pid = child.id();
+    (child, addr.trim().to_string(), pid)
+}
+
+fn rss_of_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap()
+}
+
+/// Stores `n` messages of 16 KB in `bench` (pipelined, then every ack awaited).
+async fn store_16k(addr: &str, n: usize) {
+    let mut ws = raw_ws(addr, "mem-writer").await;
+    let body = "x".repeat(16 * 1024);
+    for i in 0..n {
+        let f = format!(r#"{{"type":"send","id":"big-{i}","conv":"bench","body":"{body}"}}"#);
+        ws.feed(WsMessage::text(f)).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let mut acks = 0;
+    while acks < n {
+        if let WsMessage::Text(t) = ws.next().await.unwrap().unwrap() {
+            if t.as_str().contains(r#""type":"ack""#) {
+                acks += 1;
+            }
+        }
+    }
+}
+
+/// A socket with a 4 KB receive buffer, connected to `addr`.
+async fn small_socket(addr: &str) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// Opens 300 readers of `kind` (`ws` or `sse`) from cursor 0 that never read, then a reader that
+/// takes all `n` messages (by then every stalled stream has had its turn at storage).
+async fn stall_readers(addr: &str, kind: &str, n: usize) -> Vec<Box<dyn std::any::Any>> {
+    use tokio::io::AsyncWriteExt;
+    drop(raw_ws(addr, "mem-stalled").await); // joins `bench`
+    let query = format!("v=1&token={}&cursor=0", token("mem-stalled"));
+    let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
+    for _ in 0..300 {
+        let mut tcp = small_socket(addr).await;
+        if kind == "ws" {
+            let url = format!("ws://{addr}/v1/ws?{query}");
+            let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+            held.push(Box::new(ws));
+        } else {
+            let req = format!("GET /v1/sse?{query} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            tcp.write_all(req.as_bytes()).await.unwrap();
+            held.push(Box::new(tcp));
+        }
+    }
+    let url = format!("ws://{addr}/v1/ws?{query}");
+    let (mut reader, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let mut got = 0;
+    while got < n {
+        if let WsMessage::Text(t) = reader.next().await.unwrap().unwrap() {
+            if t.as_str().contains(r#""type":"msg""#) {
+                got += 1;
+            }
+        }
+    }
+    held.push(Box::new(reader));
+    held
+}
+
+/// `bench server-mem`: the server's memory under stalled readers and idle connections.
+async fn server_mem() {
+    const STORED: usize = 1_000;
+    for kind in ["ws", "sse"] {
+        let (mut child, addr, pid) = server_child();
+        store_16k(&addr, STORED).await;
+        let idle = rss_of_kib(pid);
+        let held = stall_readers(&addr, kind, STORED).await;
+        let loaded = rss_of_kib(pid);
+        println!(
+            "server_rss_above_idle_mib_300_stalled_{kind} {:.1} {:.1}",
+            (loaded - idle) / 1024.0,
+            idle / 1024.0
+        );
+        drop(held);
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
+    let (mut child, addr, pid) = server_child();
+    let idle = rss_of_kib(pid);
+    let n = 2_000;
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let url = format!(
+            "ws://{addr}/v1/ws?v=1&token={}",
+            token(&format!("idle{}", i % 50))
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        ws.next().await.unwrap().unwrap(); // hello
+        held.push(ws);
+    }
+    let loaded = rss_of_kib(pid);
+    println!(
+        "server_kib_per_idle_ws_2000 {:.1} {:.1}",
+        (loaded - idle) / n as f64,
+        idle / 1024.0
+    );
+    drop(held);
+    drop(child.stdin.take());
+    let _ = child.wait();
 }
