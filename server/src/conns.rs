@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Open streams per user.
+type PerUser = Arc<Mutex<HashMap<String, usize>>>;
+
 /// `retry_after_ms` of a refusal by a stream cap: caps free up as other streams end.
 pub const CAP_RETRY_MS: u64 = 5_000;
 
@@ -22,7 +25,7 @@ pub struct Conns {
     drop_all: Mutex<CancellationToken>,
     tracker: TaskTracker,
     open: Arc<AtomicUsize>,
-    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    per_user: PerUser,
     max_streams: usize,
     max_per_user: usize,
 }
@@ -42,7 +45,7 @@ pub struct ConnGuard {
     pub dropped: CancellationToken,
     open: Arc<AtomicUsize>,
     /// The user counted in `per_user`, if any.
-    user: Option<(Arc<Mutex<HashMap<String, usize>>>, String)>,
+    user: Option<(PerUser, String)>,
 }
 
 impl Drop for ConnGuard {
