@@ -270,7 +270,12 @@ pub async fn serve(
                 }
                 _ = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                    // Still bounded: a client that stops reading cannot hold up the shutdown.
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stall.exceeds(limits.slow_consumer) => {}
+                        _ = cut.cancelled() => {}
+                    }
                 }
             }
             waiting.done(id);

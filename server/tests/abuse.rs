@@ -394,6 +394,35 @@ async fn bin_send(base: &str, token: &str, frames: &[ClientFrame]) -> String {
     resp.text().await.expect("body")
 }
 
+#[tokio::test]
+async fn help_names_every_limit_flag() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .await
+        .expect("--help");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--header-read-timeout-ms",
+        "--body-read-timeout-ms",
+        "--max-connections",
+        "--max-idle-connections",
+        "--max-streams",
+        "--max-streams-per-user",
+        "--slow-consumer-ms",
+        "--membership-rate-per-sec",
+        "--membership-rate-burst",
+        "--history-rate-per-sec",
+        "--history-rate-burst",
+        "--typing-interval-ms",
+        "--max-memberships-per-user",
+        "--max-body-bytes",
+    ] {
+        assert!(text.contains(flag), "--help names {flag}");
+    }
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn two_thousand_idle_sockets_hold_few_descriptors_and_lock_out_nobody() {
