@@ -89,13 +89,6 @@ impl Feed {
                 self.last_seq = m.seq;
                 Some(ServerFrame::Msg(m.clone()))
             }
-            Live::Presence { conv, user, online } => (*user != self.user
-                && members.is_member(&self.user, conv))
-            .then(|| ServerFrame::Presence {
-                conv: conv.clone(),
-                user: user.clone(),
-                online: *online,
-            }),
             Live::UserPresence { user, online } => {
                 if *user == self.user {
                     return None;
@@ -120,7 +113,27 @@ impl Feed {
                 conv: conv.clone(),
                 user: user.clone(),
             }),
-            Live::Direct { to, frame } => (*to == self.user).then(|| frame.clone()),
+            Live::Joined { conv, user } if *user == self.user => {
+                // This stream's user joined: who of the members is online (a cost of the joiner's
+                // own streams only).
+                for other in members.members_of(conv) {
+                    if other != self.user && self.shared.hub.is_online(&other) {
+                        self.queue.push_back(ServerFrame::Presence {
+                            conv: conv.clone(),
+                            user: other,
+                            online: true,
+                        });
+                    }
+                }
+                self.queue.pop_front()
+            }
+            Live::Joined { conv, user } => (members.is_member(&self.user, conv)
+                && self.shared.hub.is_online(user))
+            .then(|| ServerFrame::Presence {
+                conv: conv.clone(),
+                user: user.clone(),
+                online: true,
+            }),
         }
     }
 

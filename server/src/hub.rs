@@ -1,11 +1,11 @@
 //! The live fan-out: one broadcast channel carrying every committed message and every ephemeral
-//! event (presence, typing, frames addressed to one user), and the presence counter.
+//! event (presence, joins, typing), and the presence counter. An event costs its publisher O(1)
+//! whatever the memberships involved; each receiving stream works out its own frames.
 //!
 //! Each stream filters the channel for its own user (see [`crate::feed`]). Nothing here is stored;
 //! storage and sequence numbers belong to [`crate::store`] and [`crate::writer`].
 
-use crate::members::Members;
-use lifeline_core::protocol::{Message, ServerFrame};
+use lifeline_core::protocol::Message;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -15,36 +15,29 @@ use tokio::sync::broadcast;
 pub enum Live {
     /// A committed message, in sequence order.
     Msg(Message),
-    /// A member came online or went offline in `conv`.
-    Presence {
-        conv: String,
-        user: String,
-        online: bool,
-    },
     /// `user` came online or went offline: one event whatever their memberships; each stream
     /// turns it into `presence` frames for the conversations it shares with `user`.
     UserPresence { user: String, online: bool },
+    /// `user` joined `conv`: one event, however many members `conv` has. The joiner's streams
+    /// learn which members are online; the members' streams learn the joiner is (if so).
+    Joined { conv: String, user: String },
     /// A member is typing in `conv`.
     Typing { conv: String, user: String },
-    /// A frame for every stream of one user.
-    Direct { to: String, frame: ServerFrame },
 }
 
 /// The broadcast channel and who is online.
 pub struct Hub {
     tx: broadcast::Sender<Arc<Live>>,
     online: Mutex<HashMap<String, usize>>,
-    members: Arc<Members>,
 }
 
 impl Hub {
     /// A hub whose streams may fall `capacity` events behind before they re-read storage.
-    pub fn new(members: Arc<Members>, capacity: usize) -> Hub {
+    pub fn new(capacity: usize) -> Hub {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Hub {
             tx,
             online: Mutex::new(HashMap::new()),
-            members,
         }
     }
 
@@ -94,27 +87,13 @@ impl Hub {
     }
 
     /// After `user` joined `conv`: tell the others if `user` is online, and tell `user` who of
-    /// the others is online.
+    /// the others is online. One event: the work is done by the streams that receive it, and
+    /// a join costs the other streams O(1) however large `conv` is.
     pub fn announce_join(&self, user: &str, conv: &str) {
-        if self.is_online(user) {
-            self.publish(Live::Presence {
-                conv: conv.to_string(),
-                user: user.to_string(),
-                online: true,
-            });
-        }
-        for other in self.members.members_of(conv) {
-            if other != user && self.is_online(&other) {
-                self.publish(Live::Direct {
-                    to: user.to_string(),
-                    frame: ServerFrame::Presence {
-                        conv: conv.to_string(),
-                        user: other,
-                        online: true,
-                    },
-                });
-            }
-        }
+        self.publish(Live::Joined {
+            conv: conv.to_string(),
+            user: user.to_string(),
+        });
     }
 }
 

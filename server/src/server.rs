@@ -112,7 +112,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let members = Arc::new(Members::from_pairs(
         store.all_members().map_err(StartError::Storage)?,
     ));
-    let hub = Arc::new(Hub::new(Arc::clone(&members), config.live_buffer));
+    let hub = Arc::new(Hub::new(config.live_buffer));
     let writer = Writer::spawn(Arc::clone(&store), Arc::clone(&members), Arc::clone(&hub));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
