@@ -28,6 +28,7 @@ pub struct Conns {
     per_user: PerUser,
     max_streams: usize,
     max_per_user: usize,
+    slow_consumers: AtomicUsize,
 }
 
 impl Default for Conns {
@@ -74,7 +75,18 @@ impl Conns {
             per_user: Arc::new(Mutex::new(HashMap::new())),
             max_streams,
             max_per_user,
+            slow_consumers: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts a stream or connection closed because its client stopped taking bytes.
+    pub fn note_slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many streams or connections were closed as slow consumers since the start.
+    pub fn slow_consumer_count(&self) -> usize {
+        self.slow_consumers.load(Ordering::Relaxed)
     }
 
     /// Registers an open stream of `user` if the caps allow one more: over the server's cap,

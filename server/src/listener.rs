@@ -15,6 +15,7 @@
 //!
 //! What a request does is the router's business; this module only moves connections.
 
+use crate::state::AppState;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -194,12 +195,8 @@ impl Waiting {
 
 /// Serves `app` on `listener` until `stop` fires, then asks every connection to finish its
 /// current request and waits for them.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ListenerLimits,
-    stop: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, shared: AppState) {
+    let stop = shared.conns.shutdown_token();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -252,6 +249,7 @@ pub async fn serve(
             .serve_connection(TokioIo::new(watched), service)
             .with_upgrades();
         let stop = stop.clone();
+        let shared = Arc::clone(&shared);
         let waiting = Arc::clone(&waiting);
         tasks.spawn(async move {
             let _permit = permit;
@@ -264,6 +262,7 @@ pub async fn serve(
                 }
                 _ = stall.exceeds(limits.slow_consumer) => {
                     tracing::info!("client took no bytes for too long; cutting its connection");
+                    shared.conns.note_slow_consumer();
                 }
                 _ = cut.cancelled() => {
                     tracing::debug!("connection cut (idle cap, or a client that stopped reading)");

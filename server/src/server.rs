@@ -129,14 +129,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         faults: Faults::default(),
     });
     let app = router(Arc::clone(&shared));
-    let stop = shared.conns.shutdown_token();
     let limits = ListenerLimits {
         max_connections: shared.config.max_connections,
         max_idle_connections: shared.config.max_idle_connections,
         header_read_timeout: Duration::from_millis(shared.config.header_read_timeout_ms.max(1)),
         slow_consumer: Duration::from_millis(shared.config.slow_consumer_ms.max(1)),
     };
-    let serve = tokio::spawn(listener::serve(listener, app, limits, stop));
+    let serve = tokio::spawn(listener::serve(listener, app, limits, Arc::clone(&shared)));
     tracing::info!(
         %addr,
         data_dir = ?shared.config.data_dir,
@@ -198,6 +197,12 @@ impl RunningServer {
     /// How many streams (WebSocket, SSE, pending long polls) are open.
     pub fn open_streams(&self) -> usize {
         self.shared.conns.open_count()
+    }
+
+    /// How many streams or connections were closed because their client stopped taking bytes
+    /// (slow consumers), since the start.
+    pub fn slow_consumers(&self) -> usize {
+        self.shared.conns.slow_consumer_count()
     }
 
     /// Whether `user` has a live stream (presence).

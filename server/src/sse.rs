@@ -161,6 +161,7 @@ async fn run(
                 // The queue stayed full: the client took nothing for `stall`. Hyper never gives
                 // up on a write by itself, so the connection is cut here.
                 tracing::info!(%user, "sse client is not reading; closing it as a slow consumer");
+                shared.conns.note_slow_consumer();
                 if let Some(cut) = cut {
                     cut.cut();
                 }

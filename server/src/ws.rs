@@ -215,6 +215,7 @@ async fn session(
                     Ok(Ok(())) => continue,
                     Ok(Err(_)) => return,
                     Err(_) => {
+                        shared.conns.note_slow_consumer();
                         slow_consumer(&user, sink, source).await;
                         return;
                     }
@@ -241,6 +242,7 @@ async fn session(
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
+                shared.conns.note_slow_consumer();
                 slow_consumer(&user, sink, source).await;
                 return;
             }

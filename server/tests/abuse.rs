@@ -135,6 +135,7 @@ async fn a_websocket_that_stops_reading_is_closed_and_resumes_from_its_cursor() 
         s.open_streams() == before
     })
     .await;
+    assert!(s.slow_consumers() >= 1, "closed as a slow consumer");
     // The client reads what reached it, then sees the end: close 4008 if it fit, else a cut.
     let mut last = 0;
     let end = loop {
@@ -185,10 +186,44 @@ async fn an_sse_reader_that_stops_reading_is_cut() {
         s.open_streams() == before
     })
     .await;
+    assert!(s.slow_consumers() >= 1, "ended as a slow consumer");
     let got = read_to_end(&mut stalled).await;
     assert!(
         got < 400 * 16 * 1024,
         "the connection was cut before everything was written ({got} bytes read)"
+    );
+}
+
+#[tokio::test]
+async fn long_poll_answers_that_are_not_read_are_cut() {
+    let s = server_with(ServerConfig {
+        slow_consumer_ms: 300,
+        ..ServerConfig::for_tests()
+    })
+    .await;
+    let (tw, tr) = (token(&s, "writer"), token(&s, "reader"));
+    join(&s, &tw, "big").await;
+    join(&s, &tr, "big").await;
+    store_messages(&s, &tw, "big", 64, 16 * 1024).await;
+    // Answers of about 256 KB each, 40 of them pipelined on one connection (10 MB, more than the
+    // kernel buffers hold), that the client never reads.
+    let sock = TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(SMALL_RCVBUF).expect("SO_RCVBUF");
+    let mut stalled = within("tcp connect", sock.connect(s.addr()))
+        .await
+        .expect("connect");
+    let req = format!("GET /v1/poll?v=1&hello=1&cursor=0&token={tr} HTTP/1.1\r\nHost: x\r\n\r\n")
+        .repeat(40);
+    stalled.write_all(req.as_bytes()).await.expect("requests");
+    wait_until("the server to cut the unread poll answer", || {
+        s.slow_consumers() >= 1
+    })
+    .await;
+    let got = read_to_end(&mut stalled).await;
+    // All 40 answers would be more than 40 × 256 KB (each carries 16 bodies of 16 KB and JSON).
+    assert!(
+        got < 40 * 256 * 1024,
+        "cut before the end ({got} bytes read)"
     );
 }
 
