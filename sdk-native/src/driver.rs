@@ -151,14 +151,16 @@ impl Driver {
         let now = now();
         match command {
             Command::Connect => self.session.connect(now),
-            Command::Send { conv, body, reply } => match self.session.send(now, &conv, &body) {
-                Ok(id) => {
-                    self.sends.insert(id, reply);
+            Command::Send { conv, body, reply } => {
+                match self.session.send(now, &conv, &body, message_id_bytes()) {
+                    Ok(id) => {
+                        self.sends.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            }
             Command::Subscribe { conv, reply } => {
                 let already = self.session.subscriptions().any(|c| c == conv);
                 match self.session.subscribe(now, &conv) {
@@ -357,4 +359,13 @@ impl Driver {
         }
         self.listeners.retain(|l| l.send(event.clone()).is_ok());
     }
+}
+
+/// 16 bytes from the operating system's random number generator for a message id: never from the
+/// session's seed, which two clients may share.
+fn message_id_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    // Without the OS generator nothing else here works either; a panic names the cause.
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    bytes
 }
