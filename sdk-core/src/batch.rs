@@ -9,7 +9,7 @@
 //! fails typed instead of shrinking the limits forever. The next `hello` starts afresh.
 
 use crate::protocol::{
-    self, ClientFrame, Hello, DEFAULT_MAX_BODY_BYTES, MAX_BATCH_BYTES, MAX_FRAMES_PER_REQUEST,
+    ClientFrame, Hello, ToJson, DEFAULT_MAX_BODY_BYTES, MAX_BATCH_BYTES, MAX_FRAMES_PER_REQUEST,
 };
 
 /// The opening of a send request body, before the first frame.
@@ -95,16 +95,15 @@ impl BatchBody {
         if self.frames >= self.limits.max_frames {
             return false;
         }
-        let encoded = protocol::encode(frame);
-        let separator = usize::from(self.frames > 0);
-        let grown = self.text.len() + separator + encoded.len() + CLOSING.len();
-        if self.frames > 0 && grown > self.limits.max_bytes {
-            return false;
-        }
-        if separator == 1 {
+        let mark = self.text.len();
+        if self.frames > 0 {
             self.text.push(',');
         }
-        self.text.push_str(&encoded);
+        frame.write_json(&mut self.text);
+        if self.frames > 0 && self.text.len() + CLOSING.len() > self.limits.max_bytes {
+            self.text.truncate(mark);
+            return false;
+        }
         self.frames += 1;
         true
     }
