@@ -152,12 +152,22 @@ impl Driver {
         match command {
             Command::Connect => self.session.connect(now),
             Command::Send { conv, body, reply } => {
-                match self.session.send(now, &conv, &body, message_id_bytes()) {
+                // The id's 16 random bytes come from the operating system for every send, never
+                // from the session's seed, which two clients may share.
+                let mut random = [0u8; 16];
+                let sent = match getrandom::fill(&mut random) {
+                    Ok(()) => self
+                        .session
+                        .send(now, &conv, &body, random)
+                        .map_err(Into::into),
+                    Err(_) => Err(SendError::NoRandomness),
+                };
+                match sent {
                     Ok(id) => {
                         self.sends.insert(id, reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.into()));
+                        let _ = reply.send(Err(e));
                     }
                 }
             }
@@ -359,13 +369,4 @@ impl Driver {
         }
         self.listeners.retain(|l| l.send(event.clone()).is_ok());
     }
-}
-
-/// 16 bytes from the operating system's random number generator for a message id: never from the
-/// session's seed, which two clients may share.
-fn message_id_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    // Without the OS generator nothing else here works either; a panic names the cause.
-    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
-    bytes
 }
