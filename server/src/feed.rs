@@ -8,7 +8,7 @@
 use crate::hub::Live;
 use crate::state::Shared;
 use crate::store::StoreError;
-use lifeline_core::protocol::{Hello, Seq, ServerFrame, PROTOCOL_VERSION};
+use lifeline_core::protocol::{Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -62,6 +62,8 @@ impl Feed {
             heartbeat_ms: shared.config.heartbeat_ms,
             cursor,
             resumed,
+            max_body_bytes: Some(shared.config.max_body_bytes as u64),
+            max_frames: Some(MAX_FRAMES_PER_REQUEST as u64),
         };
         let feed = Feed {
             shared: Arc::clone(shared),

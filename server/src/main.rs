@@ -63,7 +63,8 @@ struct Args {
     #[arg(long, env = "LIFELINE_RATE_BURST", default_value_t = 50)]
     rate_burst: u32,
 
-    /// Largest HTTP request body accepted by /v1/send, in bytes (larger: 413 too_large).
+    /// Largest HTTP request body accepted by /v1/send, in bytes (larger: 413 too_large); announced
+    /// in every `hello` as `max_body_bytes` so that clients keep their batches under it.
     #[arg(long, env = "LIFELINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
 

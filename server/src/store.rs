@@ -224,15 +224,20 @@ impl Store {
 pub(crate) mod tx {
     use super::*;
 
-    pub fn existing_seq(
+    /// The message `sender` already stored under `client_id`, if any: its seq, conversation and
+    /// body (a repeat is acknowledged only if conversation and body are the same).
+    pub fn existing(
         c: &Connection,
         sender: &str,
         client_id: &str,
-    ) -> rusqlite::Result<Option<Seq>> {
-        c.prepare_cached("SELECT seq FROM messages WHERE sender = ?1 AND client_id = ?2")?
-            .query_row(params![sender, client_id], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|o| o.map(|s| s as u64))
+    ) -> rusqlite::Result<Option<(Seq, String, String)>> {
+        c.prepare_cached(
+            "SELECT seq, conv, body FROM messages WHERE sender = ?1 AND client_id = ?2",
+        )?
+        .query_row(params![sender, client_id], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })
+        .optional()
     }
 
     pub fn is_member(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<bool> {

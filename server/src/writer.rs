@@ -187,11 +187,24 @@ fn commit_group(
                     conv,
                     body,
                 } => {
-                    if let Some(seq) = tx::existing_seq(&t, user, id)? {
-                        answers.push(Some(ServerFrame::Ack {
-                            id: id.clone(),
-                            seq,
-                        }));
+                    if let Some((seq, stored_conv, stored_body)) = tx::existing(&t, user, id)? {
+                        // A retransmission is acknowledged again; another message under the same
+                        // id is refused, never acknowledged with the stored message's seq.
+                        answers.push(Some(
+                            if stored_conv == *conv && stored_body == *body {
+                                ServerFrame::Ack {
+                                    id: id.clone(),
+                                    seq,
+                                }
+                            } else {
+                                error(
+                                    ErrorCode::IdReused,
+                                    "this id was already used for another message; send it under a new id",
+                                    Some(id),
+                                    Some(conv),
+                                )
+                            },
+                        ));
                     } else if !tx::is_member(&t, user, conv)? {
                         answers.push(Some(error(
                             ErrorCode::Forbidden,
