@@ -79,26 +79,34 @@ fn free_port() -> u16 {
 
 impl Middlebox {
     /// Starts `setup` on a free loopback port, forwarding to `upstream`; returns once it accepts
-    /// connections.
+    /// connections. A port taken by someone else between choosing and binding it is replaced by
+    /// another (three tries).
     pub fn start(setup: Setup, upstream: SocketAddr) -> Middlebox {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let config = match setup {
-            Setup::HaproxyShortTimeouts => haproxy_config(port, upstream),
-            _ => nginx_config(setup, dir.path(), port, upstream),
-        };
-        std::fs::write(dir.path().join("middlebox.conf"), config).expect("write the config");
         for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
             std::fs::create_dir_all(dir.path().join("tmp").join(sub)).expect("temp subdir");
         }
         let mut middlebox = Middlebox {
             setup,
             dir,
-            port,
+            port: 0,
             child: None,
         };
-        middlebox.start_again();
-        middlebox
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            middlebox.port = free_port();
+            let config = match setup {
+                Setup::HaproxyShortTimeouts => haproxy_config(middlebox.port, upstream),
+                _ => nginx_config(setup, middlebox.dir.path(), middlebox.port, upstream),
+            };
+            std::fs::write(middlebox.dir.path().join("middlebox.conf"), config)
+                .expect("write the config");
+            match middlebox.try_start() {
+                Ok(()) => return middlebox,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("{setup:?} did not start:\n{}", failures.join("\n"));
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -111,8 +119,14 @@ impl Middlebox {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
-    /// Starts the middlebox (again, after [`Middlebox::stop`]) on the same port and config.
+    /// Starts the middlebox again, after [`Middlebox::stop`], on the same port and config.
     pub fn start_again(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{:?} did not start again: {e}", self.setup);
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "{:?} is already running", self.setup);
         let program = find(self.setup.program());
         let dir = self.dir.path();
@@ -146,21 +160,22 @@ impl Middlebox {
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         loop {
-            if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
+            let connected = StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
             let exited = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
+            // Connected and still running: it is ours that listens, not a stranger on the port.
+            if connected && exited.is_none() {
+                return Ok(());
+            }
             if exited.is_some() || Instant::now() > deadline {
                 let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
                 let log = self.log();
                 self.stop();
-                panic!(
-                    "{:?} did not start listening on {addr} (exit: {exited:?}):\n{stderr}\n{log}",
-                    self.setup
-                );
+                return Err(format!(
+                    "not listening on {addr} (exit: {exited:?}):\n{stderr}\n{log}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
