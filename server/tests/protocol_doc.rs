@@ -127,3 +127,81 @@ async fn error_bodies_carry_retry_after_ms_only_when_there_is_a_wait() {
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(body["error"].get("retry_after_ms").is_none(), "{text}");
 }
+
+/// Section 3: over HTTP the token is taken from `Authorization: Bearer` only; another scheme or a
+/// bare token in the header does not count.
+#[tokio::test]
+async fn authorization_header_must_be_bearer() {
+    let s = server().await;
+    let t = token(&s, "alice");
+    join(&s, &t, "room").await;
+    let url = format!("{}/v1/history?v=1&conv=room", s.base_url());
+    for (header, expected) in [
+        (format!("Bearer {t}"), 200),
+        (format!("bearer {t}"), 200),
+        (format!("Basic {t}"), 401),
+        (t.clone(), 401),
+    ] {
+        let resp = within(
+            "history",
+            http().get(&url).header("authorization", &header).send(),
+        )
+        .await
+        .unwrap();
+        let scheme = header.split_whitespace().next().unwrap_or_default().len();
+        assert_eq!(resp.status(), expected, "scheme of {scheme} chars");
+    }
+}
+
+/// Section 3 (long polling): a `hello=1` answer holds at most 64 frames counting the `hello`;
+/// the rest of the replay comes with the next poll.
+#[tokio::test]
+async fn hello_poll_answers_64_frames_counting_the_hello() {
+    let s = server().await;
+    let t = token(&s, "alice");
+    join(&s, &t, "room").await;
+    for i in 0..70 {
+        send_one(&s, &t, &format!("m{i}"), "room", "x").await;
+    }
+    let first = poll_ok(&s, &format!("token={t}&cursor=0&hello=1")).await;
+    assert_eq!(first.len(), 64);
+    assert!(matches!(first[0], ServerFrame::Hello(_)));
+    let last = match &first[63] {
+        ServerFrame::Msg(m) => m.seq,
+        other => panic!("{other:?}"),
+    };
+    let rest = poll_ok(&s, &format!("token={t}&cursor={last}&wait_ms=0")).await;
+    assert_eq!(rest.len(), 70 - 63, "{rest:?}");
+    assert!(rest.iter().all(|f| matches!(f, ServerFrame::Msg(_))));
+}
+
+/// Section 7: after a refusal, a send with another `id` stays refused past the refused send's
+/// `retry_after_ms` (the block ends only when the refused send comes back), and the refused one
+/// passes once its time has come.
+#[tokio::test]
+async fn rate_limit_block_lasts_until_the_refused_send_comes_back() {
+    let s = server_with(lifeline_server::ServerConfig {
+        // One send per second: slow enough that a loaded machine cannot refill the bucket
+        // between two requests.
+        rate_per_sec: 1,
+        rate_burst: 1,
+        ..lifeline_server::ServerConfig::for_tests()
+    })
+    .await;
+    let t = token(&s, "alice");
+    join(&s, &t, "room").await;
+    send_one(&s, &t, "a", "room", "x").await;
+    let (status, text) = post_frames(&s, &t, &[send("b", "room", "x")]).await;
+    assert_eq!(status, 429, "{text}");
+    let wait = decode_http_error(&text).unwrap().retry_after_ms.unwrap();
+    assert!(wait <= 1_000, "{wait}");
+    // Past the refused send's time, another id is still refused...
+    tokio::time::sleep(std::time::Duration::from_millis(wait + 300)).await;
+    let (status, text) = post_frames(&s, &t, &[send("c", "room", "x")]).await;
+    assert_eq!(status, 429, "{text}");
+    // ...and the refused one passes, which ends the block.
+    send_one(&s, &t, "b", "room", "x").await;
+    // The bucket refills (one send per second), then the other id passes too.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    send_one(&s, &t, "c", "room", "x").await;
+}
