@@ -5,7 +5,7 @@
 //! errors; errors about one frame are frames. Frame semantics live in [`crate::commands`].
 
 use crate::commands::{self, Handled, Via};
-use crate::errors::{frame_error, ApiError};
+use crate::errors::{frame_error, named_in, ApiError};
 use crate::request::{authenticate, check_version, Params};
 use crate::state::AppState;
 use axum::body::Body;
@@ -85,15 +85,15 @@ async fn handle(
     }
     let mut answers = Vec::new();
     for (i, value) in raw.frames.into_iter().enumerate() {
-        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
         let frame = match decode_client_frame(&value.to_string()) {
             Ok(f) => f,
             Err(e) => {
+                let (id, conv) = named_in(&value);
                 answers.push(Answer::Now(frame_error(
                     e.code(),
                     e.to_string(),
                     id,
-                    None,
+                    conv,
                     None,
                 )));
                 continue;

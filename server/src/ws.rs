@@ -7,7 +7,7 @@
 
 use crate::commands::{self, Handled, Via};
 use crate::conns::ConnGuard;
-use crate::errors::frame_error;
+use crate::errors::{frame_error, rejected_frame};
 use crate::feed::Feed;
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
@@ -147,7 +147,7 @@ async fn session(
                 last_recv = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
-                        Err(e) => frame_error(e.code(), e.to_string(), None, None, None),
+                        Err(e) => rejected_frame(text.as_str(), &e),
                         Ok(frame) => match commands::handle(&shared, &user, frame, Via::WebSocket).await {
                             Handled::Reply(f) => f,
                             Handled::Later(fut) => { pending.push_back(fut); continue; }

@@ -1,12 +1,13 @@
 //! `cargo xtask bench`: the native benchmark. Builds `lifeline-bench` (tests/src/bin/bench.rs) in
 //! release mode and runs it pinned to one core with `taskset` when available, so that client and
 //! server share a core (waking a thread on the other core costs tens of µs on the 2-core VM).
-//! Prints `name sdk raw ratio` lines. Not part of `cargo xtask test`.
+//! Prints `name sdk raw ratio` lines; arguments go to the benchmark (`cargo xtask bench
+//! first-message`). Not part of `cargo xtask test`.
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
 
-pub fn run(_args: &[String]) -> Result {
+pub fn run(args: &[String]) -> Result {
     cmd(
         "cargo",
         &[
@@ -20,16 +21,22 @@ pub fn run(_args: &[String]) -> Result {
     )?;
     let bin = root().join("target/release/lifeline-bench");
     let bin = bin.to_string_lossy().into_owned();
+    // The benchmark's own arguments (a mode such as `first-message`) are passed on.
+    let mode: Vec<&str> = args.iter().map(String::as_str).collect();
     if have("taskset") {
+        let mut pinned = vec!["-c", "0", bin.as_str()];
+        pinned.extend(&mode);
         status(
-            Command::new("taskset")
-                .args(["-c", "0", &bin])
-                .current_dir(root()),
+            Command::new("taskset").args(&pinned).current_dir(root()),
             "taskset",
-            &["-c", "0", &bin],
+            &pinned,
         )
     } else {
         eprintln!("xtask: taskset not found; running unpinned");
-        status(Command::new(&bin).current_dir(root()), &bin, &[])
+        status(
+            Command::new(&bin).args(&mode).current_dir(root()),
+            &bin,
+            &mode,
+        )
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Modes: no argument runs everything (it starts the server as a child process of this binary,
 //! `bench serve`, and measures memory in child processes, `bench mem sdk|raw URL N`, so that one
-//! measurement's freed memory cannot flatter the next). Not part of the test suite.
+//! measurement's freed memory cannot flatter the next). `bench first-message` measures only the
+//! first visit's time to the first message with WebSocket working, reset and black-holed (the
+//! median of five runs each; the working case is the baseline). Not part of the test suite.
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline::{Client, Event, TransportKind};
@@ -51,6 +53,7 @@ fn main() {
             let kib = rt.block_on(memory(&args[1], &args[2], n));
             println!("{kib:.1}");
         }
+        Some("first-message") => rt.block_on(first_message()),
         _ => rt.block_on(all()),
     }
 }
@@ -80,6 +83,25 @@ async fn serve() {
     })
     .await
     .unwrap();
+}
+
+/// `first_message_<case>_ms median normal ratio`: the first visit's first message behind the
+/// fault proxy, WebSocket upgrades passed, reset or black-holed, the SDK's default timings.
+async fn first_message() {
+    use lifeline_tests::first_message::{median_of, WebSocketPath};
+    const RUNS: usize = 5;
+    let (normal, all) = median_of(WebSocketPath::Works, RUNS).await;
+    eprintln!("bench: first message, normal: {all:?}");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    line("first_message_normal_ms", ms(normal), ms(normal));
+    for (name, path) in [
+        ("first_message_ws_reset_ms", WebSocketPath::Reset),
+        ("first_message_ws_blackholed_ms", WebSocketPath::Blackholed),
+    ] {
+        let (median, all) = median_of(path, RUNS).await;
+        eprintln!("bench: {name}: {all:?}");
+        line(name, ms(median), ms(normal));
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
