@@ -21,7 +21,7 @@ fn unix_now() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_token_is_refreshed_at_connect_and_mid_session() {
     let server = harness::server().await;
-    let secret = server.config().token_secret.clone();
+    let secret = lifeline_server::config::TEST_SECRET.to_string();
     let calls = Arc::new(AtomicUsize::new(0));
     // The first token has expired already; the provider hands out tokens that live 2 s.
     let expired = make_token(&secret, "tia", unix_now() - 10);
