@@ -1,5 +1,5 @@
 //! The server's configuration: every knob the binary exposes as a flag, with the embedded
-//! defaults that let `cargo run -p lifeline-server` start with no configuration at all.
+//! defaults that let `cargo run -p lifeline-server -- --dev` start with no other configuration.
 //!
 //! Parsing flags and environment variables belongs to `main.rs`; this module holds plain data and
 //! the check [`crate::start`] applies before serving (no secret outside development mode, no

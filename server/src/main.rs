@@ -13,9 +13,10 @@ use tracing_subscriber::EnvFilter;
 
 /// The Lifeline reference server: WebSocket, Server-Sent Events and long polling over SQLite.
 ///
-/// Runs with no configuration at all (listens on 127.0.0.1:8787, stores data in
-/// ./lifeline-data, serves ./js-demo at / when that folder exists). Logging is controlled by
-/// RUST_LOG (default: info).
+/// Needs a token secret (--token-secret KID:SECRET, at least 32 bytes), except in development
+/// mode (--dev, loopback only). Listens on 127.0.0.1:8787, stores data in ./lifeline-data,
+/// serves ./js-demo at / when that folder exists. Logging is controlled by RUST_LOG (default:
+/// info). Exits with status 2 when the configuration is unsafe (see docs/SECURITY.md).
 #[derive(Parser, Debug)]
 #[command(name = "lifeline-server", version, about, long_about)]
 struct Args {

@@ -1,6 +1,6 @@
 // Shared set-up of the browser tests: checks the prerequisites (failing, never skipping, with the
 // command that installs what is missing), starts the real lifeline-server binary on a free loopback
-// port with --dev-tokens --faults and a copy of the demo, launches Debian's Chromium through
+// port with --dev --dev-tokens --faults and a copy of the demo, launches Debian's Chromium through
 // playwright-core with a fresh profile, and offers small helpers (wait for a condition, flip fault
 // switches, open the demo as a user).
 //
