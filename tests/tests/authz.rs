@@ -2,7 +2,7 @@
 //! arriving exactly once while short-lived tokens expire on open streams (every transport), and a
 //! refused or revoked subscription reaches the application as a typed `forbidden`.
 
-use lifeline::{CallError, ErrorCode, Event, TransportKind};
+use lifeline::{CallError, Cause, ErrorCode, Event, TransportKind};
 use lifeline_server::config::{TEST_ADMIN_SECRET, TEST_SECRET};
 use lifeline_server::token::unix_now;
 use lifeline_server::{mint, Claims, TokenKey};
@@ -42,7 +42,10 @@ async fn exactly_once_across_expiries(transport: TransportKind, seed: u64) {
     rec.wait_connected(transport, WAIT).await;
     client.subscribe("expiring").await.unwrap();
 
-    // Another user writes steadily for about 7 s: the listener's token expires 3+ times meanwhile.
+    // Another user writes steadily for about 8 s: the listener's token expires 3+ times meanwhile.
+    // (One message per 400 ms, slower than the client's 300 ms ping beat: a client that hears
+    // something more often than its ping interval never pings and the server drops it for
+    // silence, which would refresh the token at reconnect and hide what this test is about.)
     let writer = harness::token(&server, "wes");
     let writer_client = harness::client(&server.base_url(), seed + 1)
         .token(writer)
@@ -50,18 +53,24 @@ async fn exactly_once_across_expiries(transport: TransportKind, seed: u64) {
         .unwrap();
     writer_client.connect();
     writer_client.subscribe("expiring").await.unwrap();
-    const N: usize = 70;
+    const N: usize = 20;
     for i in 0..N {
         writer_client
             .send("expiring", &format!("m{i}"))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
     rec.wait_messages(N, WAIT).await;
     let bodies: Vec<String> = rec.messages().into_iter().map(|m| m.body).collect();
     let expected: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(bodies, expected, "{}", rec.state_log());
+    let expiries = rec
+        .states()
+        .iter()
+        .filter(|(_, c)| matches!(c, Cause::AuthRejected { .. }))
+        .count();
+    assert!(expiries >= 3, "{}", rec.state_log());
     assert!(
         calls.load(Ordering::SeqCst) >= 3,
         "the token should have been refreshed at least three times, was {}: {}",
