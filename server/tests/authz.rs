@@ -525,12 +525,15 @@ async fn refused(args: &[&str], env: &[(&str, &str)], why: &str) {
     assert!(stderr.contains(why), "{args:?}: {stderr}");
 }
 
+/// Arguments, environment variables, and what stderr must say.
+type RefusalCase<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test]
 async fn the_binary_refuses_to_start_without_a_real_secret() {
     let long = "s".repeat(32);
     let short = "s".repeat(31);
     let dev_secret = lifeline_server::config::DEFAULT_DEV_SECRET;
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<RefusalCase> = vec![
         // No secret, on 0.0.0.0 and on loopback.
         (vec!["--listen", "0.0.0.0:0"], vec![], "no token secret"),
         (vec!["--listen", "127.0.0.1:0"], vec![], "no token secret"),
