@@ -303,6 +303,8 @@ export class Client {
         this.#emit('subscribed', detail);
         return;
       case 'error':
+        // A refused or revoked subscription (`forbidden`): no longer subscribed.
+        if (e.conversation) this.#subscribed.delete(e.conversation);
         if (e.conversation && this.#subscribing.has(e.conversation)) {
           this.#settleSubscribe(e.conversation, new LifelineError(e.code, e.message));
         }

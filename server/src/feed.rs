@@ -5,6 +5,7 @@
 //! How frames are written to a socket, heartbeats and faults belong to the transports
 //! ([`crate::ws`], [`crate::sse`], [`crate::poll`]).
 
+use crate::access::{Access, Op};
 use crate::hub::Live;
 use crate::state::Shared;
 use crate::store::StoreError;
@@ -31,6 +32,8 @@ pub fn resume_point(requested: Option<Seq>, head: Seq, window: u64) -> (Seq, boo
 pub struct Feed {
     shared: Arc<Shared>,
     user: String,
+    /// What the stream's token allows: every conversation's frames are re-checked against it.
+    access: Access,
     rx: broadcast::Receiver<Arc<Live>>,
     /// The highest `seq` handed out (or the cursor): every message at or below it is skipped.
     last_seq: Seq,
@@ -42,17 +45,18 @@ pub struct Feed {
 impl Feed {
     /// Opens a stream for `user` resuming after `cursor`. Subscribes to the live fan-out before
     /// anything is read from storage, so nothing committed in between is missed.
-    pub fn open(shared: &Arc<Shared>, user: &str, cursor: Option<Seq>) -> (Hello, Feed) {
-        Feed::open_with_window(shared, user, cursor, shared.config.resume_window)
+    pub fn open(shared: &Arc<Shared>, access: &Access, cursor: Option<Seq>) -> (Hello, Feed) {
+        Feed::open_with_window(shared, access, cursor, shared.config.resume_window)
     }
 
     /// [`Feed::open`] with an explicit resume window (`u64::MAX`: any stored cursor resumes).
     pub fn open_with_window(
         shared: &Arc<Shared>,
-        user: &str,
+        access: &Access,
         cursor: Option<Seq>,
         window: u64,
     ) -> (Hello, Feed) {
+        let user = access.user.as_str();
         let rx = shared.hub.subscribe();
         let head = shared.store.head();
         let (cursor, resumed) = resume_point(cursor, head, window);
@@ -68,6 +72,7 @@ impl Feed {
         let feed = Feed {
             shared: Arc::clone(shared),
             user: user.to_string(),
+            access: access.clone(),
             rx,
             last_seq: cursor,
             catching_up: true,
@@ -76,30 +81,40 @@ impl Feed {
         (hello, feed)
     }
 
+    /// Whether this stream may carry `conv`'s frames: a member, and still allowed (the token or
+    /// the application's grants; memberships are re-checked, not trusted).
+    fn readable(&self, conv: &str) -> bool {
+        self.shared.members.is_member(&self.user, conv)
+            && self.access.may_join(&self.shared.grants, conv)
+    }
+
     fn filter(&mut self, live: &Live) -> Option<ServerFrame> {
-        let members = &self.shared.members;
         match live {
             Live::Msg(m) => {
-                if m.seq <= self.last_seq || !members.is_member(&self.user, &m.conv) {
+                if m.seq <= self.last_seq || !self.readable(&m.conv) {
                     return None;
                 }
                 self.last_seq = m.seq;
                 Some(ServerFrame::Msg(m.clone()))
             }
             Live::Presence { conv, user, online } => (*user != self.user
-                && members.is_member(&self.user, conv))
+                && self.access.may(Op::Presence)
+                && self.readable(conv))
             .then(|| ServerFrame::Presence {
                 conv: conv.clone(),
                 user: user.clone(),
                 online: *online,
             }),
-            Live::Typing { conv, user } => (*user != self.user
-                && members.is_member(&self.user, conv))
-            .then(|| ServerFrame::Typing {
-                conv: conv.clone(),
-                user: user.clone(),
-            }),
-            Live::Direct { to, frame } => (*to == self.user).then(|| frame.clone()),
+            Live::Typing { conv, user } => {
+                (*user != self.user && self.readable(conv)).then(|| ServerFrame::Typing {
+                    conv: conv.clone(),
+                    user: user.clone(),
+                })
+            }
+            Live::Direct { to, frame } => (*to == self.user
+                && (self.access.may(Op::Presence)
+                    || !matches!(frame, ServerFrame::Presence { .. })))
+            .then(|| frame.clone()),
         }
     }
 
@@ -116,7 +131,9 @@ impl Feed {
         for m in page {
             if m.seq > self.last_seq {
                 self.last_seq = m.seq;
-                self.queue.push_back(ServerFrame::Msg(m));
+                if self.access.may_join(&self.shared.grants, &m.conv) {
+                    self.queue.push_back(ServerFrame::Msg(m));
+                }
             }
         }
         Ok(())

@@ -1,8 +1,10 @@
 //! History, `GET /v1/history`: pages of one conversation's messages, newest first by page and in
-//! increasing `seq` within a page, for members only (403 otherwise).
+//! increasing `seq` within a page, for members whose token (or the application's grants) still
+//! allows the conversation and whose token allows `history` (403 otherwise).
 //!
 //! Streams and replay are elsewhere ([`crate::feed`]); this is a plain request/response read.
 
+use crate::access::Op;
 use crate::errors::ApiError;
 use crate::request::{authenticate, check_version, opt_u64, Params};
 use crate::state::AppState;
@@ -40,7 +42,7 @@ async fn page(
     headers: HeaderMap,
 ) -> Result<HistoryPage, ApiError> {
     check_version(&params)?;
-    let user = authenticate(&shared, &params, Some(&headers))?;
+    let access = authenticate(&shared, &params, &headers)?;
     let conv = params
         .get("conv")
         .ok_or_else(|| ApiError::new(ErrorCode::BadFrame, "missing `conv`"))?;
@@ -54,10 +56,13 @@ async fn page(
     }
     let limit = limit.min(MAX_LIMIT) as usize;
     let before = opt_u64(&params, "before")?;
-    if !shared.members.is_member(&user, conv) {
+    let allowed = access.may(Op::History)
+        && shared.members.is_member(&access.user, conv)
+        && access.may_join(&shared.grants, conv);
+    if !allowed {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            "not a member of this conversation",
+            "not allowed to read this conversation",
         ));
     }
     let (messages, more) = shared

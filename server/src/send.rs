@@ -61,7 +61,7 @@ async fn handle(
         );
     }
     check_version(&params)?;
-    let user = authenticate(&shared, &params, Some(&headers))?;
+    let access = authenticate(&shared, &params, &headers)?;
     let max = shared.config.max_body_bytes;
     let bytes = axum::body::to_bytes(body, max).await.map_err(|_| {
         ApiError::new(
@@ -99,7 +99,7 @@ async fn handle(
                 continue;
             }
         };
-        match commands::handle(&shared, &user, frame, Via::Http).await {
+        match commands::handle(&shared, &access, frame, Via::Http).await {
             Handled::Reply(ServerFrame::Error(e)) if i == 0 && e.code == ErrorCode::RateLimited => {
                 return Err(ApiError::new(ErrorCode::RateLimited, e.message)
                     .retry_after(e.retry_after_ms.unwrap_or(1000)));

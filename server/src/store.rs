@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS members (
     PRIMARY KEY (user, conv)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_conv ON members(conv, user);
+CREATE TABLE IF NOT EXISTS grants (
+    user TEXT NOT NULL,
+    conv TEXT NOT NULL,
+    PRIMARY KEY (user, conv)
+) WITHOUT ROWID;
 ";
 
 /// The database: one writer connection and, on disk, a pool of reader connections (WAL lets them
@@ -210,6 +215,15 @@ impl Store {
         })
     }
 
+    /// Every (user, conversation) grant of the admin API, for warming the cache at start.
+    pub fn all_grants(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare("SELECT user, conv FROM grants")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Flushes the WAL into the main database file (at shutdown).
     pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
         if self.path.is_some() {
@@ -265,6 +279,25 @@ pub(crate) mod tx {
         c.prepare_cached("DELETE FROM members WHERE user = ?1 AND conv = ?2")?
             .execute(params![user, conv])
             .map(|_| ())
+    }
+
+    pub fn grant(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
+        c.prepare_cached("INSERT OR IGNORE INTO grants (user, conv) VALUES (?1, ?2)")?
+            .execute(params![user, conv])
+            .map(|_| ())
+    }
+
+    pub fn revoke(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
+        c.prepare_cached("DELETE FROM grants WHERE user = ?1 AND conv = ?2")?
+            .execute(params![user, conv])
+            .map(|_| ())
+    }
+
+    pub fn is_granted(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<bool> {
+        c.prepare_cached("SELECT 1 FROM grants WHERE user = ?1 AND conv = ?2")?
+            .query_row(params![user, conv], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
     }
 
     pub fn max_seq(c: &Connection) -> rusqlite::Result<Seq> {

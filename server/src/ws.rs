@@ -1,10 +1,11 @@
 //! The WebSocket transport, `GET /v1/ws`: upgrade, authenticate after the upgrade (error frame and
 //! close 4401), then `hello`, replay and live frames out, client frames in, heartbeats, idle drop,
-//! faults and `going_away` at shutdown.
+//! faults, `token_expired` + 4401 when the token expires, and `going_away` at shutdown.
 //!
 //! Frame semantics live in [`crate::commands`] and [`crate::feed`]; this module only moves text
 //! messages.
 
+use crate::access::Access;
 use crate::commands::{self, Handled, Via};
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, rejected_frame};
@@ -13,6 +14,7 @@ use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -40,6 +42,7 @@ type Source = SplitStream<WebSocket>;
 pub async fn handler(
     State(shared): State<AppState>,
     Query(params): Query<Params>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let faults = shared.faults.get();
@@ -47,8 +50,8 @@ pub async fn handler(
         return e.into_response();
     }
     let pre = check_version(&params)
-        .and_then(|_| authenticate(&shared, &params, None))
-        .and_then(|user| Ok((user, opt_u64(&params, "cursor")?)));
+        .and_then(|_| authenticate(&shared, &params, &headers))
+        .and_then(|access| Ok((access, opt_u64(&params, "cursor")?)));
     let blackhole = faults.blackhole_ws;
     let tracker = shared.conns.tracker().clone();
     ws.max_message_size(SOCKET_MAX_MESSAGE)
@@ -62,7 +65,9 @@ pub async fn handler(
                     return;
                 }
                 match pre {
-                    Ok((user, cursor)) => session(shared, sink, source, guard, user, cursor).await,
+                    Ok((access, cursor)) => {
+                        session(shared, sink, source, guard, access, cursor).await
+                    }
                     Err(e) => {
                         let code = if e.code.is_auth() {
                             CLOSE_UNAUTHORIZED
@@ -112,11 +117,13 @@ async fn session(
     mut sink: Sink,
     mut source: Source,
     guard: ConnGuard,
-    user: String,
+    access: Access,
     cursor: Option<Seq>,
 ) {
+    let user = access.user.clone();
+    let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
-    let (hello, mut feed) = Feed::open(&shared, &user, cursor);
+    let (hello, mut feed) = Feed::open(&shared, &access, cursor);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "websocket open");
     if send(&mut sink, &ServerFrame::Hello(hello)).await.is_err() {
         return;
@@ -139,6 +146,13 @@ async fn session(
                 tracing::debug!(%user, "websocket dropped by fault switch");
                 return;
             }
+            _ = sleep_until(expires_at) => {
+                tracing::debug!(%user, "token expired on an open websocket; closing with 4401");
+                let f = frame_error(ErrorCode::TokenExpired, "token has expired", None, None, None);
+                let _ = send(&mut sink, &f).await;
+                close(sink, source, CLOSE_UNAUTHORIZED, "token_expired").await;
+                return;
+            }
             Some(answer) = pending.next(), if !pending.is_empty() => match answer {
                 Some(f) => f,
                 None => continue,
@@ -148,7 +162,7 @@ async fn session(
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
                         Err(e) => rejected_frame(text.as_str(), &e),
-                        Ok(frame) => match commands::handle(&shared, &user, frame, Via::WebSocket).await {
+                        Ok(frame) => match commands::handle(&shared, &access, frame, Via::WebSocket).await {
                             Handled::Reply(f) => f,
                             Handled::Later(fut) => { pending.push_back(fut); continue; }
                             Handled::Nothing => continue,

@@ -9,13 +9,13 @@
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline::{Client, Event, TransportKind};
-use lifeline_server::{make_token, ServerConfig};
+use lifeline_server::{make_token, ServerConfig, TokenKey};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-const SECRET: &str = "lifeline-bench-secret";
+const SECRET: &str = "lifeline-bench-secret-0123456789abcdef";
 const ROUNDS: usize = 5;
 const RTT_SAMPLES: usize = 2_000;
 const THROUGHPUT_MSGS: usize = 10_000;
@@ -61,7 +61,7 @@ fn main() {
 async fn serve() {
     let config = ServerConfig {
         data_dir: None,
-        token_secret: SECRET.into(),
+        token_keys: vec![TokenKey::new("bench", SECRET).unwrap()],
         rate_per_sec: 1_000_000,
         rate_burst: 1_000_000,
         heartbeat_ms: 10_000,
