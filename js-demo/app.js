@@ -39,7 +39,7 @@ const typers = new Map();
 async function devToken(user) {
   const ttl = params.get('ttl') ?? '3600';
   const r = await fetch(`/v1/dev/token?user=${encodeURIComponent(user)}&ttl_secs=${ttl}`);
-  if (!r.ok) throw new Error(`no token: HTTP ${r.status} (start the server with --dev-tokens)`);
+  if (!r.ok) throw new Error(`no token: HTTP ${r.status} (start the server with --dev --dev-tokens)`);
   demo.tokens += 1;
   return (await r.json()).token;
 }

@@ -24,8 +24,10 @@ pub struct Config {
     /// The rung to start on, usually the one that last worked for this endpoint (remembered by
     /// the driver). The session still probes better rungs once connected.
     pub initial_transport: Option<TransportKind>,
-    /// The seed of the session's random number generator (jitter, message ids). Drivers pass a
-    /// random seed; tests pass a fixed one.
+    /// The seed of the session's random number generator (the jitter of backoffs). Drivers pass a
+    /// random seed; tests pass a fixed one. Message ids never come from it: the driver supplies
+    /// random bytes for each (`Session::send`), so two sessions with the same seed cannot share
+    /// ids.
     pub seed: u64,
     /// Backoff between reconnection attempts. Default: [`BackoffPolicy::reconnect`].
     pub backoff: BackoffPolicy,

@@ -16,6 +16,28 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MsgId(pub String);
 
+impl MsgId {
+    /// The id for a new message, made of 16 random bytes that the driver took from the operating
+    /// system's random number generator (never from the session's seeded generator, which two
+    /// sessions may share): a UUID version 4 in its 36-character text form, 122 of its bits
+    /// random, so ids from any number of sessions, processes and devices do not collide.
+    pub fn from_random(random: [u8; 16]) -> MsgId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = random;
+        bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+        bytes[8] = (bytes[8] & 0x3f) | 0x80; // variant 10xx (RFC 9562)
+        let mut id = String::with_capacity(36);
+        for (i, b) in bytes.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                id.push('-');
+            }
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        MsgId(id)
+    }
+}
+
 impl fmt::Display for MsgId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -125,7 +147,8 @@ impl std::error::Error for SendError {}
 pub enum SendFailure {
     /// No acknowledgement within the send timeout. The server may or may not have stored it.
     Timeout,
-    /// The server refused the message for good (for example `forbidden`, `too_large`).
+    /// The server refused the message for good (for example `forbidden`, `too_large`, or
+    /// `id_reused`: the server holds another message under this id, so this one was not stored).
     Rejected { code: ErrorCode, message: String },
     /// The session was closed or failed before the message was acknowledged.
     Closed,

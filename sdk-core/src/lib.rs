@@ -5,7 +5,8 @@
 //!
 //! This crate is deterministic. It opens no socket, starts no timer or thread, never reads a clock
 //! and never touches a global random number generator: time comes in as a parameter (an [`Instant`]
-//! on the driver's clock) and randomness from a seed in the [`Config`]. It builds for `wasm32-unknown-unknown`.
+//! on the driver's clock) and randomness from a seed in the [`Config`] (jitter) or from the driver (the
+//! 16 random bytes of each message id, [`Session::send`]). It builds for `wasm32-unknown-unknown`.
 //!
 //! A driver runs the session like this (see [`session`] for the full contract):
 //!
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod backoff;
+pub mod batch;
 pub mod config;
 pub mod credentials;
 pub mod endpoints;

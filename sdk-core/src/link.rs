@@ -43,6 +43,8 @@ pub struct SendRequest {
     pub ids: Vec<crate::event::MsgId>,
     /// The other frames in the batch (subscriptions, typing), re-queued if the batch fails.
     pub ops: Vec<crate::protocol::ClientFrame>,
+    /// The size of the request body, in bytes.
+    pub bytes: usize,
     /// A batch not answered by then is abandoned and sent again: a request stuck on a dead
     /// pooled connection must not hold every later send back for as long as the stream lives.
     pub deadline: Instant,

@@ -192,6 +192,21 @@ impl Outbox {
     /// as sent there, at most `limit` of them. Stops at the first held-back message, so that order
     /// is kept.
     pub fn due_for(&mut self, link: u64, now: Instant, limit: usize) -> Vec<Pending> {
+        let mut taken = 0;
+        self.due_while(link, now, |_| {
+            taken += 1;
+            taken <= limit
+        })
+    }
+
+    /// Like [`Outbox::due_for`], taking due messages while `accept` says they fit (a batch's
+    /// frame and byte limits); stops at the first one it refuses, so that order is kept.
+    pub fn due_while(
+        &mut self,
+        link: u64,
+        now: Instant,
+        mut accept: impl FnMut(&Pending) -> bool,
+    ) -> Vec<Pending> {
         if self.prefix_link != Some(link) {
             self.prefix_link = Some(link);
             self.sent_prefix = 0;
@@ -199,12 +214,10 @@ impl Outbox {
         let mut due = Vec::new();
         let start = self.sent_prefix.min(self.entries.len());
         for e in self.entries.iter_mut().skip(start) {
-            if due.len() >= limit {
-                break;
-            }
             if e.sent_on != Some(link) {
                 match e.not_before {
                     Some(t) if t > now => break,
+                    _ if !accept(e) => break,
                     Some(_) => {
                         e.not_before = None;
                         self.held -= 1;

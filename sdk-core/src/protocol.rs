@@ -26,6 +26,10 @@ pub const MAX_ID_BYTES: usize = 64;
 /// The most frames one HTTP send request, send response or poll response may carry.
 pub const MAX_FRAMES_PER_REQUEST: usize = 64;
 
+/// The largest HTTP send request body a client assumes the server accepts when the `hello` does not
+/// say (`max_body_bytes`): the reference server's default, 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
 /// The largest body of an HTTP send request or a poll or send response: 64 frames of at most
 /// [`MAX_FRAME_BYTES`] each.
 pub const MAX_BATCH_BYTES: usize = MAX_FRAME_BYTES * MAX_FRAMES_PER_REQUEST;
@@ -39,7 +43,8 @@ pub type Seq = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
     /// Publish a message. `id` is the client's idempotency key: a retransmission with the same id
-    /// is acknowledged again with the original sequence number and never stored twice.
+    /// (same conversation and body) is acknowledged again with the original sequence number and
+    /// never stored twice; the same id with another conversation or body is refused (`id_reused`).
     Send {
         id: String,
         conv: String,
@@ -101,6 +106,11 @@ pub struct Hello {
     /// than the server keeps, in which case the stream starts after `cursor` and the messages
     /// between the client's cursor and `cursor` are gone from this stream.
     pub resumed: bool,
+    /// The largest HTTP send request body the server accepts, in bytes; absent: the documented
+    /// default [`DEFAULT_MAX_BODY_BYTES`].
+    pub max_body_bytes: Option<u64>,
+    /// The most frames one HTTP send request may carry; absent: [`MAX_FRAMES_PER_REQUEST`].
+    pub max_frames: Option<u64>,
 }
 
 /// A stored chat message.
@@ -145,6 +155,9 @@ pub enum ErrorCode {
     BadFrame,
     /// The frame or the body is larger than the limits.
     TooLarge,
+    /// The sender already used this client message id for a message with another conversation or
+    /// body; this one was not stored. Send it again under a new id.
+    IdReused,
     /// The server is shutting down or shedding load: reconnect within `retry_after_ms`.
     GoingAway,
     /// The requested protocol version is not supported.
@@ -170,6 +183,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::BadFrame => "bad_frame",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::IdReused => "id_reused",
             ErrorCode::GoingAway => "going_away",
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::Internal => "internal",
@@ -484,7 +498,9 @@ impl ToJson for ServerFrame {
                     .str("user", &h.user)
                     .u64("heartbeat_ms", h.heartbeat_ms)
                     .u64("cursor", h.cursor)
-                    .bool("resumed", h.resumed);
+                    .bool("resumed", h.resumed)
+                    .opt_u64("max_body_bytes", h.max_body_bytes)
+                    .opt_u64("max_frames", h.max_frames);
             }
             ServerFrame::Msg(m) => {
                 o.str("type", "msg");
@@ -655,6 +671,7 @@ impl ErrorCode {
             "rate_limited" => ErrorCode::RateLimited,
             "bad_frame" => ErrorCode::BadFrame,
             "too_large" => ErrorCode::TooLarge,
+            "id_reused" => ErrorCode::IdReused,
             "going_away" => ErrorCode::GoingAway,
             "unsupported_version" => ErrorCode::UnsupportedVersion,
             "internal" => ErrorCode::Internal,
@@ -732,6 +749,8 @@ impl FromJson for ServerFrame {
                 heartbeat_ms: f.u64("heartbeat_ms")?,
                 cursor: f.u64("cursor")?,
                 resumed: f.bool("resumed")?,
+                max_body_bytes: f.opt_u64("max_body_bytes")?,
+                max_frames: f.opt_u64("max_frames")?,
             }),
             "msg" => ServerFrame::Msg(read_message(&mut f)?),
             "ack" => ServerFrame::Ack {
@@ -815,6 +834,24 @@ mod tests {
                 heartbeat_ms: 10_000,
                 cursor: 7,
                 resumed: true,
+                max_body_bytes: None,
+                max_frames: None,
+            }),
+            ServerFrame::Hello(Hello {
+                v: 1,
+                user: "alice".into(),
+                heartbeat_ms: 10_000,
+                cursor: 7,
+                resumed: true,
+                max_body_bytes: Some(1 << 20),
+                max_frames: Some(64),
+            }),
+            ServerFrame::Error(ErrorFrame {
+                code: ErrorCode::IdReused,
+                message: "id used for another message".into(),
+                id: Some("c1".into()),
+                conv: Some("general".into()),
+                retry_after_ms: None,
             }),
             ServerFrame::Msg(Message {
                 seq: 8,

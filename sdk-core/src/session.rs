@@ -13,6 +13,7 @@
 //!    deadline call `handle_timeout(now)`. Go to 2.
 
 use crate::backoff::Backoff;
+use crate::batch::BatchLimits;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
@@ -22,7 +23,7 @@ use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
 use crate::outbox::{Outbox, Pending};
 use crate::protocol::{
     self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
-    MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 use crate::state::{Cause, State};
 use crate::text;
@@ -196,8 +197,7 @@ pub struct Session {
     links: Vec<Link>,
     active: Option<u64>,
     next_id: u64,
-    msg_prefix: String,
-    msg_counter: u64,
+    batch_limits: BatchLimits,
     cursor: Option<Seq>,
     subscriptions: ConvSet,
     unsubscriptions: ConvSet,
@@ -235,8 +235,7 @@ impl Session {
         ] {
             *d = at_least_1ms(*d);
         }
-        let mut rng = SmallRng::seed_from_u64(config.seed);
-        let msg_prefix = hex8(rng.random::<u32>());
+        let rng = SmallRng::seed_from_u64(config.seed);
         let ladder = Ladder::new(
             config.ladder(),
             config.initial_transport,
@@ -256,8 +255,7 @@ impl Session {
             links: Vec::new(),
             active: None,
             next_id: 1,
-            msg_prefix,
-            msg_counter: 0,
+            batch_limits: BatchLimits::default(),
             cursor: None,
             subscriptions: ConvSet::default(),
             unsubscriptions: ConvSet::default(),
@@ -355,7 +353,17 @@ impl Session {
 
     /// Queues a message for `conv`. It is transmitted when a transport is live, retransmitted after
     /// every reconnect until acknowledged, and resolves with `Event::Acked` or `Event::SendFailed`.
-    pub fn send(&mut self, now: Instant, conv: &str, body: &str) -> Result<MsgId, SendError> {
+    ///
+    /// `random` makes the message's id ([`MsgId::from_random`]): 16 bytes the driver takes from
+    /// the operating system's random number generator for every send (tests pass bytes from a
+    /// seeded generator). They must never repeat: the server refuses a reused id (`id_reused`).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        conv: &str,
+        body: &str,
+        random: [u8; 16],
+    ) -> Result<MsgId, SendError> {
         if self.state.is_final() || self.drain_deadline.is_some() {
             return Err(SendError::Closed);
         }
@@ -366,8 +374,7 @@ impl Session {
                 max: protocol::MAX_BODY_BYTES,
             });
         }
-        self.msg_counter += 1;
-        let id = MsgId(text!(self.msg_prefix, "-", self.msg_counter));
+        let id = MsgId::from_random(random);
         self.outbox.push(Pending {
             id: id.clone(),
             conv: conv.to_string(),
@@ -1048,6 +1055,7 @@ impl Session {
             },
             cause,
         );
+        self.batch_limits = BatchLimits::advertised(&hello);
         self.rebuild_ops();
         self.flush(now);
         if kind == TransportKind::LongPoll {
@@ -1238,6 +1246,14 @@ impl Session {
                     link.send_retry_at = Some(now + wait);
                 }
             }
+            413 if self
+                .batch_limits
+                .split_after_too_large(batch.ids.len() + batch.ops.len(), batch.bytes) =>
+            {
+                // Each frame may be legal on its own: send them again in smaller batches.
+                self.requeue_batch(batch);
+                self.flush(now);
+            }
             400 | 403 | 413 => {
                 let code = protocol::decode_http_error(body)
                     .map(|e| e.code)
@@ -1339,7 +1355,7 @@ impl Session {
                 let mut frames: Vec<ClientFrame> = std::mem::take(&mut self.pending_ops);
                 frames.extend(
                     self.outbox
-                        .due_for(id, now, usize::MAX)
+                        .due_while(id, now, |_| true)
                         .iter()
                         .map(Pending::frame),
                 );
@@ -1354,16 +1370,18 @@ impl Session {
                 if link.send.is_some() || link.send_retry_at.is_some() {
                     return;
                 }
-                let take = self.pending_ops.len().min(MAX_FRAMES_PER_REQUEST);
-                let ops: Vec<ClientFrame> = self.pending_ops.drain(..take).collect();
-                let due = self
-                    .outbox
-                    .due_for(id, now, MAX_FRAMES_PER_REQUEST - ops.len());
-                if ops.is_empty() && due.is_empty() {
+                let mut body = self.batch_limits.body();
+                let taken = self
+                    .pending_ops
+                    .iter()
+                    .take_while(|op| body.push(op))
+                    .count();
+                let ops: Vec<ClientFrame> = self.pending_ops.drain(..taken).collect();
+                let due = self.outbox.due_while(id, now, |p| body.push(&p.frame()));
+                if body.frames() == 0 {
                     return;
                 }
-                let mut frames = ops.clone();
-                frames.extend(due.iter().map(Pending::frame));
+                let body = body.finish();
                 let request = RequestId(self.fresh_id());
                 self.requests.insert(request, Purpose::Send { link: id });
                 let deadline = now + self.config.connect_timeout;
@@ -1372,6 +1390,7 @@ impl Session {
                     request,
                     ids: due.into_iter().map(|p| p.id).collect(),
                     ops,
+                    bytes: body.len(),
                     deadline,
                 });
                 self.actions.push_back(Action::Http {
@@ -1379,7 +1398,7 @@ impl Session {
                     method: HttpMethod::Post,
                     url: self.config.endpoint.send_url(),
                     bearer: self.creds.token().map(str::to_string),
-                    body: Some(protocol::encode(&Batch { frames })),
+                    body: Some(body),
                 });
             }
         }
@@ -1739,29 +1758,9 @@ fn validate_conv(conv: &str) -> Result<(), SendError> {
     })
 }
 
-/// Eight lowercase hexadecimal digits (the prefix of this session's message ids).
-fn hex8(n: u32) -> String {
-    (0..8)
-        .rev()
-        .map(|i| char::from_digit((n >> (i * 4)) & 0xf, 16).unwrap_or('0'))
-        .collect()
-}
-
 fn error_detail(body: &str) -> String {
     match protocol::decode_http_error(body) {
         Some(e) => text!(e.code, ": ", e.message),
         None => body.chars().take(200).collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hex8;
-
-    #[test]
-    fn message_id_prefixes_are_eight_lowercase_hex_digits() {
-        for n in [0, 1, 0xabc, 0xdead_beef, u32::MAX] {
-            assert_eq!(hex8(n), format!("{n:08x}"));
-        }
     }
 }

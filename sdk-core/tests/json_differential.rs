@@ -180,6 +180,8 @@ fn random_frames(rng: &mut SmallRng) -> (ClientFrame, ServerFrame) {
             heartbeat_ms: rng.random(),
             cursor: rng.random(),
             resumed: rng.random(),
+            max_body_bytes: rng.random::<bool>().then(|| rng.random()),
+            max_frames: rng.random::<bool>().then(|| rng.random()),
         }),
         1 => ServerFrame::Msg(Message {
             seq: rng.random(),

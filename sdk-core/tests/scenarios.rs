@@ -79,10 +79,7 @@ fn close_is_final_and_fails_unacknowledged_sends() {
     assert_eq!(sim.session.state(), &State::Closed);
     assert!(sim.events.iter().any(|(_, e)| matches!(e,
         Event::SendFailed { id: failed, failure: SendFailure::Closed } if *failed == id)));
-    assert_eq!(
-        sim.session.send(now, "general", "x"),
-        Err(SendError::Closed)
-    );
+    assert_eq!(sim.try_send("general", "x"), Err(SendError::Closed));
     assert_eq!(sim.session.poll_timeout(), None);
 }
 
@@ -600,18 +597,17 @@ fn a_full_outbox_is_a_typed_error_and_drops_nothing() {
     for i in 0..3 {
         sim.send("general", &format!("{i}"));
     }
-    let now = sim.now;
     assert!(matches!(
-        sim.session.send(now, "general", "one too many"),
+        sim.try_send("general", "one too many"),
         Err(SendError::OutboxFull { messages: 3, .. })
     ));
     let big = "x".repeat(lifeline_core::protocol::MAX_BODY_BYTES + 1);
     assert!(matches!(
-        sim.session.send(now, "general", &big),
+        sim.try_send("general", &big),
         Err(SendError::TooLarge { .. })
     ));
     assert!(matches!(
-        sim.session.send(now, "not a conv", "x"),
+        sim.try_send("not a conv", "x"),
         Err(SendError::InvalidConversation { .. })
     ));
     sim.net.down = false;
@@ -675,6 +671,142 @@ fn sends_over_sse_and_long_polling_go_by_http_and_are_acknowledged() {
         assert_eq!(sim.acked().len(), 100, "{kind}");
         assert_eq!(sim.delivered.len(), 100, "{kind}");
         sim.assert_delivered_exactly_once_in_order();
+    }
+}
+
+/// A session on `kind` with `n` messages of 16 KiB queued before it connected, so that they go out
+/// together; runs until the outbox is empty.
+fn full_bodies_on(kind: TransportKind, seed: u64, n: usize, tune: impl FnOnce(&mut Sim)) -> Sim {
+    let mut c = config(seed);
+    c.transports = vec![kind];
+    let mut sim = Sim::new(c);
+    tune(&mut sim);
+    let body = "x".repeat(lifeline_core::protocol::MAX_BODY_BYTES);
+    for _ in 0..n {
+        sim.send("general", &body);
+    }
+    sim.connect();
+    sim.run_until(secs(30), |s| s.session.outbox_len() == 0);
+    sim
+}
+
+#[test]
+fn http_batches_stay_within_the_limits_the_hello_advertises() {
+    for kind in [Sse, LongPoll] {
+        let sim = full_bodies_on(kind, 34, 64, |sim| {
+            sim.server.max_body_bytes = Some(100_000);
+            sim.server.advertise_limits = true;
+        });
+        assert_eq!(sim.acked().len(), 64, "{kind}");
+        assert_eq!(
+            sim.count_events(|e| matches!(e, Event::SendFailed { .. })),
+            0
+        );
+        let requests = &sim.server.send_requests;
+        assert!(
+            requests.iter().all(|(_, bytes)| *bytes <= 100_000),
+            "{kind}: {requests:?}"
+        );
+        assert!(
+            requests.iter().any(|(frames, _)| *frames > 1),
+            "{kind}: still batched"
+        );
+    }
+}
+
+#[test]
+fn without_advertised_limits_64_full_bodies_fit_the_default_limit() {
+    // The reported failure: 64 legal 16 KiB messages in one 1,052,547-byte POST.
+    for kind in [Sse, LongPoll] {
+        let sim = full_bodies_on(kind, 35, 64, |sim| {
+            sim.server.max_body_bytes = Some(lifeline_core::protocol::DEFAULT_MAX_BODY_BYTES);
+        });
+        assert_eq!(sim.acked().len(), 64, "{kind}");
+        let requests = &sim.server.send_requests;
+        assert!(
+            requests
+                .iter()
+                .all(|(_, bytes)| *bytes <= lifeline_core::protocol::DEFAULT_MAX_BODY_BYTES),
+            "{kind}: {requests:?}"
+        );
+    }
+}
+
+#[test]
+fn a_413_for_a_batch_splits_it_and_every_legal_message_is_acknowledged() {
+    // A proxy in front of the server takes less than the server advertises.
+    for kind in [Sse, LongPoll] {
+        let sim = full_bodies_on(kind, 36, 40, |sim| {
+            sim.server.max_body_bytes = Some(150_000);
+        });
+        assert_eq!(sim.acked().len(), 40, "{kind}");
+        assert_eq!(
+            sim.count_events(|e| matches!(e, Event::SendFailed { .. })),
+            0
+        );
+        let requests = &sim.server.send_requests;
+        // Halved until it fits (40 frames, then 19), then every batch fits.
+        let refused = requests.iter().take_while(|(_, b)| *b > 150_000).count();
+        assert!((1..=3).contains(&refused), "{kind}: {requests:?}");
+        assert!(
+            requests[refused..].iter().all(|(_, b)| *b <= 150_000),
+            "{kind}: {requests:?}"
+        );
+        assert!(
+            requests.len() < 20,
+            "{kind}: split, not sent one by one: {requests:?}"
+        );
+        sim.assert_delivered_exactly_once_in_order();
+    }
+}
+
+#[test]
+fn a_single_message_too_large_for_the_server_fails_typed_and_the_others_go_through() {
+    let mut c = config(37);
+    c.transports = vec![Sse];
+    let mut sim = Sim::new(c);
+    sim.server.max_body_bytes = Some(2_000);
+    let small = sim.send("general", "small");
+    let big = sim.send("general", &"x".repeat(5_000));
+    let after = sim.send("general", "after");
+    sim.connect();
+    sim.run_until(secs(30), |s| s.session.outbox_len() == 0);
+    let acked: Vec<_> = sim.acked().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(acked, [small, after]);
+    assert!(sim.events.iter().any(|(_, e)| matches!(e,
+        Event::SendFailed { id, failure: SendFailure::Rejected { code: lifeline_core::ErrorCode::TooLarge, .. } } if *id == big)));
+}
+
+#[test]
+fn a_reused_id_fails_the_send_typed_and_is_never_acknowledged() {
+    for kind in [WebSocket, Sse, LongPoll] {
+        let mut c = config(38);
+        c.transports = vec![kind];
+        let mut sim = Sim::new(c);
+        sim.connect();
+        sim.run_until(secs(5), |s| s.is_connected_on(kind));
+        let random = sim.random_id();
+        let first = sim.send_with_random("general", "first", random).unwrap();
+        sim.run_until(secs(5), |s| s.session.outbox_len() == 0);
+        // The same 16 bytes again (a broken generator): the server holds another body under it.
+        let again = sim.send_with_random("general", "second", random).unwrap();
+        assert_eq!(again, first);
+        sim.run_until(secs(5), |s| s.session.outbox_len() == 0);
+        assert_eq!(sim.acked().len(), 1, "{kind}");
+        assert!(
+            sim.events.iter().any(|(_, e)| matches!(
+                e,
+                Event::SendFailed {
+                    failure: SendFailure::Rejected {
+                        code: lifeline_core::ErrorCode::IdReused,
+                        ..
+                    },
+                    ..
+                }
+            )),
+            "{kind}"
+        );
+        assert_eq!(sim.server.stored_sends, 1, "{kind}");
     }
 }
 

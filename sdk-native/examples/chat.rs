@@ -2,7 +2,7 @@
 //! state, and sends every line typed on standard input.
 //!
 //! ```text
-//! cargo run -p lifeline-server -- --dev-tokens --memory &
+//! cargo run -p lifeline-server -- --dev --dev-tokens --memory &
 //! TOKEN=$(curl -s 'http://127.0.0.1:8787/v1/dev/token?user=alice' | sed 's/.*"token":"\([^"]*\)".*/\1/')
 //! cargo run -p lifeline --example chat -- http://127.0.0.1:8787 "$TOKEN" general
 //! ```

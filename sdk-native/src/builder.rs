@@ -126,7 +126,8 @@ impl ClientBuilder {
         self.edit(|c| c.connect_timeout = timeout)
     }
 
-    /// The seed of the session's random numbers (jitter, message ids). Default: from the
+    /// The seed of the session's random numbers (jitter; message ids are random bytes from the
+    /// operating system for every send, whatever the seed). Default: from the
     /// operating system. Tests pass a fixed one.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);

@@ -151,14 +151,26 @@ impl Driver {
         let now = now();
         match command {
             Command::Connect => self.session.connect(now),
-            Command::Send { conv, body, reply } => match self.session.send(now, &conv, &body) {
-                Ok(id) => {
-                    self.sends.insert(id, reply);
+            Command::Send { conv, body, reply } => {
+                // The id's 16 random bytes come from the operating system for every send, never
+                // from the session's seed, which two clients may share.
+                let mut random = [0u8; 16];
+                let sent = match getrandom::fill(&mut random) {
+                    Ok(()) => self
+                        .session
+                        .send(now, &conv, &body, random)
+                        .map_err(Into::into),
+                    Err(_) => Err(SendError::NoRandomness),
+                };
+                match sent {
+                    Ok(id) => {
+                        self.sends.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            }
             Command::Subscribe { conv, reply } => {
                 let already = self.session.subscriptions().any(|c| c == conv);
                 match self.session.subscribe(now, &conv) {

@@ -33,9 +33,14 @@ pub enum SendError {
     /// No acknowledgement within the send timeout. The server may or may not have stored it.
     #[error("no acknowledgement before the send timeout")]
     Timeout,
-    /// The server refused the message for good (for example `forbidden` or `too_large`).
+    /// The server refused the message for good (for example `forbidden`, `too_large`, or
+    /// `id_reused`: it holds another message under this id, so this one was not stored).
     #[error("rejected by the server ({code}): {message}")]
     Rejected { code: ErrorCode, message: String },
+    /// The operating system's random number generator failed, so the message could not get an id
+    /// that no other message has; nothing was queued.
+    #[error("no random bytes from the operating system for the message id")]
+    NoRandomness,
     /// The client closed (or failed for good) before the acknowledgement.
     #[error("the client is closed")]
     Closed,

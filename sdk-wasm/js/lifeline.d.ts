@@ -59,7 +59,7 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
   /** Delays between probes of a better transport while degraded. Default base 4000, cap 60000, floor 1000. */
   probeBackoff?: BackoffOptions;
-  /** Seed of the client's random numbers (jitter, message ids). Default: random. */
+  /** Seed of the client's jitter. Default: random. Message ids never come from it: they are random UUIDs from `crypto.getRandomValues`. */
   seed?: number;
 }
 
@@ -167,7 +167,7 @@ export interface ClientEvents {
 /** Codes the server puts in errors. */
 export type ServerErrorCode =
   | 'unauthorized' | 'token_expired' | 'forbidden' | 'rate_limited' | 'bad_frame' | 'too_large'
-  | 'going_away' | 'unsupported_version' | 'internal' | 'unknown';
+  | 'id_reused' | 'going_away' | 'unsupported_version' | 'internal' | 'unknown';
 
 /** Codes of `LifelineError`. */
 export type ErrorCode =

@@ -151,7 +151,9 @@ export class Client {
   /** Sends `body` to `conversation`; resolves with `{ id, seq }` once the server stored it. */
   async send(conversation, body) {
     await this.#ready();
-    const id = this.#turn((c) => c.send(conversation, body));
+    // The id's random bits come from the platform's generator, never from the jitter seed.
+    const r = crypto.getRandomValues(new Uint32Array(4));
+    const id = this.#turn((c) => c.send(conversation, body, r[0], r[1], r[2], r[3]));
     return new Promise((resolve, reject) => this.#sends.set(id, { resolve, reject }));
   }
 
@@ -301,6 +303,8 @@ export class Client {
         this.#emit('subscribed', detail);
         return;
       case 'error':
+        // A refused or revoked subscription (`forbidden`): no longer subscribed.
+        if (e.conversation) this.#subscribed.delete(e.conversation);
         if (e.conversation && this.#subscribing.has(e.conversation)) {
           this.#settleSubscribe(e.conversation, new LifelineError(e.code, e.message));
         }

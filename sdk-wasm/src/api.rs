@@ -95,10 +95,23 @@ impl Core {
         self.runner.session.connect(now);
     }
 
-    /// Queues a message; answers its id (the `ack` and `sendFailed` events carry it).
-    pub fn send(&mut self, conversation: &str, body: &str) -> String {
+    /// Queues a message; answers its id (the `ack` and `sendFailed` events carry it). `r0`..`r3`
+    /// are four words from `crypto.getRandomValues`, the random bits of the id.
+    pub fn send(
+        &mut self,
+        conversation: &str,
+        body: &str,
+        r0: u32,
+        r1: u32,
+        r2: u32,
+        r3: u32,
+    ) -> String {
+        let mut random = [0u8; 16];
+        for (chunk, word) in random.chunks_exact_mut(4).zip([r0, r1, r2, r3]) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
         let s = &mut self.runner.session;
-        answer(s.send(now(), conversation, body).map(|id| id.0))
+        answer(s.send(now(), conversation, body, random).map(|id| id.0))
     }
 
     /// Joins a conversation; answers `""`.

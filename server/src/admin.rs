@@ -1,23 +1,29 @@
-//! Operator and test endpoints: `/healthz`, the development token issuer (`--dev-tokens`) and the
-//! fault switches (`--faults`).
+//! Operator and test endpoints: `/healthz`, the development token issuer (`--dev-tokens`), the
+//! fault switches (`--faults`) and the admin API of the application's backend (members of
+//! conversations, authenticated by the admin secret).
 //!
 //! Whether these routes exist at all is decided by [`crate::server`]'s router; the switches'
-//! state lives in [`crate::faults`].
+//! state lives in [`crate::faults`], grants are written by [`crate::writer`].
 
 use crate::errors::ApiError;
 use crate::faults::{FaultState, FaultUpdate};
+use crate::request::bearer;
 use crate::state::AppState;
-use crate::token::{make_token, unix_now};
+use crate::token::{mint, unix_now, Claims};
+use crate::writer::WriteOp;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lifeline_core::protocol::{validate_id, ErrorCode};
+use lifeline_core::protocol::{validate_id, ErrorCode, ServerFrame};
 use serde::Serialize;
 use std::collections::HashMap;
+use subtle::ConstantTimeEq;
 
-/// The longest a development token may live: 30 days.
-pub const MAX_DEV_TTL_SECS: u64 = 30 * 24 * 3600;
+/// The largest body the operator endpoints (dev tokens, faults, admin API) read: 64 KiB.
+pub const MAX_OPERATOR_BODY_BYTES: usize = 64 * 1024;
 
 /// `GET /healthz`.
 pub async fn healthz() -> &'static str {
@@ -42,7 +48,7 @@ pub async fn dev_token(
     }
     let ttl = match params.get("ttl_secs").map(|s| s.parse::<u64>()) {
         None => 3600,
-        Some(Ok(t)) => t.min(MAX_DEV_TTL_SECS),
+        Some(Ok(t)) => t.clamp(1, shared.config.max_token_ttl_secs),
         Some(Err(_)) => {
             return ApiError::new(
                 ErrorCode::BadFrame,
@@ -51,10 +57,9 @@ pub async fn dev_token(
             .into_response()
         }
     };
-    let token = make_token(
-        &shared.config.token_secret,
-        user,
-        unix_now().saturating_add(ttl),
+    let token = mint(
+        &shared.config.token_keys[0],
+        &Claims::everything(user, unix_now().saturating_add(ttl)),
     );
     Json(TokenBody { token }).into_response()
 }
@@ -65,7 +70,14 @@ pub async fn get_faults(State(shared): State<AppState>) -> Json<FaultState> {
 }
 
 /// `POST /v1/faults` with a partial [`FaultUpdate`].
-pub async fn set_faults(State(shared): State<AppState>, body: Bytes) -> Response {
+pub async fn set_faults(
+    State(shared): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
     let update: FaultUpdate = if body.iter().all(|b| b.is_ascii_whitespace()) {
         FaultUpdate::default()
     } else {
@@ -93,4 +105,102 @@ pub async fn drop_all(State(shared): State<AppState>) -> Json<impl Serialize> {
     shared.conns.drop_all();
     tracing::warn!(dropped, "dropping every live connection (fault switch)");
     Json(Dropped { dropped })
+}
+
+/// A body the extractor refused: 413 `too_large` past the limit, else 400.
+fn body_error(e: BytesRejection) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorCode::TooLarge,
+            format!("request body is larger than {MAX_OPERATOR_BODY_BYTES} bytes"),
+        )
+        .into_response()
+    } else {
+        ApiError::new(ErrorCode::BadFrame, "cannot read the request body").into_response()
+    }
+}
+
+/// Checks `Authorization: Bearer <admin secret>` in constant time.
+fn admin_auth(shared: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = shared
+        .config
+        .admin_secret
+        .as_ref()
+        .map(|s| s.0.as_bytes())
+        .unwrap_or_default();
+    let given = bearer(headers).unwrap_or_default().as_bytes();
+    if expected.is_empty() || !bool::from(given.ct_eq(expected)) {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing or wrong admin secret",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Membership {
+    conv: String,
+    user: String,
+    member: bool,
+}
+
+async fn change_member(
+    shared: AppState,
+    headers: HeaderMap,
+    conv: String,
+    user: String,
+    add: bool,
+) -> Response {
+    if let Err(e) = admin_auth(&shared, &headers) {
+        return e.into_response();
+    }
+    for (what, id) in [("conv", &conv), ("user", &user)] {
+        if let Err(e) = validate_id(what, id) {
+            return ApiError::new(ErrorCode::BadFrame, e.to_string()).into_response();
+        }
+    }
+    let op = if add {
+        WriteOp::Grant {
+            user: user.clone(),
+            conv: conv.clone(),
+        }
+    } else {
+        WriteOp::Revoke {
+            user: user.clone(),
+            conv: conv.clone(),
+        }
+    };
+    match shared.writer.submit(op).await.await {
+        Ok(None) => {
+            tracing::info!(%conv, %user, member = add, "membership changed by the admin API");
+            Json(Membership {
+                conv,
+                user,
+                member: add,
+            })
+            .into_response()
+        }
+        Ok(Some(ServerFrame::Error(e))) => ApiError::new(e.code, e.message).into_response(),
+        _ => ApiError::new(ErrorCode::Internal, "the write was lost").into_response(),
+    }
+}
+
+/// `PUT /v1/admin/conversations/{conv}/members/{user}`: `user` may join `conv`.
+pub async fn put_member(
+    State(shared): State<AppState>,
+    Path((conv, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    change_member(shared, headers, conv, user, true).await
+}
+
+/// `DELETE /v1/admin/conversations/{conv}/members/{user}`: `user` leaves `conv` and may no
+/// longer join it (unless its token allows it); its live streams stop getting `conv` at once.
+pub async fn delete_member(
+    State(shared): State<AppState>,
+    Path((conv, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    change_member(shared, headers, conv, user, false).await
 }

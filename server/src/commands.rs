@@ -1,9 +1,11 @@
 //! What a client frame does, whichever transport it came in on (WebSocket or `/v1/send`):
+//! check what the user's token and the application's grants allow ([`crate::access`]),
 //! rate-limit and queue sends, rate-limit joins and leaves, coalesce and fan out typing, ping.
 //!
 //! Decoding the frame and writing the answer belong to the transport; durability belongs to the
 //! writer.
 
+use crate::access::{Access, Op};
 use crate::errors::frame_error;
 use crate::limits::ceil_ms;
 use crate::state::Shared;
@@ -44,9 +46,35 @@ fn membership_rate_limited(conv: String, wait: std::time::Duration) -> ServerFra
     )
 }
 
-/// Handles one decoded, valid client frame from `user`.
-pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: Via) -> Handled {
+fn forbidden(what: &str, id: Option<String>, conv: String) -> Handled {
+    Handled::Reply(frame_error(
+        ErrorCode::Forbidden,
+        what,
+        id,
+        Some(conv),
+        None,
+    ))
+}
+
+/// Handles one decoded, valid client frame from the holder of `access`.
+pub async fn handle(
+    shared: &Arc<Shared>,
+    access: &Access,
+    frame: ClientFrame,
+    via: Via,
+) -> Handled {
+    let user = access.user.as_str();
     match frame {
+        ClientFrame::Send { id, conv, .. }
+            if !(access.may(Op::Send) && access.may_join(&shared.grants, &conv)) =>
+        {
+            forbidden("not allowed to send in this conversation", Some(id), conv)
+        }
+        ClientFrame::Typing { conv }
+            if !(access.may(Op::Typing) && access.may_join(&shared.grants, &conv)) =>
+        {
+            forbidden("not allowed to type in this conversation", None, conv)
+        }
         ClientFrame::Send { id, conv, body } => {
             if let Err(wait) = shared.limits.check_send(user, &id) {
                 return Handled::Reply(frame_error(
@@ -84,6 +112,7 @@ pub async fn handle(shared: &Arc<Shared>, user: &str, frame: ClientFrame, via: V
                 .submit(WriteOp::Join {
                     user: user.to_string(),
                     conv: conv.clone(),
+                    by_token: access.token_allows(&conv),
                     max_memberships: shared.config.max_memberships_per_user,
                 })
                 .await;

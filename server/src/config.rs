@@ -1,14 +1,30 @@
 //! The server's configuration: every knob the binary exposes as a flag, with the embedded
-//! defaults that let `cargo run -p lifeline-server` start with no configuration at all.
+//! defaults that let `cargo run -p lifeline-server -- --dev` start with no other configuration.
 //!
-//! Parsing flags and environment variables belongs to `main.rs`; this module holds plain data.
+//! Parsing flags and environment variables belongs to `main.rs`; this module holds plain data and
+//! the check [`crate::start`] applies before serving (no secret outside development mode, no
+//! development mode off loopback, dev endpoints only in development mode).
 
+use crate::token::{TokenKey, DEFAULT_MAX_TOKEN_TTL_SECS, MIN_SECRET_BYTES};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// The token secret used when none is configured. Anyone can mint tokens with it: the server logs
-/// a loud warning when it is in use.
+/// The token secret used in development mode (`dev`) when none is configured. Anyone can mint
+/// tokens with it, so it is refused outside development mode, which only binds to loopback.
 pub const DEFAULT_DEV_SECRET: &str = "lifeline-insecure-development-secret";
+
+/// The key id of [`DEFAULT_DEV_SECRET`].
+pub const DEV_KID: &str = "dev";
+
+/// A secret string whose `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
 
 /// The default listen address of the binary.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -23,11 +39,24 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory holding the SQLite database; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
-    /// HMAC secret for tokens.
-    pub token_secret: String,
-    /// Serve `GET /v1/dev/token` (anyone can get a token for any user).
+    /// Token verification keys; the first signs the tokens the server mints (dev tokens,
+    /// [`crate::RunningServer::issue_token`]). Empty: refused, except in development mode, where
+    /// [`DEFAULT_DEV_SECRET`] is used.
+    pub token_keys: Vec<TokenKey>,
+    /// The furthest in the future a token's `exp` may lie, in seconds (default 24 h).
+    pub max_token_ttl_secs: u64,
+    /// Development mode: only on a loopback address; allows the built-in secret, dev tokens,
+    /// fault switches and permissive CORS.
+    pub dev: bool,
+    /// Secret of the admin API (`/v1/admin/...`, for the application's backend); `None`: no admin
+    /// API. At least 32 bytes.
+    pub admin_secret: Option<Secret>,
+    /// Origins allowed by CORS (exact, e.g. `https://chat.example.com`). Empty: no CORS headers
+    /// (same-origin pages and non-browser clients only); development mode allows any origin.
+    pub cors_origins: Vec<String>,
+    /// Serve `GET /v1/dev/token` (anyone can get a token for any user). Development mode only.
     pub dev_tokens: bool,
-    /// Serve the fault switches under `/v1/faults`.
+    /// Serve the fault switches under `/v1/faults`. Development mode only.
     pub faults: bool,
     /// The longest a stream stays silent; also announced in `hello`.
     pub heartbeat_ms: u64,
@@ -81,15 +110,19 @@ pub struct ServerConfig {
 }
 
 impl Default for ServerConfig {
-    /// The binary's defaults: listen on 127.0.0.1:8787, data in `./lifeline-data`, the insecure
-    /// development secret, no dev tokens, no faults, no demo directory.
+    /// The binary's defaults: listen on 127.0.0.1:8787, data in `./lifeline-data`, no token key
+    /// (one must be set, or development mode), no dev tokens, no faults, no demo directory.
     fn default() -> Self {
         ServerConfig {
             listen: DEFAULT_LISTEN
                 .parse()
                 .expect("default listen address parses"),
             data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
-            token_secret: DEFAULT_DEV_SECRET.to_string(),
+            token_keys: Vec::new(),
+            max_token_ttl_secs: DEFAULT_MAX_TOKEN_TTL_SECS,
+            dev: false,
+            admin_secret: None,
+            cors_origins: Vec::new(),
             dev_tokens: false,
             faults: false,
             heartbeat_ms: 10_000,
@@ -119,14 +152,17 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// A configuration for in-process tests: `127.0.0.1:0`, in memory, dev tokens and fault
-    /// switches on, a 1 s heartbeat, generous rate limits (send, membership, history; typing not
-    /// coalesced) and a fixed test secret. The connection and stream caps keep their defaults.
+    /// A configuration for in-process tests: `127.0.0.1:0`, in memory, development mode with dev
+    /// tokens and fault switches on, a 1 s heartbeat, generous rate limits (send, membership,
+    /// history; typing not coalesced), a fixed test key ([`TEST_SECRET`], kid `test`) and admin
+    /// secret ([`TEST_ADMIN_SECRET`]). The connection and stream caps keep their defaults.
     pub fn for_tests() -> Self {
         ServerConfig {
             listen: "127.0.0.1:0".parse().expect("loopback parses"),
             data_dir: None,
-            token_secret: "lifeline-test-secret".to_string(),
+            token_keys: vec![TokenKey::new("test", TEST_SECRET).expect("test key is valid")],
+            dev: true,
+            admin_secret: Some(Secret(TEST_ADMIN_SECRET.to_string())),
             dev_tokens: true,
             faults: true,
             heartbeat_ms: 1_000,
@@ -142,5 +178,70 @@ impl ServerConfig {
             typing_interval_ms: 0,
             ..ServerConfig::default()
         }
+    }
+}
+
+/// The token secret of [`ServerConfig::for_tests`].
+pub const TEST_SECRET: &str = "lifeline-test-secret-0123456789abcdef";
+
+/// The admin secret of [`ServerConfig::for_tests`].
+pub const TEST_ADMIN_SECRET: &str = "lifeline-test-admin-secret-0123456789";
+
+impl ServerConfig {
+    /// The configuration [`crate::start`] runs with: refuses what would be unsafe (see
+    /// docs/SECURITY.md) and, in development mode without keys, adds the built-in one.
+    pub fn checked(mut self) -> Result<ServerConfig, String> {
+        if self.dev && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "development mode only listens on loopback (127.0.0.1 or ::1), not {}; \
+                 drop --dev and set --token-secret to listen elsewhere",
+                self.listen.ip()
+            ));
+        }
+        if !self.dev {
+            let dev_only = [(self.dev_tokens, "--dev-tokens"), (self.faults, "--faults")];
+            if let Some((_, flag)) = dev_only.iter().find(|(on, _)| *on) {
+                return Err(format!("{flag} needs development mode (--dev)"));
+            }
+        }
+        if self.token_keys.is_empty() {
+            if !self.dev {
+                return Err(
+                    "no token secret: set --token-secret / LIFELINE_TOKEN_SECRET \
+                     (KID:SECRET, at least 32 bytes), or use --dev on loopback"
+                        .to_string(),
+                );
+            }
+            self.token_keys
+                .push(TokenKey::new(DEV_KID, DEFAULT_DEV_SECRET).expect("dev key is valid"));
+        }
+        if !self.dev
+            && self
+                .token_keys
+                .iter()
+                .any(|k| k.has_secret(DEFAULT_DEV_SECRET))
+        {
+            return Err(
+                "the built-in development secret is public: it is refused outside --dev"
+                    .to_string(),
+            );
+        }
+        for (i, k) in self.token_keys.iter().enumerate() {
+            if self.token_keys[..i].iter().any(|o| o.kid == k.kid) {
+                return Err(format!("token key id `{}` is configured twice", k.kid));
+            }
+        }
+        if let Some(admin) = &self.admin_secret {
+            if admin.0.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "the admin secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    admin.0.len()
+                ));
+            }
+        }
+        if self.max_token_ttl_secs == 0 {
+            return Err("the token lifetime bound must be at least 1 second".to_string());
+        }
+        Ok(self)
     }
 }

@@ -5,7 +5,9 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use lifeline_core::protocol::{encode, ErrorCode, ErrorFrame, HttpError, ServerFrame};
+use lifeline_core::protocol::{
+    encode, validate_id, ErrorCode, ErrorFrame, FrameError, HttpError, ServerFrame,
+};
 
 /// An error about a whole HTTP request.
 #[derive(Debug, Clone)]
@@ -102,4 +104,27 @@ pub fn frame_error(
         conv,
         retry_after_ms,
     })
+}
+
+/// The `id` and `conv` a client frame names, when it is a JSON object carrying them as valid
+/// identifiers (strings of the protocol's identifier alphabet and length), even if the frame as a
+/// whole is bad.
+pub fn named_in(value: &serde_json::Value) -> (Option<String>, Option<String>) {
+    let field = |name: &'static str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| validate_id(name, s).is_ok())
+            .map(str::to_string)
+    };
+    (field("id"), field("conv"))
+}
+
+/// The error frame for a client frame that was rejected (`bad_frame`, `too_large`): it names the
+/// frame's `id` and `conv` when the text carries them, so that a client with several frames in
+/// flight can tell which one failed (docs/PROTOCOL.md section 7).
+pub fn rejected_frame(text: &str, error: &FrameError) -> ServerFrame {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let (id, conv) = named_in(&value);
+    frame_error(error.code(), error.to_string(), id, conv, None)
 }

@@ -5,10 +5,11 @@
 //! How frames are written to a socket, heartbeats and faults belong to the transports
 //! ([`crate::ws`], [`crate::sse`], [`crate::poll`]).
 
+use crate::access::{Access, Op};
 use crate::hub::Live;
 use crate::state::Shared;
 use crate::store::StoreError;
-use lifeline_core::protocol::{Hello, Seq, ServerFrame, PROTOCOL_VERSION};
+use lifeline_core::protocol::{Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -35,6 +36,8 @@ pub fn resume_point(requested: Option<Seq>, head: Seq, window: u64) -> (Seq, boo
 pub struct Feed {
     shared: Arc<Shared>,
     user: String,
+    /// What the stream's token allows: every conversation's frames are re-checked against it.
+    access: Access,
     rx: broadcast::Receiver<Arc<Live>>,
     /// The highest `seq` handed out (or the cursor): every message at or below it is skipped.
     last_seq: Seq,
@@ -46,17 +49,18 @@ pub struct Feed {
 impl Feed {
     /// Opens a stream for `user` resuming after `cursor`. Subscribes to the live fan-out before
     /// anything is read from storage, so nothing committed in between is missed.
-    pub fn open(shared: &Arc<Shared>, user: &str, cursor: Option<Seq>) -> (Hello, Feed) {
-        Feed::open_with_window(shared, user, cursor, shared.config.resume_window)
+    pub fn open(shared: &Arc<Shared>, access: &Access, cursor: Option<Seq>) -> (Hello, Feed) {
+        Feed::open_with_window(shared, access, cursor, shared.config.resume_window)
     }
 
     /// [`Feed::open`] with an explicit resume window (`u64::MAX`: any stored cursor resumes).
     pub fn open_with_window(
         shared: &Arc<Shared>,
-        user: &str,
+        access: &Access,
         cursor: Option<Seq>,
         window: u64,
     ) -> (Hello, Feed) {
+        let user = access.user.as_str();
         let rx = shared.hub.subscribe();
         let head = shared.store.head();
         let (cursor, resumed) = resume_point(cursor, head, window);
@@ -66,10 +70,13 @@ impl Feed {
             heartbeat_ms: shared.config.heartbeat_ms,
             cursor,
             resumed,
+            max_body_bytes: Some(shared.config.max_body_bytes as u64),
+            max_frames: Some(MAX_FRAMES_PER_REQUEST as u64),
         };
         let feed = Feed {
             shared: Arc::clone(shared),
             user: user.to_string(),
+            access: access.clone(),
             rx,
             last_seq: cursor,
             catching_up: true,
@@ -78,26 +85,33 @@ impl Feed {
         (hello, feed)
     }
 
+    /// Whether this stream may carry `conv`'s frames: a member, and still allowed (the token or
+    /// the application's grants; memberships are re-checked, not trusted).
+    fn readable(&self, conv: &str) -> bool {
+        self.shared.members.is_member(&self.user, conv)
+            && self.access.may_join(&self.shared.grants, conv)
+    }
+
     /// The frames `live` makes for this stream: queued, but the first is returned.
     fn filter(&mut self, live: &Live) -> Option<ServerFrame> {
-        let members = &self.shared.members;
         match live {
             Live::Msg(m) => {
-                if m.seq <= self.last_seq || !members.is_member(&self.user, &m.conv) {
+                if m.seq <= self.last_seq || !self.readable(&m.conv) {
                     return None;
                 }
                 self.last_seq = m.seq;
                 Some(ServerFrame::Msg(m.clone()))
             }
             Live::UserPresence { user, online } => {
-                if *user == self.user {
+                if *user == self.user || !self.access.may(Op::Presence) {
                     return None;
                 }
                 // One event per connect, whatever the user's memberships: each stream works out
-                // the conversations it shares with `user`, a cost bounded by its own user's
-                // membership cap.
+                // the conversations it shares with `user` (and may still read), a cost bounded by
+                // its own user's membership cap.
+                let members = &self.shared.members;
                 for conv in members.convs_of(&self.user) {
-                    if members.is_member(user, &conv) {
+                    if members.is_member(user, &conv) && self.readable(&conv) {
                         self.queue.push_back(ServerFrame::Presence {
                             conv,
                             user: user.clone(),
@@ -107,16 +121,19 @@ impl Feed {
                 }
                 self.queue.pop_front()
             }
-            Live::Typing { conv, user } => (*user != self.user
-                && members.is_member(&self.user, conv))
-            .then(|| ServerFrame::Typing {
-                conv: conv.clone(),
-                user: user.clone(),
-            }),
+            Live::Typing { conv, user } => {
+                (*user != self.user && self.readable(conv)).then(|| ServerFrame::Typing {
+                    conv: conv.clone(),
+                    user: user.clone(),
+                })
+            }
             Live::Joined { conv, user } if *user == self.user => {
+                if !(self.access.may(Op::Presence) && self.readable(conv)) {
+                    return None;
+                }
                 // This stream's user joined: who of the members is online (a cost of the joiner's
                 // own streams only).
-                for other in members.members_of(conv) {
+                for other in self.shared.members.members_of(conv) {
                     if other != self.user && self.shared.hub.is_online(&other) {
                         self.queue.push_back(ServerFrame::Presence {
                             conv: conv.clone(),
@@ -127,13 +144,18 @@ impl Feed {
                 }
                 self.queue.pop_front()
             }
-            Live::Joined { conv, user } => (members.is_member(&self.user, conv)
+            Live::Joined { conv, user } => (self.access.may(Op::Presence)
+                && self.readable(conv)
                 && self.shared.hub.is_online(user))
             .then(|| ServerFrame::Presence {
                 conv: conv.clone(),
                 user: user.clone(),
                 online: true,
             }),
+            Live::Direct { to, frame } => (*to == self.user
+                && (self.access.may(Op::Presence)
+                    || !matches!(frame, ServerFrame::Presence { .. })))
+            .then(|| frame.clone()),
         }
     }
 
@@ -150,7 +172,9 @@ impl Feed {
         for m in page {
             if m.seq > self.last_seq {
                 self.last_seq = m.seq;
-                self.queue.push_back(ServerFrame::Msg(m));
+                if self.access.may_join(&self.shared.grants, &m.conv) {
+                    self.queue.push_back(ServerFrame::Msg(m));
+                }
             }
         }
         Ok(())

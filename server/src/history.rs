@@ -1,8 +1,10 @@
 //! History, `GET /v1/history`: pages of one conversation's messages, newest first by page and in
-//! increasing `seq` within a page, for members only (403 otherwise).
+//! increasing `seq` within a page, for members whose token (or the application's grants) still
+//! allows the conversation and whose token allows `history` (403 otherwise).
 //!
 //! Streams and replay are elsewhere ([`crate::feed`]); this is a plain request/response read.
 
+use crate::access::Op;
 use crate::errors::ApiError;
 use crate::limits::ceil_ms;
 use crate::request::{authenticate, check_version, opt_u64, Params};
@@ -41,8 +43,8 @@ async fn page(
     headers: HeaderMap,
 ) -> Result<HistoryPage, ApiError> {
     check_version(&params)?;
-    let user = authenticate(&shared, &params, Some(&headers))?;
-    if let Err(wait) = shared.limits.check_history(&user) {
+    let access = authenticate(&shared, &params, &headers)?;
+    if let Err(wait) = shared.limits.check_history(&access.user) {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many history requests; retry later",
@@ -62,10 +64,13 @@ async fn page(
     }
     let limit = limit.min(MAX_LIMIT) as usize;
     let before = opt_u64(&params, "before")?;
-    if !shared.members.is_member(&user, conv) {
+    let allowed = access.may(Op::History)
+        && shared.members.is_member(&access.user, conv)
+        && access.may_join(&shared.grants, conv);
+    if !allowed {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            "not a member of this conversation",
+            "not allowed to read this conversation",
         ));
     }
     let (messages, more) = shared

@@ -1,11 +1,11 @@
 //! The live fan-out: one broadcast channel carrying every committed message and every ephemeral
-//! event (presence, joins, typing), and the presence counter. An event costs its publisher O(1)
+//! event (presence, joins, typing, frames addressed to one user), and the presence counter. An event costs its publisher O(1)
 //! whatever the memberships involved; each receiving stream works out its own frames.
 //!
 //! Each stream filters the channel for its own user (see [`crate::feed`]). Nothing here is stored;
 //! storage and sequence numbers belong to [`crate::store`] and [`crate::writer`].
 
-use lifeline_core::protocol::Message;
+use lifeline_core::protocol::{Message, ServerFrame};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -23,6 +23,9 @@ pub enum Live {
     Joined { conv: String, user: String },
     /// A member is typing in `conv`.
     Typing { conv: String, user: String },
+    /// A frame for every stream of one user (e.g. `forbidden` when the application revokes a
+    /// membership).
+    Direct { to: String, frame: ServerFrame },
 }
 
 /// The broadcast channel and who is online.

@@ -4,6 +4,7 @@
 //! This file only declares the modules and the public API; every concept lives in its own
 //! module. Start a server in-process with [`start`] (see [`ServerConfig::for_tests`]).
 
+mod access;
 mod admin;
 mod commands;
 pub mod config;
@@ -27,8 +28,8 @@ pub mod token;
 mod writer;
 mod ws;
 
-pub use config::ServerConfig;
+pub use config::{Secret, ServerConfig};
 pub use faults::{FaultState, FaultUpdate};
 pub use server::{start, RunningServer, StartError};
-pub use token::{make_token, verify_token, TokenError};
+pub use token::{make_token, mint, verify_token, Claims, TokenError, TokenKey};
 pub use ws::{CLOSE_IDLE, CLOSE_POLICY, CLOSE_RESTART, CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED};

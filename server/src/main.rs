@@ -4,7 +4,8 @@
 //! Everything else lives in the library crate (`lifeline_server`).
 
 use clap::Parser;
-use lifeline_server::config::{DEFAULT_DATA_DIR, DEFAULT_DEV_SECRET, DEFAULT_LISTEN};
+use lifeline_server::config::{Secret, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use lifeline_server::token::{TokenKey, DEFAULT_MAX_TOKEN_TTL_SECS};
 use lifeline_server::{start, ServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,9 +13,10 @@ use tracing_subscriber::EnvFilter;
 
 /// The Lifeline reference server: WebSocket, Server-Sent Events and long polling over SQLite.
 ///
-/// Runs with no configuration at all (listens on 127.0.0.1:8787, stores data in
-/// ./lifeline-data, serves ./js-demo at / when that folder exists). Logging is controlled by
-/// RUST_LOG (default: info).
+/// Needs a token secret (--token-secret KID:SECRET, at least 32 bytes), except in development
+/// mode (--dev, loopback only). Listens on 127.0.0.1:8787, stores data in ./lifeline-data,
+/// serves ./js-demo at / when that folder exists. Logging is controlled by RUST_LOG (default:
+/// info). Exits with status 2 when the configuration is unsafe (see docs/SECURITY.md).
 #[derive(Parser, Debug)]
 #[command(name = "lifeline-server", version, about, long_about)]
 struct Args {
@@ -30,18 +32,45 @@ struct Args {
     #[arg(long, env = "LIFELINE_MEMORY")]
     memory: bool,
 
-    /// Secret for signing and checking tokens (HMAC-SHA256). Without it a built-in development
-    /// secret is used and a warning is logged: anyone could mint tokens.
-    #[arg(long, env = "LIFELINE_TOKEN_SECRET", hide_env_values = true)]
-    token_secret: Option<String>,
+    /// Token verification key, KID:SECRET (HMAC-SHA256, the secret at least 32 bytes; a value
+    /// without ':' is the secret of key id "default"). Repeat it (or separate keys with ',' in
+    /// the variable) to accept several keys while rotating; the first one signs dev tokens.
+    /// Required, except with --dev.
+    #[arg(
+        long,
+        env = "LIFELINE_TOKEN_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    token_secret: Vec<String>,
 
-    /// Serve GET /v1/dev/token?user=NAME&ttl_secs=N, which gives anyone a token for any user.
-    /// For the demo and development only.
+    /// The furthest in the future a token's exp may lie, in seconds; tokens beyond are refused.
+    #[arg(long, env = "LIFELINE_MAX_TOKEN_TTL_SECS", default_value_t = DEFAULT_MAX_TOKEN_TTL_SECS)]
+    max_token_ttl_secs: u64,
+
+    /// Secret of the admin API for the application's backend (Authorization: Bearer SECRET on
+    /// PUT/DELETE /v1/admin/conversations/CONV/members/USER), at least 32 bytes. Without it
+    /// there is no admin API.
+    #[arg(long, env = "LIFELINE_ADMIN_SECRET", hide_env_values = true)]
+    admin_secret: Option<String>,
+
+    /// An origin allowed by CORS (e.g. https://chat.example.com); repeatable, or ','-separated
+    /// in the variable. Without any, no CORS headers are sent (--dev allows every origin).
+    #[arg(long, env = "LIFELINE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+
+    /// Development mode: listens on loopback only; uses a built-in token secret when none is
+    /// set, allows any CORS origin, and permits --dev-tokens and --faults.
+    #[arg(long, env = "LIFELINE_DEV")]
+    dev: bool,
+
+    /// Serve GET /v1/dev/token?user=NAME&ttl_secs=N, which gives anyone a token for any user
+    /// and every conversation. Needs --dev.
     #[arg(long, env = "LIFELINE_DEV_TOKENS")]
     dev_tokens: bool,
 
     /// Serve the fault switches: GET/POST /v1/faults and POST /v1/faults/drop (refuse or
-    /// black-hole a transport, stop heartbeats, drop every connection). For tests and demos.
+    /// black-hole a transport, stop heartbeats, drop every connection). Needs --dev.
     #[arg(long, env = "LIFELINE_FAULTS")]
     faults: bool,
 
@@ -63,7 +92,8 @@ struct Args {
     #[arg(long, env = "LIFELINE_RATE_BURST", default_value_t = 50)]
     rate_burst: u32,
 
-    /// Largest HTTP request body accepted by /v1/send, in bytes (larger: 413 too_large).
+    /// Largest HTTP request body accepted by /v1/send, in bytes (larger: 413 too_large); announced
+    /// in every `hello` as `max_body_bytes` so that clients keep their batches under it.
     #[arg(long, env = "LIFELINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
 
@@ -156,12 +186,21 @@ async fn main() {
     if let Some(dir) = &demo_dir {
         tracing::info!(dir = %dir.display(), "serving the demo at /");
     }
+    let mut token_keys = Vec::new();
+    for spec in &args.token_secret {
+        match TokenKey::parse(spec) {
+            Ok(k) => token_keys.push(k),
+            Err(e) => refuse(&e.to_string()),
+        }
+    }
     let config = ServerConfig {
         listen: args.listen,
         data_dir: (!args.memory).then_some(args.data_dir),
-        token_secret: args
-            .token_secret
-            .unwrap_or_else(|| DEFAULT_DEV_SECRET.to_string()),
+        token_keys,
+        max_token_ttl_secs: args.max_token_ttl_secs,
+        dev: args.dev,
+        admin_secret: args.admin_secret.map(Secret),
+        cors_origins: args.cors_origin,
         dev_tokens: args.dev_tokens,
         faults: args.faults,
         heartbeat_ms: args.heartbeat_ms.max(1),
@@ -186,6 +225,10 @@ async fn main() {
         max_memberships_per_user: args.max_memberships_per_user,
         ..ServerConfig::default()
     };
+    let config = match config.checked() {
+        Ok(c) => c,
+        Err(e) => refuse(&e),
+    };
     let server = match start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -196,6 +239,13 @@ async fn main() {
     tracing::info!(url = %server.base_url(), "ready");
     shutdown_signal().await;
     server.shutdown().await;
+}
+
+/// Refuses to start: says why on stderr (also when logging is filtered) and exits with 2.
+fn refuse(why: &str) -> ! {
+    tracing::error!("refusing to start: {why}");
+    eprintln!("lifeline-server: refusing to start: {why}");
+    std::process::exit(2);
 }
 
 async fn shutdown_signal() {

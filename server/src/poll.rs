@@ -1,11 +1,12 @@
 //! The long-polling transport, `GET /v1/poll`: with `hello=1` it answers at once with `hello` and
 //! the replay; otherwise it answers as soon as there are frames after the cursor, or after
 //! `wait_ms` with an empty list (the heartbeat). Faults, drops and shutdown answer or cut pending
-//! polls.
+//! polls; a poll pending when its token expires is answered 401 `token_expired`.
 //!
 //! A long-polling client is "online" while a poll is pending and for one heartbeat after it.
 //! The resume window applies to `hello=1` polls only (see [`poll`]'s comment).
 
+use crate::access::Access;
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, ApiError};
 use crate::feed::Feed;
@@ -68,15 +69,15 @@ pub async fn handler(
         return e.into_response();
     }
     let parsed = check_version(&params)
-        .and_then(|_| authenticate(&shared, &params, Some(&headers)))
-        .and_then(|user| {
+        .and_then(|_| authenticate(&shared, &params, &headers))
+        .and_then(|access| {
             Ok((
-                user,
+                access,
                 opt_u64(&params, "cursor")?,
                 opt_u64(&params, "wait_ms")?,
             ))
         });
-    let (user, cursor, wait_ms) = match parsed {
+    let (access, cursor, wait_ms) = match parsed {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -94,17 +95,19 @@ pub async fn handler(
     }
     let tracker = shared.conns.tracker().clone();
     tracker
-        .track_future(poll(shared, user, cursor, wait, hello))
+        .track_future(poll(shared, access, cursor, wait, hello))
         .await
 }
 
 async fn poll(
     shared: AppState,
-    user: String,
+    access: Access,
     cursor: Option<Seq>,
     wait: Duration,
     hello: bool,
 ) -> Response {
+    let user = access.user.clone();
+    let expires_at = access.expires_at();
     let guard = match shared.conns.try_open(&user) {
         Ok(g) => g,
         Err(e) => return e.into_response(),
@@ -119,7 +122,7 @@ async fn poll(
     } else {
         u64::MAX
     };
-    let (h, mut feed) = Feed::open_with_window(&shared, &user, cursor, window);
+    let (h, mut feed) = Feed::open_with_window(&shared, &access, cursor, window);
     let mut frames = Vec::new();
     if hello || !h.resumed {
         frames.push(ServerFrame::Hello(h));
@@ -144,6 +147,9 @@ async fn poll(
                     None, None, Some(shared.config.going_away_retry_ms)));
             }
             _ = guard.dropped.cancelled() => return Ok(Some(cut_when(vec![guard.dropped.clone()], None))),
+            _ = tokio::time::sleep_until(expires_at) => {
+                return Ok(Some(ApiError::new(ErrorCode::TokenExpired, "token has expired").into_response()));
+            }
             f = feed.next() => {
                 frames.push(f?);
                 frames.extend(feed.ready(MAX_FRAMES_PER_REQUEST - 1, MAX_ANSWER_BYTES).await?);

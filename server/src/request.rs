@@ -1,12 +1,13 @@
 //! What every endpoint reads from a request before doing anything: the protocol version, the
-//! token (query or `Authorization: Bearer`), and numeric query parameters; and the gate every
+//! token (`Authorization: Bearer`, scheme in any case, or the query), and numeric query parameters; and the gate every
 //! stream endpoint passes first (shutting down, or refused by a fault switch).
 //!
 //! Endpoint-specific parameters and bodies are read by the endpoints themselves.
 
+use crate::access::Access;
 use crate::errors::ApiError;
 use crate::state::Shared;
-use crate::token::{unix_now, verify_token};
+use crate::token::{unix_now, verify};
 use axum::http::{header, HeaderMap};
 use lifeline_core::protocol::{ErrorCode, PROTOCOL_VERSION};
 use std::collections::HashMap;
@@ -49,27 +50,36 @@ pub fn check_version(params: &Params) -> Result<(), ApiError> {
     }
 }
 
-/// Authenticates the request: the `token` query parameter, or `Authorization: Bearer` when
-/// `headers` are given. Returns the user.
+/// The token of `Authorization: <scheme> <token>` when the scheme is `Bearer` in any case.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Authenticates the request: `Authorization: Bearer` (the scheme in any case), else the `token`
+/// query parameter (browsers cannot set headers on WebSocket and EventSource). Returns what the
+/// token allows.
 pub fn authenticate(
     shared: &Shared,
     params: &Params,
-    headers: Option<&HeaderMap>,
-) -> Result<String, ApiError> {
-    let from_header = headers
-        .and_then(|h| h.get(header::AUTHORIZATION))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
-    let token = from_header
-        .or_else(|| params.get("token").cloned())
+    headers: &HeaderMap,
+) -> Result<Access, ApiError> {
+    let token = bearer(headers)
+        .or_else(|| params.get("token").map(String::as_str))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing token"))?;
-    verify_token(&shared.config.token_secret, &token, unix_now())
-        .map_err(|e| ApiError::new(e.code(), e.message()))
+    verify(
+        &shared.config.token_keys,
+        token,
+        unix_now(),
+        shared.config.max_token_ttl_secs,
+    )
+    .map(Access::from_claims)
+    .map_err(|e| ApiError::new(e.code(), e.message()))
 }
 
 /// Reads an optional unsigned number from the query.

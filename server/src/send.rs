@@ -5,7 +5,7 @@
 //! errors; errors about one frame are frames. Frame semantics live in [`crate::commands`].
 
 use crate::commands::{self, Handled, Via};
-use crate::errors::{frame_error, ApiError};
+use crate::errors::{frame_error, named_in, ApiError};
 use crate::request::{authenticate, check_version, Params};
 use crate::state::AppState;
 use axum::body::Body;
@@ -61,7 +61,7 @@ async fn handle(
         );
     }
     check_version(&params)?;
-    let user = authenticate(&shared, &params, Some(&headers))?;
+    let access = authenticate(&shared, &params, &headers)?;
     let max = shared.config.max_body_bytes;
     // A body trickled in byte by byte must not hold the connection: it has a deadline as a whole.
     let deadline = std::time::Duration::from_millis(shared.config.body_read_timeout_ms);
@@ -98,21 +98,21 @@ async fn handle(
     }
     let mut answers = Vec::new();
     for (i, value) in raw.frames.into_iter().enumerate() {
-        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
         let frame = match decode_client_frame(&value.to_string()) {
             Ok(f) => f,
             Err(e) => {
+                let (id, conv) = named_in(&value);
                 answers.push(Answer::Now(frame_error(
                     e.code(),
                     e.to_string(),
                     id,
-                    None,
+                    conv,
                     None,
                 )));
                 continue;
             }
         };
-        match commands::handle(&shared, &user, frame, Via::Http).await {
+        match commands::handle(&shared, &access, frame, Via::Http).await {
             Handled::Reply(ServerFrame::Error(e)) if i == 0 && e.code == ErrorCode::RateLimited => {
                 return Err(ApiError::new(ErrorCode::RateLimited, e.message)
                     .retry_after(e.retry_after_ms.unwrap_or(1000)));

@@ -5,7 +5,7 @@
 //! Request handling lives in the transport modules; this module only assembles them.
 
 use crate::admin;
-use crate::config::{ServerConfig, DEFAULT_DEV_SECRET};
+use crate::config::{ServerConfig, DEV_KID};
 use crate::conns::Conns;
 use crate::faults::{FaultState, FaultUpdate, Faults};
 use crate::hub::Hub;
@@ -14,17 +14,18 @@ use crate::listener::{self, ListenerLimits};
 use crate::members::Members;
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
-use crate::token::{make_token, unix_now};
+use crate::token::{mint, unix_now, Claims};
 use crate::writer::Writer;
 use crate::{history, poll, send, sse, ws};
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 /// How long shutdown waits for connections to finish after telling them to go away.
@@ -37,6 +38,8 @@ pub enum StartError {
     Bind(std::io::Error),
     /// The database could not be opened.
     Storage(StoreError),
+    /// The configuration is unsafe or inconsistent (see [`ServerConfig::checked`]).
+    Config(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -44,6 +47,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Bind(e) => write!(f, "cannot listen: {e}"),
             StartError::Storage(e) => write!(f, "cannot open storage: {e}"),
+            StartError::Config(e) => write!(f, "refusing to start: {e}"),
         }
     }
 }
@@ -75,30 +79,74 @@ fn router(shared: AppState) -> Router {
         .route("/v1/poll", get(poll::handler))
         .route("/v1/send", post(send::handler))
         .route("/v1/history", get(history::handler));
+    // The operator endpoints read small bodies only: anything larger is refused with 413 as soon
+    // as the limit is crossed, never buffered.
+    let mut small = Router::new();
     if config.dev_tokens {
-        app = app.route("/v1/dev/token", get(admin::dev_token));
+        small = small.route("/v1/dev/token", get(admin::dev_token));
     }
     if config.faults {
-        app = app
+        small = small
             .route("/v1/faults", get(admin::get_faults).post(admin::set_faults))
             .route("/v1/faults/drop", post(admin::drop_all));
     }
+    if config.admin_secret.is_some() {
+        small = small.route(
+            "/v1/admin/conversations/{conv}/members/{user}",
+            axum::routing::put(admin::put_member).delete(admin::delete_member),
+        );
+    }
+    app = app.merge(small.layer(DefaultBodyLimit::max(admin::MAX_OPERATOR_BODY_BYTES)));
     if let Some(dir) = &config.demo_dir {
         app = app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true));
     }
-    // Extractors that buffer a body (JSON, bytes) stop at the send limit; `/v1/send` reads its
-    // body itself with the same limit and a typed `too_large`.
-    app.layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(CorsLayer::permissive())
-        .with_state(shared)
+    // Extractors that buffer a body (JSON, bytes) stop at the send limit (the operator endpoints
+    // above at their smaller one); `/v1/send` reads its body itself with the same limit and a
+    // typed `too_large`.
+    let app = app.layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let app = match cors(config) {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    app.with_state(shared)
+}
+
+/// The CORS policy: any origin in development mode, the configured allow-list otherwise, none
+/// (no `Access-Control-Allow-Origin` at all) without one.
+fn cors(config: &ServerConfig) -> Option<CorsLayer> {
+    if config.dev {
+        return Some(CorsLayer::permissive());
+    }
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::RETRY_AFTER]),
+    )
 }
 
 /// Opens storage, binds `config.listen` and starts serving in the background.
+///
+/// Refuses an unsafe configuration first (see [`ServerConfig::checked`]).
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    if config.token_secret == DEFAULT_DEV_SECRET {
+    let config = config.checked().map_err(StartError::Config)?;
+    if config.token_keys.iter().any(|k| k.kid == DEV_KID) {
         tracing::warn!(
-            "!!! USING THE BUILT-IN DEVELOPMENT TOKEN SECRET: anyone can mint tokens. \
-             Set --token-secret / LIFELINE_TOKEN_SECRET for any real use. !!!"
+            "development mode with the built-in token secret: anyone can mint tokens \
+             (loopback only)"
         );
     }
     let store = {
@@ -112,8 +160,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let members = Arc::new(Members::from_pairs(
         store.all_members().map_err(StartError::Storage)?,
     ));
+    let grants = Arc::new(Members::from_pairs(
+        store.all_grants().map_err(StartError::Storage)?,
+    ));
     let hub = Arc::new(Hub::new(config.live_buffer));
-    let writer = Writer::spawn(Arc::clone(&store), Arc::clone(&members), Arc::clone(&hub));
+    let writer = Writer::spawn(
+        Arc::clone(&store),
+        Arc::clone(&members),
+        Arc::clone(&grants),
+        Arc::clone(&hub),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(StartError::Bind)?;
@@ -125,6 +181,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         store,
         writer,
         members,
+        grants,
         hub,
         faults: Faults::default(),
     });
@@ -170,13 +227,18 @@ impl RunningServer {
         &self.shared.config
     }
 
-    /// A token for `user` valid for `ttl`, signed with this server's secret.
+    /// A token for `user` valid for `ttl`, granting every conversation, signed with this
+    /// server's signing key.
     pub fn issue_token(&self, user: &str, ttl: Duration) -> String {
-        make_token(
-            &self.shared.config.token_secret,
+        self.issue_token_with(Claims::everything(
             user,
             unix_now().saturating_add(ttl.as_secs().max(1)),
-        )
+        ))
+    }
+
+    /// A token carrying `claims`, signed with this server's signing key (the first one).
+    pub fn issue_token_with(&self, claims: Claims) -> String {
+        mint(&self.shared.config.token_keys[0], &claims)
     }
 
     /// The fault switches (regardless of `--faults`, for in-process tests).

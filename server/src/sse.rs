@@ -1,11 +1,13 @@
 //! The Server-Sent Events transport, `GET /v1/sse`: `retry:` and `hello`, the replay after the
 //! cursor (or `Last-Event-ID`, which wins), live frames as `data:` events with `id: <seq>` on
-//! messages, heartbeats, faults and `going_away` at shutdown, and the end of a stream whose
-//! client stopped reading (slow consumer: the connection is cut; it resumes from `Last-Event-ID`).
+//! messages, heartbeats, faults, `token_expired` (then the end of the stream) when the token
+//! expires, `going_away` at shutdown, and the end of a stream whose client stopped reading (slow
+//! consumer: the connection is cut; it resumes from `Last-Event-ID`).
 //!
 //! Sends do not come in here (they go to [`crate::send`]); frame semantics live in
 //! [`crate::feed`].
 
+use crate::access::Access;
 use crate::conns::ConnGuard;
 use crate::errors::frame_error;
 use crate::feed::Feed;
@@ -64,8 +66,8 @@ pub async fn handler(
     if let Err(e) = check_version(&params) {
         return e.into_response();
     }
-    let user = match authenticate(&shared, &params, None) {
-        Ok(u) => u,
+    let access = match authenticate(&shared, &params, &headers) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     let last_event_id = headers
@@ -90,7 +92,7 @@ pub async fn handler(
         });
         return stream_response(rx);
     }
-    let guard = match shared.conns.try_open(&user) {
+    let guard = match shared.conns.try_open(&access.user) {
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
@@ -98,7 +100,7 @@ pub async fn handler(
     shared
         .conns
         .tracker()
-        .spawn(run(shared.clone(), tx, guard, user, cursor, cut));
+        .spawn(run(shared.clone(), tx, guard, access, cursor, cut));
     stream_response(rx)
 }
 
@@ -106,12 +108,14 @@ async fn run(
     shared: AppState,
     tx: mpsc::Sender<Item>,
     guard: ConnGuard,
-    user: String,
+    access: Access,
     cursor: Option<Seq>,
     cut: Option<ConnCut>,
 ) {
+    let user = access.user.clone();
+    let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
-    let (hello, mut feed) = Feed::open(&shared, &user, cursor);
+    let (hello, mut feed) = Feed::open(&shared, &access, cursor);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "sse open");
     // The stream starts with `retry:` and `hello`, in one event.
     let first = Event::default()
@@ -137,6 +141,17 @@ async fn run(
                 return;
             }
             _ = tx.closed() => return,
+            _ = sleep_until(expires_at) => {
+                tracing::debug!(%user, "token expired on an open SSE stream; ending it");
+                let f = frame_error(ErrorCode::TokenExpired, "token has expired", None, None, None);
+                // A client that stopped reading does not get to hold the stream past expiry.
+                if tokio::time::timeout(stall, tx.send(Ok(event(&f)))).await.is_err() {
+                    if let Some(cut) = &cut {
+                        cut.cut();
+                    }
+                }
+                return;
+            }
             f = feed.next() => match f {
                 Ok(f) => f,
                 Err(e) => {

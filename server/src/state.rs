@@ -19,6 +19,9 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub writer: Writer,
     pub members: Arc<Members>,
+    /// Memberships granted by the application's backend (admin API): who may join what beyond
+    /// what their token allows.
+    pub grants: Arc<Members>,
     pub hub: Arc<Hub>,
     pub limits: Limits,
     pub faults: Faults,

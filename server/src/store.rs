@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS members (
     PRIMARY KEY (user, conv)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_conv ON members(conv, user);
+CREATE TABLE IF NOT EXISTS grants (
+    user TEXT NOT NULL,
+    conv TEXT NOT NULL,
+    PRIMARY KEY (user, conv)
+) WITHOUT ROWID;
 ";
 
 /// The database: one writer connection and, on disk, a pool of reader connections (WAL lets them
@@ -241,6 +246,15 @@ impl Store {
         })
     }
 
+    /// Every (user, conversation) grant of the admin API, for warming the cache at start.
+    pub fn all_grants(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare("SELECT user, conv FROM grants")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Flushes the WAL into the main database file (at shutdown).
     pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
         if self.path.is_some() {
@@ -255,15 +269,20 @@ impl Store {
 pub(crate) mod tx {
     use super::*;
 
-    pub fn existing_seq(
+    /// The message `sender` already stored under `client_id`, if any: its seq, conversation and
+    /// body (a repeat is acknowledged only if conversation and body are the same).
+    pub fn existing(
         c: &Connection,
         sender: &str,
         client_id: &str,
-    ) -> rusqlite::Result<Option<Seq>> {
-        c.prepare_cached("SELECT seq FROM messages WHERE sender = ?1 AND client_id = ?2")?
-            .query_row(params![sender, client_id], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|o| o.map(|s| s as u64))
+    ) -> rusqlite::Result<Option<(Seq, String, String)>> {
+        c.prepare_cached(
+            "SELECT seq, conv, body FROM messages WHERE sender = ?1 AND client_id = ?2",
+        )?
+        .query_row(params![sender, client_id], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })
+        .optional()
     }
 
     pub fn is_member(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<bool> {
@@ -298,6 +317,25 @@ pub(crate) mod tx {
         c.prepare_cached("DELETE FROM members WHERE user = ?1 AND conv = ?2")?
             .execute(params![user, conv])
             .map(|_| ())
+    }
+
+    pub fn grant(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
+        c.prepare_cached("INSERT OR IGNORE INTO grants (user, conv) VALUES (?1, ?2)")?
+            .execute(params![user, conv])
+            .map(|_| ())
+    }
+
+    pub fn revoke(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
+        c.prepare_cached("DELETE FROM grants WHERE user = ?1 AND conv = ?2")?
+            .execute(params![user, conv])
+            .map(|_| ())
+    }
+
+    pub fn is_granted(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<bool> {
+        c.prepare_cached("SELECT 1 FROM grants WHERE user = ?1 AND conv = ?2")?
+            .query_row(params![user, conv], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
     }
 
     pub fn max_seq(c: &Connection) -> rusqlite::Result<Seq> {

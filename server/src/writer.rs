@@ -25,12 +25,26 @@ pub enum WriteOp {
         conv: String,
         body: String,
     },
-    /// Refused with `forbidden` when `user` is already a member of `max_memberships`
-    /// conversations (a join of a conversation the user is in always succeeds).
+    /// Join `conv`; allowed when `by_token` (the user's token grants it, checked by the caller)
+    /// or when the application granted it (admin API), checked here in write order. An allowed
+    /// join is still refused with `forbidden` when `user` is already a member of
+    /// `max_memberships` conversations (a join of a conversation the user is in always succeeds).
     Join {
         user: String,
         conv: String,
+        by_token: bool,
         max_memberships: usize,
+    },
+    /// Admin API: the application lets `user` join `conv`. Answered `None`.
+    Grant {
+        user: String,
+        conv: String,
+    },
+    /// Admin API: the application removes `user` from `conv` (grant and membership); the user's
+    /// streams get a `forbidden` error frame for `conv` at once. Answered `None`.
+    Revoke {
+        user: String,
+        conv: String,
     },
     Leave {
         user: String,
@@ -77,11 +91,16 @@ fn now_ms() -> u64 {
 
 impl Writer {
     /// Starts the writer thread.
-    pub fn spawn(store: Arc<Store>, members: Arc<Members>, hub: Arc<Hub>) -> Writer {
+    pub fn spawn(
+        store: Arc<Store>,
+        members: Arc<Members>,
+        grants: Arc<Members>,
+        hub: Arc<Hub>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("lifeline-writer".into())
-            .spawn(move || run(store, members, hub, rx))
+            .spawn(move || run(store, members, grants, hub, rx))
             .expect("spawning the writer thread");
         Writer { tx }
     }
@@ -110,9 +129,11 @@ impl Writer {
 fn op_ids(op: &WriteOp) -> (Option<&str>, Option<&str>) {
     match op {
         WriteOp::Send { id, conv, .. } => (Some(id.as_str()), Some(conv.as_str())),
-        WriteOp::Join { conv, .. } | WriteOp::Leave { conv, .. } | WriteOp::Typing { conv, .. } => {
-            (None, Some(conv.as_str()))
-        }
+        WriteOp::Join { conv, .. }
+        | WriteOp::Leave { conv, .. }
+        | WriteOp::Typing { conv, .. }
+        | WriteOp::Grant { conv, .. }
+        | WriteOp::Revoke { conv, .. } => (None, Some(conv.as_str())),
     }
 }
 
@@ -130,9 +151,17 @@ enum Effect {
     Typing(String, String),
     Join(String, String),
     Leave(String, String),
+    Grant(String, String),
+    Revoke(String, String),
 }
 
-fn run(store: Arc<Store>, members: Arc<Members>, hub: Arc<Hub>, mut rx: mpsc::Receiver<Request>) {
+fn run(
+    store: Arc<Store>,
+    members: Arc<Members>,
+    grants: Arc<Members>,
+    hub: Arc<Hub>,
+    mut rx: mpsc::Receiver<Request>,
+) {
     let mut next_seq: Seq = store.head() + 1;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
@@ -149,7 +178,7 @@ fn run(store: Arc<Store>, members: Arc<Members>, hub: Arc<Hub>, mut rx: mpsc::Re
             }
         }
         if !batch.is_empty() {
-            commit_group(&store, &members, &hub, &mut next_seq, batch);
+            commit_group(&store, (&members, &grants), &hub, &mut next_seq, batch);
         }
         if let Some(done) = close {
             rx.close();
@@ -170,7 +199,7 @@ fn run(store: Arc<Store>, members: Arc<Members>, hub: Arc<Hub>, mut rx: mpsc::Re
 
 fn commit_group(
     store: &Store,
-    members: &Members,
+    (members, grants): (&Members, &Members),
     hub: &Hub,
     next_seq: &mut Seq,
     batch: Vec<(WriteOp, oneshot::Sender<Answer>)>,
@@ -190,11 +219,24 @@ fn commit_group(
                     conv,
                     body,
                 } => {
-                    if let Some(seq) = tx::existing_seq(&t, user, id)? {
-                        answers.push(Some(ServerFrame::Ack {
-                            id: id.clone(),
-                            seq,
-                        }));
+                    if let Some((seq, stored_conv, stored_body)) = tx::existing(&t, user, id)? {
+                        // A retransmission is acknowledged again; another message under the same
+                        // id is refused, never acknowledged with the stored message's seq.
+                        answers.push(Some(
+                            if stored_conv == *conv && stored_body == *body {
+                                ServerFrame::Ack {
+                                    id: id.clone(),
+                                    seq,
+                                }
+                            } else {
+                                error(
+                                    ErrorCode::IdReused,
+                                    "this id was already used for another message; send it under a new id",
+                                    Some(id),
+                                    Some(conv),
+                                )
+                            },
+                        ));
                     } else if !tx::is_member(&t, user, conv)? {
                         answers.push(Some(error(
                             ErrorCode::Forbidden,
@@ -223,8 +265,18 @@ fn commit_group(
                 WriteOp::Join {
                     user,
                     conv,
+                    by_token,
                     max_memberships,
                 } => {
+                    if !(*by_token || tx::is_granted(&t, user, conv)?) {
+                        answers.push(Some(error(
+                            ErrorCode::Forbidden,
+                            "not allowed to join this conversation",
+                            None,
+                            Some(conv),
+                        )));
+                        continue;
+                    }
                     if !tx::is_member(&t, user, conv)?
                         && tx::membership_count(&t, user)? >= *max_memberships
                     {
@@ -239,6 +291,17 @@ fn commit_group(
                     tx::join(&t, user, conv)?;
                     answers.push(Some(ServerFrame::Subscribed { conv: conv.clone() }));
                     effects.push(Effect::Join(user.clone(), conv.clone()));
+                }
+                WriteOp::Grant { user, conv } => {
+                    tx::grant(&t, user, conv)?;
+                    answers.push(None);
+                    effects.push(Effect::Grant(user.clone(), conv.clone()));
+                }
+                WriteOp::Revoke { user, conv } => {
+                    tx::revoke(&t, user, conv)?;
+                    tx::leave(&t, user, conv)?;
+                    answers.push(None);
+                    effects.push(Effect::Revoke(user.clone(), conv.clone()));
                 }
                 WriteOp::Leave { user, conv } => {
                     tx::leave(&t, user, conv)?;
@@ -272,6 +335,22 @@ fn commit_group(
                     Effect::Msg(m) => hub.publish(Live::Msg(m)),
                     Effect::Join(u, c) => members.join(&u, &c),
                     Effect::Leave(u, c) => members.leave(&u, &c),
+                    Effect::Grant(u, c) => grants.join(&u, &c),
+                    Effect::Revoke(u, c) => {
+                        grants.leave(&u, &c);
+                        members.leave(&u, &c);
+                        // After the caches changed: from here on no stream of `u` passes a frame
+                        // of `c`, and the client learns why.
+                        hub.publish(Live::Direct {
+                            frame: error(
+                                ErrorCode::Forbidden,
+                                "membership revoked",
+                                None,
+                                Some(&c),
+                            ),
+                            to: u,
+                        });
+                    }
                     Effect::Typing(user, conv) => hub.publish(Live::Typing { conv, user }),
                 }
             }

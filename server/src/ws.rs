@@ -1,18 +1,20 @@
 //! The WebSocket transport, `GET /v1/ws`: upgrade, authenticate after the upgrade (error frame and
 //! close 4401), then `hello`, replay and live frames out, client frames in, heartbeats, idle drop,
-//! faults and `going_away` at shutdown.
+//! faults, `token_expired` + 4401 when the token expires, and `going_away` at shutdown.
 //!
 //! Frame semantics live in [`crate::commands`] and [`crate::feed`]; this module only moves text
 //! messages.
 
+use crate::access::Access;
 use crate::commands::{self, Handled, Via};
 use crate::conns::ConnGuard;
-use crate::errors::frame_error;
+use crate::errors::{frame_error, rejected_frame};
 use crate::feed::Feed;
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -54,6 +56,7 @@ type Source = SplitStream<WebSocket>;
 pub async fn handler(
     State(shared): State<AppState>,
     Query(params): Query<Params>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let faults = shared.faults.get();
@@ -61,14 +64,14 @@ pub async fn handler(
         return e.into_response();
     }
     let pre = check_version(&params)
-        .and_then(|_| authenticate(&shared, &params, None))
-        .and_then(|user| Ok((user, opt_u64(&params, "cursor")?)));
+        .and_then(|_| authenticate(&shared, &params, &headers))
+        .and_then(|access| Ok((access, opt_u64(&params, "cursor")?)));
     let blackhole = faults.blackhole_ws;
     // The stream caps are checked before the upgrade, so a refusal is a plain 429/503 with
     // Retry-After. (Bad credentials are told after the upgrade: browsers cannot read the body
     // of a refused upgrade.)
     let guard = match &pre {
-        Ok((user, _)) if !blackhole => match shared.conns.try_open(user) {
+        Ok((access, _)) if !blackhole => match shared.conns.try_open(&access.user) {
             Ok(g) => g,
             Err(e) => return e.into_response(),
         },
@@ -87,7 +90,9 @@ pub async fn handler(
                     return;
                 }
                 match pre {
-                    Ok((user, cursor)) => session(shared, sink, source, guard, user, cursor).await,
+                    Ok((access, cursor)) => {
+                        session(shared, sink, source, guard, access, cursor).await
+                    }
                     Err(e) => {
                         let code = if e.code.is_auth() {
                             CLOSE_UNAUTHORIZED
@@ -143,11 +148,13 @@ async fn session(
     mut sink: Sink,
     mut source: Source,
     guard: ConnGuard,
-    user: String,
+    access: Access,
     cursor: Option<Seq>,
 ) {
+    let user = access.user.clone();
+    let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
-    let (hello, mut feed) = Feed::open(&shared, &user, cursor);
+    let (hello, mut feed) = Feed::open(&shared, &access, cursor);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "websocket open");
     if send(&mut sink, &ServerFrame::Hello(hello)).await.is_err() {
         return;
@@ -175,6 +182,13 @@ async fn session(
                 tracing::debug!(%user, "websocket dropped by fault switch");
                 return;
             }
+            _ = sleep_until(expires_at) => {
+                tracing::debug!(%user, "token expired on an open websocket; closing with 4401");
+                let f = frame_error(ErrorCode::TokenExpired, "token has expired", None, None, None);
+                let _ = timeout(CLOSE_GRACE, send(&mut sink, &f)).await;
+                close(sink, source, CLOSE_UNAUTHORIZED, "token_expired").await;
+                return;
+            }
             Some(answer) = pending.next(), if !pending.is_empty() => match answer {
                 Some(f) => f,
                 None => continue,
@@ -183,8 +197,8 @@ async fn session(
                 last_recv = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => match decode_client_frame(text.as_str()) {
-                        Err(e) => frame_error(e.code(), e.to_string(), None, None, None),
-                        Ok(frame) => match commands::handle(&shared, &user, frame, Via::WebSocket).await {
+                        Err(e) => rejected_frame(text.as_str(), &e),
+                        Ok(frame) => match commands::handle(&shared, &access, frame, Via::WebSocket).await {
                             Handled::Reply(f) => f,
                             Handled::Later(fut) => { pending.push_back(fut); continue; }
                             Handled::Nothing => continue,

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use lifeline_core::protocol::{decode_server_frame, encode, ClientFrame, ErrorCode, ServerFrame};
-use lifeline_server::{make_token, RunningServer, ServerConfig, CLOSE_SLOW_CONSUMER};
+use lifeline_server::{mint, Claims, RunningServer, ServerConfig, TokenKey, CLOSE_SLOW_CONSUMER};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,7 +22,9 @@ use tokio_tungstenite::WebSocketStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lifeline-server");
 
-/// The secret the binary is started with in these tests (long enough for any secret policy).
+/// The token key the binary is started with in these tests (`--token-secret KID:SECRET`; the
+/// secret is over the 32-byte minimum).
+const KID: &str = "abuse";
 const SECRET: &str = "abuse-tests-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 /// A receive buffer small enough that a client that does not read stalls the server quickly.
@@ -349,16 +351,12 @@ async fn slowloris_headers_idle_sockets_and_trickled_bodies_are_closed() {
     assert!(reply.contains("not received within"), "{reply}");
 }
 
-/// Starts the binary with `args` (plus a secret, in memory, port 0); returns it and its URL.
+/// Starts the binary with `args` (plus a token key, in memory, port 0, not in development
+/// mode); returns it and its URL.
 async fn start_binary(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args([
-            "--memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-secret",
-            SECRET,
-        ])
+        .args(["--memory", "--listen", "127.0.0.1:0", "--token-secret"])
+        .arg(format!("{KID}:{SECRET}"))
         .args(args)
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
@@ -407,7 +405,8 @@ fn bin_token(user: &str) -> String {
         .expect("clock")
         .as_secs()
         + 3600;
-    make_token(SECRET, user, exp)
+    let key = TokenKey::new(KID, SECRET).expect("the test key is valid");
+    mint(&key, &Claims::everything(user, exp))
 }
 
 async fn bin_send(base: &str, token: &str, frames: &[ClientFrame]) -> String {

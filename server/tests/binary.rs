@@ -1,5 +1,5 @@
-//! The `lifeline-server` binary itself: starts with no configuration, serves, and shuts down
-//! cleanly on SIGTERM after telling streams to go away.
+//! The `lifeline-server` binary itself: starts in development mode with no other configuration,
+//! serves, and shuts down cleanly on SIGTERM after telling streams to go away.
 
 mod common;
 
@@ -24,8 +24,15 @@ async fn help_explains_the_flags() {
         "--memory",
         "--token-secret",
         "LIFELINE_TOKEN_SECRET",
+        "--dev",
+        "LIFELINE_DEV",
         "--dev-tokens",
         "--faults",
+        "--admin-secret",
+        "LIFELINE_ADMIN_SECRET",
+        "--cors-origin",
+        "LIFELINE_CORS_ORIGINS",
+        "--max-token-ttl-secs",
         "--heartbeat-ms",
         "--resume-window",
         "--rate-per-sec",
@@ -39,13 +46,14 @@ async fn help_explains_the_flags() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn starts_without_configuration_and_stops_on_sigterm() {
+async fn starts_in_dev_mode_without_a_secret_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     // Only the port is overridden (0: any free port), so parallel test runs do not collide.
     let mut child = Command::new(BIN)
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .env("LIFELINE_LISTEN", "127.0.0.1:0")
+        .env("LIFELINE_DEV", "true")
         .env("LIFELINE_DEV_TOKENS", "true")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -62,7 +70,7 @@ async fn starts_without_configuration_and_stops_on_sigterm() {
                 .await
                 .unwrap()
                 .expect("server exited early");
-            warned |= line.contains("DEVELOPMENT TOKEN SECRET");
+            warned |= line.contains("built-in token secret");
             if let Some(i) = line.find("url=") {
                 return line[i + 4..].trim().to_string();
             }

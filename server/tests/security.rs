@@ -30,7 +30,7 @@ async fn expect_ws_auth_failure(s: &lifeline_server::RunningServer, query: &str,
 #[tokio::test]
 async fn missing_expired_and_forged_tokens_on_every_endpoint() {
     let s = server().await;
-    let secret = s.config().token_secret.clone();
+    let secret = lifeline_server::config::TEST_SECRET.to_string();
     let expired = make_token(&secret, "alice", 1);
     let forged = make_token("not-the-secret", "alice", u64::MAX / 2);
     let cases = [

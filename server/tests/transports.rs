@@ -46,6 +46,12 @@ async fn websocket_subscribe_send_ack_and_own_message() {
     assert_eq!(hello(&h).user, "alice");
     assert!(hello(&h).resumed);
     assert_eq!(hello(&h).v, 1);
+    // The send limits, so that a client's HTTP batches never exceed them.
+    assert_eq!(
+        hello(&h).max_body_bytes,
+        Some(s.config().max_body_bytes as u64)
+    );
+    assert_eq!(hello(&h).max_frames, Some(64));
     ws_send(&mut ws, &subscribe("general")).await;
     assert_eq!(
         ws_next_durable(&mut ws).await,
@@ -125,6 +131,7 @@ async fn long_poll_hello_wakes_on_send_and_times_out_empty() {
     let frames = poll_ok(&s, &format!("token={t}&hello=1&wait_ms=5000")).await;
     let h = hello(&frames[0]).clone();
     assert!(h.resumed);
+    assert_eq!(h.max_body_bytes, Some(s.config().max_body_bytes as u64));
     assert_eq!(frames.len(), 1);
     // Empty answer after wait_ms.
     let frames = poll_ok(&s, &format!("token={t}&cursor={}&wait_ms=100", h.cursor)).await;
@@ -168,7 +175,7 @@ async fn http_send_answers_each_frame_and_is_idempotent() {
             subscribe("room"),
             send("d1", "room", "one"),
             send("d2", "room", "two"),
-            send("d1", "room", "one again"),
+            send("d1", "room", "one"),
             ClientFrame::Typing {
                 conv: "room".into(),
             },

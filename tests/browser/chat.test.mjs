@@ -106,3 +106,26 @@ test('the package rejects with typed errors', async () => {
   });
   await ctx.close();
 });
+
+test('two clients of one user with the same seed send under different random ids', async () => {
+  const ctx = await browser.newContext();
+  const page = await openDemo(ctx, server.base, 'erin', 'general');
+  const acks = await page.evaluate(async () => {
+    const { Client } = await import('./pkg/lifeline.js');
+    const token = async () => (await (await fetch('/v1/dev/token?user=erin&ttl_secs=600')).json()).token;
+    const twins = [0, 1].map(() => new Client({ url: location.origin, getToken: token, seed: 7 }));
+    const acks = [];
+    for (const [i, c] of twins.entries()) acks.push(await c.send('general', `twin ${i}`));
+    for (const c of twins) c.close();
+    return acks;
+  });
+  const uuidV4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  for (const ack of acks) assert.match(ack.id, uuidV4);
+  assert.notEqual(acks[0].id, acks[1].id);
+  assert.notEqual(acks[0].seq, acks[1].seq);
+  // Both are stored and delivered (before, the second was acked with the first one's seq).
+  await until(page, 'both twins\' messages', () => window.demo.received.filter((m) => m.body.startsWith('twin ')).length >= 2);
+  const got = await page.evaluate(() => window.demo.received.filter((m) => m.body.startsWith('twin ')));
+  assert.deepEqual(got.map((m) => [m.body, m.seq, m.id]), [['twin 0', acks[0].seq, acks[0].id], ['twin 1', acks[1].seq, acks[1].id]]);
+  await ctx.close();
+});

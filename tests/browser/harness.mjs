@@ -1,6 +1,6 @@
 // Shared set-up of the browser tests: checks the prerequisites (failing, never skipping, with the
 // command that installs what is missing), starts the real lifeline-server binary on a free loopback
-// port with --dev-tokens --faults and a copy of the demo, launches Debian's Chromium through
+// port with --dev --dev-tokens --faults and a copy of the demo, launches Debian's Chromium through
 // playwright-core with a fresh profile, and offers small helpers (wait for a condition, flip fault
 // switches, open the demo as a user).
 //
@@ -62,13 +62,13 @@ export function demoDir() {
 }
 
 /**
- * Starts lifeline-server (in memory, dev tokens, fault switches) serving `staticDir` at `/`.
+ * Starts lifeline-server (in memory, development mode with dev tokens and fault switches) serving `staticDir` at `/`.
  * Resolves once /healthz answers.
  */
 export async function startServer(staticDir, extraArgs = []) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const args = ['--listen', `127.0.0.1:${port}`, '--memory', '--dev-tokens', '--faults',
+  const args = ['--listen', `127.0.0.1:${port}`, '--memory', '--dev', '--dev-tokens', '--faults',
     '--demo-dir', staticDir, ...extraArgs];
   const child = spawn(SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
   let stderr = '';

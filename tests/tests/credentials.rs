@@ -21,7 +21,7 @@ fn unix_now() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_token_is_refreshed_at_connect_and_mid_session() {
     let server = harness::server().await;
-    let secret = server.config().token_secret.clone();
+    let secret = lifeline_server::config::TEST_SECRET.to_string();
     let calls = Arc::new(AtomicUsize::new(0));
     // The first token has expired already; the provider hands out tokens that live 2 s.
     let expired = make_token(&secret, "tia", unix_now() - 10);
@@ -60,7 +60,9 @@ async fn expired_token_is_refreshed_at_connect_and_mid_session() {
     rec.wait_connected_after(mark, TransportKind::WebSocket, WAIT)
         .await;
     assert!(after.await.is_ok());
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "{}", rec.state_log());
+    // At least one refresh mid-session; the server also ends a stream when its token expires, so
+    // a 2 s token may have run out once more by now.
+    assert!(calls.load(Ordering::SeqCst) >= 2, "{}", rec.state_log());
     rec.wait_messages(2, WAIT).await;
     let bodies: Vec<String> = rec.messages().into_iter().map(|m| m.body).collect();
     assert_eq!(bodies, ["before", "after"]);

@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: the native benchmark. Builds `lifeline-bench` (tests/src/bin/bench.rs) in
 //! release mode and runs it pinned to one core with `taskset` when available, so that client and
 //! server share a core (waking a thread on the other core costs tens of µs on the 2-core VM).
-//! Prints `name sdk raw ratio` lines. Not part of `cargo xtask test`. Arguments are passed on:
-//! `cargo xtask bench server-mem` measures the server's memory under stalled readers instead.
+//! Prints `name sdk raw ratio` lines; arguments go to the benchmark (`cargo xtask bench
+//! first-message`; `cargo xtask bench server-mem` measures the server's memory under stalled
+//! readers instead). Not part of `cargo xtask test`.
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
@@ -21,10 +22,12 @@ pub fn run(args: &[String]) -> Result {
     )?;
     let bin = root().join("target/release/lifeline-bench");
     let bin = bin.to_string_lossy().into_owned();
-    let rest: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The benchmark's own arguments (a mode such as `first-message` or `server-mem`) are passed
+    // on.
+    let mode: Vec<&str> = args.iter().map(String::as_str).collect();
     if have("taskset") {
         let mut pinned = vec!["-c", "0", bin.as_str()];
-        pinned.extend(&rest);
+        pinned.extend(&mode);
         status(
             Command::new("taskset").args(&pinned).current_dir(root()),
             "taskset",
@@ -33,9 +36,9 @@ pub fn run(args: &[String]) -> Result {
     } else {
         eprintln!("xtask: taskset not found; running unpinned");
         status(
-            Command::new(&bin).args(&rest).current_dir(root()),
+            Command::new(&bin).args(&mode).current_dir(root()),
             &bin,
-            &rest,
+            &mode,
         )
     }
 }

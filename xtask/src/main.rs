@@ -17,12 +17,13 @@ usage: cargo xtask <command>
 
 commands:
   setup          install what the project needs on a fresh machine (wasm32 target, wasm-bindgen-cli
-                 at the version in Cargo.lock, Chromium, npm packages)
+                 at the version in Cargo.lock, Chromium, nginx and HAProxy, npm packages)
   test           run every test: fmt, clippy, the workspace tests, sdk-core on wasm32, the npm
                  package build and the browser tests
   demo           build the browser package and start the server with the demo at http://127.0.0.1:8787/
   npm            build the npm package (@lifeline/client) into target/npm/lifeline-client
-  bench          run the native benchmark (SDK vs raw libraries, same server, same run)
+  bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
+                 or only the first-message timing
   fuzz [SECS]    run the frame-decoder fuzzer for SECS seconds (default 60; needs nightly + cargo-fuzz)
 ";
 

@@ -10,6 +10,7 @@ pub fn all() -> Result {
     rust_src()?;
     wasm_bindgen_cli()?;
     apt_packages()?;
+    middleboxes()?;
     npm_packages()?;
     Ok(())
 }
@@ -101,6 +102,32 @@ pub fn apt_packages() -> Result {
         ],
     )
     .map_err(|e| format!("{e}; run `apt-get install chromium chromium-driver` as root"))
+}
+
+/// Debian's nginx and HAProxy, which the middlebox tests (tests/tests/middleboxes.rs) start in
+/// front of the server.
+pub fn middleboxes() -> Result {
+    if have("nginx") && have("haproxy") {
+        return Ok(());
+    }
+    let by_hand = "run `apt-get install nginx-light haproxy` as root";
+    if !have("apt-get") {
+        return Err(format!("nginx or HAProxy is missing; {by_hand}"));
+    }
+    std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
+    cmd("apt-get", &["update", "-qq"])?;
+    cmd(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "nginx-light",
+            "haproxy",
+        ],
+    )
+    .map_err(|e| format!("{e}; {by_hand}"))
 }
 
 /// `npm ci` for the browser tests and the packaging tools (package-lock.json is committed).

@@ -24,6 +24,8 @@ pub fn all() -> Result {
             "warnings",
         ],
     )?;
+    // The middlebox tests start Debian's nginx and HAProxy.
+    crate::setup::middleboxes()?;
     cmd("cargo", &["test", "--workspace"])?;
     // The API docs must build without a broken link: an app is written from them.
     status(

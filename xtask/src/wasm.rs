@@ -244,6 +244,7 @@ pub fn demo() -> Result {
             "--listen",
             &listen,
             "--memory",
+            "--dev",
             "--dev-tokens",
             "--faults",
             "--demo-dir",

@@ -14,9 +14,11 @@ use lifeline_core::protocol::{
 };
 use lifeline_core::Instant;
 use lifeline_core::{
-    Action, Config, Event, FailureKind, HttpMethod, Input, RequestId, Session, SocketId,
-    SocketKind, State, TransportFailure, TransportKind,
+    Action, Config, Event, FailureKind, HttpMethod, Input, MsgId, RequestId, SendError, Session,
+    SocketId, SocketKind, State, TransportFailure, TransportKind,
 };
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
@@ -90,6 +92,12 @@ pub struct FakeServer {
     pub token_fetches: usize,
     /// Every token is refused, fresh ones included.
     pub reject_all_tokens: bool,
+    /// HTTP send requests with a larger body get 413 `too_large` (a server or proxy limit).
+    pub max_body_bytes: Option<usize>,
+    /// The `hello` advertises `max_body_bytes` and `max_frames` (64).
+    pub advertise_limits: bool,
+    /// Every HTTP send request received: (frames, body bytes), refused ones included.
+    pub send_requests: Vec<(usize, usize)>,
 }
 
 impl FakeServer {
@@ -113,9 +121,23 @@ impl FakeServer {
             .collect()
     }
 
-    fn store(&mut self, from: &str, id: &str, conv: &str, body: &str, ts: u64) -> (u64, bool) {
+    /// Stores a message: `Ok((seq, stored))`, `stored` false for a repeat of a stored message, or
+    /// `Err(())` for an id already used for another conversation or body (`id_reused`).
+    fn store(
+        &mut self,
+        from: &str,
+        id: &str,
+        conv: &str,
+        body: &str,
+        ts: u64,
+    ) -> Result<(u64, bool), ()> {
         if let Some(seq) = self.by_client_id.get(&(from.to_string(), id.to_string())) {
-            return (*seq, false);
+            let m = self.messages.iter().find(|m| m.seq == *seq).ok_or(())?;
+            return if m.conv == conv && m.body == body {
+                Ok((*seq, false))
+            } else {
+                Err(())
+            };
         }
         let seq = self.head() + 1;
         self.messages.push(Message {
@@ -128,7 +150,7 @@ impl FakeServer {
         });
         self.by_client_id
             .insert((from.to_string(), id.to_string()), seq);
-        (seq, true)
+        Ok((seq, true))
     }
 }
 
@@ -155,6 +177,9 @@ pub struct Sim {
     pub token_delay: Duration,
     pub steps: u64,
     token_counter: u64,
+    /// Where message ids come from (the OS's generator in a real driver), seeded apart from the
+    /// session's seed.
+    id_rng: SmallRng,
 }
 
 /// A configuration with short, test-friendly numbers left at their defaults and a fixed seed.
@@ -187,6 +212,7 @@ fn query(url: &str, key: &str) -> Option<String> {
 
 impl Sim {
     pub fn new(config: Config) -> Self {
+        let config_seed = config.seed;
         // Any origin will do; this one leaves room to look back from the start.
         let start = Instant::from_micros(1_000_000_000_000);
         let mut server = FakeServer {
@@ -222,6 +248,7 @@ impl Sim {
             token_delay: Duration::from_millis(50),
             steps: 0,
             token_counter: 1,
+            id_rng: SmallRng::seed_from_u64(config_seed ^ 0x1d5_1d5),
         }
     }
 
@@ -280,6 +307,11 @@ impl Sim {
             heartbeat_ms: self.server.heartbeat.as_millis() as u64,
             cursor,
             resumed,
+            max_body_bytes: self
+                .server
+                .advertise_limits
+                .then(|| self.server.max_body_bytes.unwrap_or(1 << 20) as u64),
+            max_frames: self.server.advertise_limits.then_some(64),
         };
         (hello, self.server.after(cursor))
     }
@@ -474,7 +506,28 @@ impl Sim {
                 respond(self, 401, body);
                 return;
             }
-            let batch = protocol::decode_client_batch(&body.unwrap()).expect("valid batch");
+            let body = body.unwrap();
+            let batch = protocol::decode_client_batch(&body).expect("valid batch");
+            self.server
+                .send_requests
+                .push((batch.frames.len(), body.len()));
+            if self
+                .server
+                .max_body_bytes
+                .is_some_and(|max| body.len() > max)
+            {
+                let error = protocol::HttpError {
+                    error: ErrorFrame {
+                        code: ErrorCode::TooLarge,
+                        message: "request body too large".into(),
+                        id: None,
+                        conv: None,
+                        retry_after_ms: None,
+                    },
+                };
+                respond(self, 413, protocol::encode(&error));
+                return;
+            }
             let mut frames = Vec::new();
             for f in batch.frames {
                 frames.extend(self.server_handle(f));
@@ -526,7 +579,15 @@ impl Sim {
                     })];
                 }
                 let ts = self.ts();
-                let (seq, new) = self.server.store(USER, &id, &conv, &body, ts);
+                let Ok((seq, new)) = self.server.store(USER, &id, &conv, &body, ts) else {
+                    return vec![ServerFrame::Error(ErrorFrame {
+                        code: ErrorCode::IdReused,
+                        message: "id used for another message".into(),
+                        id: Some(id),
+                        conv: Some(conv),
+                        retry_after_ms: None,
+                    })];
+                };
                 if new {
                     self.server.stored_sends += 1;
                     self.fan_out(seq);
@@ -565,7 +626,10 @@ impl Sim {
     pub fn publish(&mut self, conv: &str, body: &str) -> u64 {
         let ts = self.ts();
         let id = format!("peer-{}", self.server.messages.len() + 1);
-        let (seq, _) = self.server.store(PEER, &id, conv, body, ts);
+        let (seq, _) = self
+            .server
+            .store(PEER, &id, conv, body, ts)
+            .expect("peer ids are unique");
         self.fan_out(seq);
         seq
     }
@@ -833,11 +897,32 @@ impl Sim {
         self.drain();
     }
 
-    pub fn send(&mut self, conv: &str, body: &str) -> lifeline_core::MsgId {
+    pub fn send(&mut self, conv: &str, body: &str) -> MsgId {
+        self.try_send(conv, body).expect("send accepted")
+    }
+
+    /// `Session::send` with fresh random id bytes, as a driver calls it.
+    pub fn try_send(&mut self, conv: &str, body: &str) -> Result<MsgId, SendError> {
+        let random = self.random_id();
+        self.send_with_random(conv, body, random)
+    }
+
+    /// `Session::send` with the given id bytes.
+    pub fn send_with_random(
+        &mut self,
+        conv: &str,
+        body: &str,
+        random: [u8; 16],
+    ) -> Result<MsgId, SendError> {
         let now = self.now;
-        let id = self.session.send(now, conv, body).expect("send accepted");
+        let id = self.session.send(now, conv, body, random);
         self.drain();
         id
+    }
+
+    /// 16 random bytes for a message id.
+    pub fn random_id(&mut self) -> [u8; 16] {
+        self.id_rng.random()
     }
 
     pub fn subscribe(&mut self, conv: &str) {

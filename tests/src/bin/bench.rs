@@ -3,7 +3,9 @@
 //!
 //! Modes: no argument runs everything (it starts the server as a child process of this binary,
 //! `bench serve`, and measures memory in child processes, `bench mem sdk|raw URL N`, so that one
-//! measurement's freed memory cannot flatter the next). Not part of the test suite.
+//! measurement's freed memory cannot flatter the next). `bench first-message` measures only the
+//! first visit's time to the first message with WebSocket working, reset and black-holed (the
+//! median of five runs each; the working case is the baseline). Not part of the test suite.
 //!
 //! `bench server-mem` measures the *server's* resident memory instead (issue 9): above the idle
 //! server, under 300 stalled WebSocket readers and under 300 stalled SSE readers after 1,000
@@ -12,13 +14,13 @@
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline::{Client, Event, TransportKind};
-use lifeline_server::{make_token, ServerConfig};
+use lifeline_server::{make_token, ServerConfig, TokenKey};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-const SECRET: &str = "lifeline-bench-secret-of-at-least-32-bytes";
+const SECRET: &str = "lifeline-bench-secret-0123456789abcdef";
 const ROUNDS: usize = 5;
 const RTT_SAMPLES: usize = 2_000;
 const THROUGHPUT_MSGS: usize = 10_000;
@@ -57,6 +59,7 @@ fn main() {
             let kib = rt.block_on(memory(&args[1], &args[2], n));
             println!("{kib:.1}");
         }
+        Some("first-message") => rt.block_on(first_message()),
         _ => rt.block_on(all()),
     }
 }
@@ -64,7 +67,7 @@ fn main() {
 async fn serve() {
     let config = ServerConfig {
         data_dir: None,
-        token_secret: SECRET.into(),
+        token_keys: vec![TokenKey::new("bench", SECRET).unwrap()],
         rate_per_sec: 1_000_000,
         rate_burst: 1_000_000,
         heartbeat_ms: 10_000,
@@ -91,6 +94,25 @@ async fn serve() {
     })
     .await
     .unwrap();
+}
+
+/// `first_message_<case>_ms median normal ratio`: the first visit's first message behind the
+/// fault proxy, WebSocket upgrades passed, reset or black-holed, the SDK's default timings.
+async fn first_message() {
+    use lifeline_tests::first_message::{median_of, WebSocketPath};
+    const RUNS: usize = 5;
+    let (normal, all) = median_of(WebSocketPath::Works, RUNS).await;
+    eprintln!("bench: first message, normal: {all:?}");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    line("first_message_normal_ms", ms(normal), ms(normal));
+    for (name, path) in [
+        ("first_message_ws_reset_ms", WebSocketPath::Reset),
+        ("first_message_ws_blackholed_ms", WebSocketPath::Blackholed),
+    ] {
+        let (median, all) = median_of(path, RUNS).await;
+        eprintln!("bench: {name}: {all:?}");
+        line(name, ms(median), ms(normal));
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -1,0 +1,93 @@
+//! The real server as a child process (`lifeline-test-server`), for the scenarios that kill it
+//! with SIGKILL and start it again on the same port with the same storage, as an operator's crash
+//! and restart would. Stopped by its PID when dropped.
+
+use lifeline_server::ServerConfig;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A server process; the data directory outlives restarts.
+pub struct ChildServer {
+    program: PathBuf,
+    data: tempfile::TempDir,
+    heartbeat_ms: u64,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl ChildServer {
+    /// Starts `program` (the `lifeline-test-server` binary) on a free loopback port.
+    pub fn start(program: impl Into<PathBuf>, heartbeat_ms: u64) -> ChildServer {
+        let mut server = ChildServer {
+            program: program.into(),
+            data: tempfile::tempdir().expect("temp dir"),
+            heartbeat_ms,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child: None,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Starts the server again on the address it had (the first time: a free port).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is already running");
+        let mut child = Command::new(&self.program)
+            .arg(self.addr.to_string())
+            .arg(self.data.path())
+            .arg(self.heartbeat_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server prints its address");
+        self.addr = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the server did not start: {line:?}"));
+        self.child = Some(child);
+    }
+
+    /// SIGKILL by PID, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token for `user`, valid for an hour, for every conversation, signed with the test
+    /// configuration's key.
+    pub fn token(&self, user: &str) -> String {
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            + Duration::from_secs(3600);
+        let key = ServerConfig::for_tests().token_keys[0].clone();
+        lifeline_server::mint(
+            &key,
+            &lifeline_server::Claims::everything(user, exp.as_secs()),
+        )
+    }
+}
