@@ -1050,9 +1050,9 @@ impl Session {
         );
         self.rebuild_ops();
         self.flush(now);
-        if kind == TransportKind::LongPoll {
-            self.issue_poll(now, id);
-        }
+        // A long poll's `hello` always comes in a poll response, and `on_poll_response` issues the
+        // next poll once the response's frames are handled: issuing one here too would keep two
+        // polls running for the rest of the session.
     }
 
     /// Applies the server's resume point to the cursor, telling the application about a gap.

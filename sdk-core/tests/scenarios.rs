@@ -1055,3 +1055,49 @@ fn an_http_send_that_never_answers_is_abandoned_and_sent_again() {
     );
     assert!(sim.acked().iter().any(|(a, _)| *a == id));
 }
+
+// ----- 9. behind middleboxes (issue 11) -------------------------------------------------------
+
+fn long_polling(seed: u64) -> Sim {
+    let mut c = config(seed);
+    c.transports = vec![LongPoll];
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(LongPoll));
+    sim
+}
+
+#[test]
+fn one_long_poll_at_a_time_while_messages_flow() {
+    let mut sim = long_polling(101);
+    let start = sim.session.cursor().unwrap();
+    for n in 0..70 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(500));
+    }
+    sim.run_for(secs(1));
+    assert_eq!(sim.delivered.len(), 70);
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+    assert_eq!(sim.server.max_polls_held, 1, "two polls ran at once");
+    assert!(
+        sim.server.non_empty_polls <= 70,
+        "{} non-empty polls for 70 messages",
+        sim.server.non_empty_polls
+    );
+}
+
+#[test]
+fn an_idle_long_poller_makes_one_poll_per_wait() {
+    let mut sim = long_polling(102);
+    let before = sim.server.follow_up_polls;
+    sim.run_for(secs(30));
+    let wait = sim.session.config().poll_wait;
+    let due = (secs(30).as_millis() / wait.as_millis()) as usize;
+    let made = sim.server.follow_up_polls - before;
+    assert!(
+        made <= due + 1,
+        "{made} follow-up polls in 30 s where {due} are due"
+    );
+    assert_eq!(sim.server.max_polls_held, 1);
+}

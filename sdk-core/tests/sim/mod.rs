@@ -87,6 +87,12 @@ pub struct FakeServer {
     /// The number of `send` frames received, repeats included.
     pub received_sends: usize,
     pub opens: Vec<TransportKind>,
+    /// Follow-up long polls (without `hello`) the server received.
+    pub follow_up_polls: usize,
+    /// Follow-up long polls answered with at least one frame.
+    pub non_empty_polls: usize,
+    /// The most long polls the server held at once for this client.
+    pub max_polls_held: usize,
     pub token_fetches: usize,
     /// Every token is refused, fresh ones included.
     pub reject_all_tokens: bool,
@@ -459,11 +465,18 @@ impl Sim {
                 respond(self, 200, protocol::encode(&Batch { frames }));
             } else {
                 let wait: u64 = query(url, "wait_ms").unwrap().parse().unwrap();
+                self.server.follow_up_polls += 1;
                 self.polls.push(HeldPoll {
                     request,
                     cursor: cursor.unwrap_or(0),
                     expires: self.now + Duration::from_millis(wait),
                 });
+                let held = self
+                    .polls
+                    .iter()
+                    .filter(|p| self.live_requests.contains(&p.request))
+                    .count();
+                self.server.max_polls_held = self.server.max_polls_held.max(held);
                 self.answer_polls(false);
             }
         } else if path.ends_with("/v1/send") {
@@ -603,6 +616,9 @@ impl Sim {
                     .take(protocol::MAX_FRAMES_PER_REQUEST)
                     .map(ServerFrame::Msg)
                     .collect();
+                if !frames.is_empty() {
+                    self.server.non_empty_polls += 1;
+                }
                 self.reply(Input::HttpResponse {
                     request: p.request,
                     status: 200,
