@@ -51,7 +51,9 @@ pub struct Config {
     /// Step down a rung after this many consecutive failures of it. Failures that say the rung
     /// cannot work here (a refused upgrade, a 4xx, no first frame) step down at once. Default 2.
     pub step_down_after: u32,
-    /// On a WebSocket, send a `ping` after this long without hearing anything. Default 7 s.
+    /// On a WebSocket, send a `ping` this often, on a steady beat from `hello` whether or not the
+    /// server is talking. The session pings at least every half of the server's `heartbeat_ms`
+    /// (and under a middlebox idle timeout it has learned), whichever is shorter. Default 7 s.
     pub ping_interval: Duration,
     /// A live transport that has been silent this long is dead. The session waits at least the
     /// server's advertised heartbeat interval plus 3 s. Default 15 s, so a dead connection is

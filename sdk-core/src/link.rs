@@ -78,6 +78,11 @@ pub struct Link {
     /// A liveness check is running: the link must hear something before this instant.
     pub verify_until: Option<Instant>,
     pub last_ping: Option<(u64, Instant)>,
+    /// When `hello` arrived (the start of the ping beat).
+    pub live_at: Instant,
+    /// How often a live WebSocket pings, set from the server's `hello` (see
+    /// `Session::ping_interval_for`).
+    pub ping_every: Duration,
     /// The server said `going_away`: reconnect within this window.
     pub going_away: Option<Duration>,
     /// The server's SSE `retry:` hint: wait at least this long before reconnecting.
@@ -103,6 +108,8 @@ impl Link {
             silence_limit: silence,
             verify_until: None,
             last_ping: None,
+            live_at: now,
+            ping_every: Duration::MAX,
             going_away: None,
             retry_hint: None,
             subscriptions_sent: false,
@@ -136,18 +143,20 @@ impl Link {
         Some(by_silence)
     }
 
-    /// When a `ping` is due on a live WebSocket: `interval` after the last one (or after `hello`).
-    pub fn ping_due(&self, interval: Duration) -> Option<Instant> {
+    /// When a `ping` is due on a live WebSocket: `ping_every` after the last one (or after `hello`).
+    pub fn ping_due(&self) -> Option<Instant> {
         if !self.is_live() || self.kind != TransportKind::WebSocket {
             return None;
         }
-        // Pings go out on a steady beat, whether or not the server is talking: the server judges
-        // the client's liveness by what it hears, and every pong measures the round trip.
+        // Pings go out on a steady beat, whether or not the server is talking: the server (and
+        // every middlebox on the way) judges the client's liveness by what it hears *from the
+        // client*, so a listen-only client on a busy stream must still speak. Every pong also
+        // measures the round trip.
         let since = match self.last_ping {
             Some((_, at)) => at,
-            None => self.last_rx,
+            None => self.live_at,
         };
-        Some(since + interval)
+        Some(since + self.ping_every)
     }
 
     /// The earliest deadline of this link and what it is.
@@ -155,7 +164,6 @@ impl Link {
         &self,
         connect_timeout: Duration,
         first_frame_timeout: Duration,
-        ping_interval: Duration,
     ) -> Option<(Instant, LinkTimer)> {
         let mut timers: Vec<(Instant, LinkTimer)> = Vec::with_capacity(3);
         match self.phase {
@@ -169,7 +177,7 @@ impl Link {
                 if let Some(t) = self.silence_deadline() {
                     timers.push((t, LinkTimer::Silence));
                 }
-                if let Some(t) = self.ping_due(ping_interval) {
+                if let Some(t) = self.ping_due() {
                     timers.push((t, LinkTimer::Ping));
                 }
                 if let Some(t) = self.send_retry_at {

@@ -43,6 +43,10 @@ const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long a long poll may run past the time the server may hold it.
 const POLL_GRACE: Duration = Duration::from_secs(5);
 
+/// Pings derived from the server's heartbeat or a learned idle timeout go out at most this often
+/// (a configured `ping_interval` may be shorter).
+const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
 
@@ -685,11 +689,9 @@ impl Session {
             }
         }
         for link in &self.links {
-            if let Some((at, t)) = link.next_timer(
-                self.config.connect_timeout,
-                self.config.first_frame_timeout,
-                self.config.ping_interval,
-            ) {
+            if let Some((at, t)) =
+                link.next_timer(self.config.connect_timeout, self.config.first_frame_timeout)
+            {
                 consider(Some(at), Timer::Link(link.id, t));
             }
         }
@@ -1011,8 +1013,11 @@ impl Session {
         self.drop_links_except(Some(id));
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
+        let ping_every = self.ping_interval_for(hello.heartbeat_ms);
         let link = self.link_mut(id).expect("the link was found above");
         link.phase = Phase::Live;
+        link.live_at = now;
+        link.ping_every = ping_every;
         link.role = Role::Attempt;
         link.heard(now);
         link.silence_limit = silence;
@@ -1053,6 +1058,14 @@ impl Session {
         // A long poll's `hello` always comes in a poll response, and `on_poll_response` issues the
         // next poll once the response's frames are handled: issuing one here too would keep two
         // polls running for the rest of the session.
+    }
+
+    /// How often a live WebSocket pings: the configured interval, but at most half the server's
+    /// `heartbeat_ms` (a server drops a client it has not heard from in three heartbeats, and a
+    /// middlebox's idle timeout is usually set near the application's heartbeat).
+    fn ping_interval_for(&self, heartbeat_ms: u64) -> Duration {
+        let half_heartbeat = Duration::from_millis(heartbeat_ms / 2).max(MIN_PING_INTERVAL);
+        self.config.ping_interval.min(half_heartbeat)
     }
 
     /// Applies the server's resume point to the cursor, telling the application about a gap.

@@ -1101,3 +1101,34 @@ fn an_idle_long_poller_makes_one_poll_per_wait() {
     );
     assert_eq!(sim.server.max_polls_held, 1);
 }
+
+/// The longest time the server went without a frame from the client on a WebSocket, from `from`.
+fn longest_client_silence(sim: &Sim, from: lifeline_core::Instant) -> Duration {
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for &t in sim.server.ws_frames_received.iter().filter(|t| **t >= from) {
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest.max(sim.now - last)
+}
+
+#[test]
+fn a_listen_only_websocket_pings_under_half_the_heartbeat_while_messages_flow() {
+    let mut sim = Sim::new(config(103));
+    sim.server.heartbeat = secs(4);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(WebSocket));
+    let from = sim.now;
+    // One message a second flows in; the client itself has nothing to say.
+    for n in 0..60 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(secs(1));
+    }
+    assert_eq!(sim.delivered.len(), 60);
+    let silence = longest_client_silence(&sim, from);
+    assert!(
+        silence <= secs(2) + ms(100),
+        "the server heard nothing from the client for {silence:?} (heartbeat 4 s)"
+    );
+}

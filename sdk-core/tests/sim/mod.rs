@@ -87,6 +87,8 @@ pub struct FakeServer {
     /// The number of `send` frames received, repeats included.
     pub received_sends: usize,
     pub opens: Vec<TransportKind>,
+    /// When the server received each frame the client sent on a WebSocket.
+    pub ws_frames_received: Vec<Instant>,
     /// Follow-up long polls (without `hello`) the server received.
     pub follow_up_polls: usize,
     /// Follow-up long polls answered with at least one frame.
@@ -297,6 +299,7 @@ impl Sim {
             Action::OpenSocket { socket, kind, url } => self.open_socket(socket, kind, &url),
             Action::SendText { socket, text } => {
                 if self.streams.contains_key(&socket) {
+                    self.server.ws_frames_received.push(self.now);
                     let frame = protocol::decode_client_frame(&text).expect("client frames valid");
                     let answers = self.server_handle(frame);
                     for a in answers {
