@@ -16,7 +16,7 @@ use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
-use crate::io::{Action, HttpMethod, Input, TransportFailure};
+use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 use crate::ladder::{FailureWeight, Ladder};
 use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
 use crate::outbox::{Outbox, Pending};
@@ -1484,6 +1484,17 @@ impl Session {
                 self.link_failed(now, id, cause, FailureWeight::Definitive, None);
             }
             status => {
+                // Refused, unresolved or unreachable: nothing answers at the server's address, so
+                // every rung would fail alike. Retry the same rung; do not walk down the ladder.
+                let host_down = matches!(
+                    failure.kind,
+                    FailureKind::Refused | FailureKind::Dns | FailureKind::Unreachable
+                );
+                let weight = if host_down {
+                    FailureWeight::Neutral
+                } else {
+                    FailureWeight::Ordinary
+                };
                 let cause = if link.is_live() {
                     Cause::TransportLost {
                         transport,
@@ -1496,7 +1507,7 @@ impl Session {
                         detail: failure.detail,
                     }
                 };
-                self.link_failed(now, id, cause, FailureWeight::Ordinary, None);
+                self.link_failed(now, id, cause, weight, None);
             }
         }
     }

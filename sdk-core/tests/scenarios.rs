@@ -1132,3 +1132,43 @@ fn a_listen_only_websocket_pings_under_half_the_heartbeat_while_messages_flow() 
         "the server heard nothing from the client for {silence:?} (heartbeat 4 s)"
     );
 }
+
+/// The server restarts: every connection drops and nothing listens for `down`.
+fn restart_server(sim: &mut Sim, down: Duration) {
+    sim.net.down = true;
+    sim.drop_all();
+    sim.run_for(down);
+    sim.net.down = false;
+}
+
+#[test]
+fn a_refused_host_is_retried_on_the_same_rung_not_walked_down_the_ladder() {
+    let mut sim = connected(104);
+    let opens_before = sim.server.opens.len();
+    restart_server(&mut sim, secs(10));
+    sim.run_until(secs(30), |s| s.is_connected());
+    let opens: Vec<_> = sim.server.opens[opens_before..].to_vec();
+    assert!(opens.len() >= 3, "{opens:?}");
+    assert!(opens.iter().all(|k| *k == WebSocket), "{opens:?}");
+    assert_eq!(
+        sim.session.state(),
+        &State::Connected {
+            transport: WebSocket,
+            degraded: false
+        }
+    );
+}
+
+#[test]
+fn a_browser_that_cannot_tell_refused_from_blocked_does_not_walk_to_long_polling() {
+    let mut sim = connected(105);
+    sim.net.down_kind = lifeline_core::FailureKind::Other;
+    let opens_before = sim.server.opens.len();
+    restart_server(&mut sim, secs(20));
+    sim.run_until(secs(30), |s| s.is_connected());
+    let opens: Vec<_> = sim.server.opens[opens_before..].to_vec();
+    assert!(opens.len() >= 4, "{opens:?}");
+    assert!(!opens.contains(&LongPoll), "{opens:?}");
+    // Whatever rung it came back on, it is on WebSocket soon after.
+    sim.run_until(secs(90), |s| s.is_connected_on(WebSocket));
+}

@@ -30,6 +30,9 @@ pub struct Net {
     pub latency: Duration,
     /// The server is unreachable: every open and request fails at once (connection refused).
     pub down: bool,
+    /// How the driver classifies a failure while `down`: `Refused` (the native driver, the
+    /// default) or `Other` (a browser, which cannot tell).
+    pub down_kind: FailureKind,
     /// Opens of these transports get HTTP 403 (a proxy that refuses them).
     pub refuse: HashSet<TransportKind>,
     /// Opens of these transports never complete (black-holed at connect).
@@ -216,6 +219,7 @@ impl Sim {
             server,
             net: Net {
                 latency: Duration::from_millis(20),
+                down_kind: FailureKind::Refused,
                 ..Default::default()
             },
             events: Vec::new(),
@@ -347,7 +351,7 @@ impl Sim {
         if self.net.down {
             self.reply(Input::SocketFailed {
                 socket,
-                failure: TransportFailure::network("connection refused"),
+                failure: TransportFailure::of_kind(self.net.down_kind, "connection refused"),
             });
             return;
         }
@@ -418,10 +422,13 @@ impl Sim {
         body: Option<String>,
     ) {
         self.live_requests.insert(request);
+        if url.split('?').next().unwrap().ends_with("/v1/poll") && query(url, "hello").is_some() {
+            self.server.opens.push(TransportKind::LongPoll);
+        }
         if self.net.down {
             self.reply(Input::HttpFailed {
                 request,
-                kind: FailureKind::Refused,
+                kind: self.net.down_kind,
                 detail: "connection refused".into(),
             });
             return;
