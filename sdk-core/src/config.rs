@@ -31,9 +31,11 @@ pub struct Config {
     pub backoff: BackoffPolicy,
     /// Backoff between probes of a better rung while degraded. Default: [`BackoffPolicy::probe`].
     pub probe_backoff: BackoffPolicy,
-    /// A connection must stay healthy this long before past failures are forgotten (the backoff
-    /// and the attempt counter reset). Default 10 s: a server that accepts and then drops every
-    /// connection within seconds keeps the client backing off instead of hammering it.
+    /// A connection must stay healthy this long, or deliver data (a `msg` or an `ack`), before
+    /// past failures are forgotten (the backoff and the attempt counter reset). Default 10 s: a
+    /// server that accepts and then drops every connection within seconds keeps the client
+    /// backing off instead of hammering it, while a middlebox that cuts a working connection
+    /// every few seconds does not drive the backoff up.
     pub stable_after: Duration,
     /// Give up (state `failed`) after this many attempts in a row. Default: never.
     pub max_attempts: Option<u32>,

@@ -712,12 +712,7 @@ impl Session {
                 self.probe_at = None;
                 self.start_probe(now);
             }
-            Timer::Stable => {
-                self.stable_at = None;
-                self.backoff.reset();
-                self.attempt = 0;
-                self.outage_started = None;
-            }
+            Timer::Stable => self.forget_failures(),
             Timer::SendTimeout => {
                 for entry in self.outbox.take_expired(now) {
                     self.events.push_back(Event::SendFailed {
@@ -731,6 +726,15 @@ impl Session {
             Timer::Drain => self.close(now),
             Timer::Link(id, t) => self.fire_link(now, at, id, t),
         }
+    }
+
+    /// The connection proved itself (it stayed up `stable_after`, or it delivered data): past
+    /// failures are forgotten, the backoff and the attempt counter start over.
+    fn forget_failures(&mut self) {
+        self.stable_at = None;
+        self.backoff.reset();
+        self.attempt = 0;
+        self.outage_started = None;
     }
 
     fn fire_link(&mut self, now: Instant, at: Instant, id: u64, timer: LinkTimer) {
@@ -947,12 +951,22 @@ impl Session {
             ServerFrame::Hello(hello) => self.on_hello(now, id, hello),
             ServerFrame::Error(error) => self.on_error_frame(now, id, error),
             ServerFrame::Ack { id: msg, seq } => {
+                if is_active && self.stable_at.is_some() {
+                    self.forget_failures();
+                }
                 if let Some(entry) = self.outbox.remove(&msg) {
                     self.events.push_back(Event::Acked { id: entry.id, seq });
                     self.check_drained(now);
                 }
             }
-            ServerFrame::Msg(message) if is_active => self.deliver(message),
+            ServerFrame::Msg(message) if is_active => {
+                // A link that delivers data works end to end, however soon a middlebox cuts it:
+                // the next reconnect starts from the first backoff step.
+                if self.stable_at.is_some() {
+                    self.forget_failures();
+                }
+                self.deliver(message);
+            }
             ServerFrame::Subscribed { conv } if self.subscriptions.contains(&conv) => {
                 self.events.push_back(Event::Subscribed { conv });
             }

@@ -1172,3 +1172,32 @@ fn a_browser_that_cannot_tell_refused_from_blocked_does_not_walk_to_long_polling
     // Whatever rung it came back on, it is on WebSocket soon after.
     sim.run_until(secs(90), |s| s.is_connected_on(WebSocket));
 }
+
+#[test]
+fn backoff_starts_over_after_a_connection_that_delivered_data() {
+    let mut sim = connected(106);
+    // A middlebox cuts the connection every 5 s while a message a second flows.
+    for n in 0..60 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(secs(1));
+        if n % 5 == 4 {
+            sim.drop_all();
+        }
+    }
+    sim.run_until(secs(30), |s| s.is_connected());
+    let highest = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::StateChanged {
+                to: State::Reconnecting { attempt, .. },
+                ..
+            } => Some(*attempt),
+            _ => None,
+        })
+        .max();
+    assert!(
+        highest.is_some_and(|a| a <= 2),
+        "attempt counter reached {highest:?}"
+    );
+}
