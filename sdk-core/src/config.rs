@@ -50,6 +50,13 @@ pub struct Config {
     /// When the first rung has not delivered `hello` after this long, the next rung starts in
     /// parallel and whichever speaks first wins. Default 3 s (Ably falls back after 4 s).
     pub race_after: Duration,
+    /// On a first visit (no remembered rung, nothing has worked yet), the next rung starts
+    /// racing the first after this long instead of `race_after`, and at once if the first fails.
+    /// Default 50 ms: a WebSocket that works answers on loopback or a LAN well within it, so the
+    /// normal case opens one connection; a broken one (upgrades reset or black-holed by a proxy)
+    /// costs the first message 50 ms, not a backoff or the 3 s race. On a slower network both
+    /// rungs race, and the WebSocket takes over from SSE when it speaks.
+    pub first_visit_race_after: Duration,
     /// Step down a rung after this many consecutive failures of it. Failures that say the rung
     /// cannot work here (a refused upgrade, a 4xx, no first frame) step down at once. Default 2.
     pub step_down_after: u32,
@@ -94,6 +101,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             first_frame_timeout: Duration::from_secs(5),
             race_after: Duration::from_secs(3),
+            first_visit_race_after: Duration::from_millis(50),
             step_down_after: 2,
             ping_interval: Duration::from_secs(7),
             liveness_timeout: Duration::from_secs(15),

@@ -230,6 +230,7 @@ impl Session {
             &mut config.connect_timeout,
             &mut config.first_frame_timeout,
             &mut config.race_after,
+            &mut config.first_visit_race_after,
             &mut config.ping_interval,
             &mut config.liveness_timeout,
             &mut config.verify_grace,
@@ -829,10 +830,16 @@ impl Session {
         self.outage_started.get_or_insert(now);
         let kind = self.ladder.current();
         self.open_link(now, kind, Role::Attempt);
-        self.race_at = self
-            .ladder
-            .below(kind)
-            .map(|_| now + self.config.race_after);
+        // On a first visit nothing says whether the best rung works here: the rung below starts
+        // racing after a short head start (and at once if the best rung fails first, see
+        // `link_failed`); whichever says `hello` first carries the session, and a better rung
+        // still opening takes over losslessly when it speaks (see `on_hello`).
+        let race_after = if self.is_first_visit() {
+            self.config.first_visit_race_after
+        } else {
+            self.config.race_after
+        };
+        self.race_at = self.ladder.below(kind).map(|_| now + race_after);
         self.set_state(
             State::Connecting {
                 transport: kind,
@@ -840,6 +847,14 @@ impl Session {
             },
             cause,
         );
+    }
+
+    /// The first attempt of a session that has no remembered rung and to which nothing has
+    /// worked yet.
+    fn is_first_visit(&self) -> bool {
+        self.attempt == 1
+            && self.ladder.last_worked().is_none()
+            && self.config.initial_transport.is_none()
     }
 
     fn start_race(&mut self, now: Instant) {
@@ -1023,8 +1038,32 @@ impl Session {
         }
         let kind = link.kind;
         let opened_with = link.opened_with_cursor;
+        if self.active.is_some() && opened_with.is_none() && self.cursor < Some(hello.cursor) {
+            // A link opened before the session had a cursor streams from the server's head at
+            // the time it opened: here that is past what the live link has delivered, so taking
+            // over would skip messages. A fresh probe resumes from the cursor instead.
+            self.drop_link(id);
+            self.start_probe(now);
+            return;
+        }
         let previous = self.active_link().map(|l| l.kind);
-        self.drop_links_except(Some(id));
+        let keep_better = if previous.is_none() {
+            // The parallel first attempt: a better rung still opening may take over later.
+            self.links
+                .iter()
+                .find(|l| l.id != id && self.ladder.below(l.kind) == Some(kind))
+                .map(|l| l.id)
+        } else {
+            None
+        };
+        for other in self.links.iter().map(|l| l.id).collect::<Vec<_>>() {
+            if other != id && Some(other) != keep_better {
+                self.drop_link(other);
+            }
+        }
+        if let Some(better) = keep_better.and_then(|b| self.link_mut(b)) {
+            better.role = Role::Probe;
+        }
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
         let ping_every = self.ping_interval_for(hello.heartbeat_ms);
@@ -1552,6 +1591,20 @@ impl Session {
             self.probe_at = Some(now + delay);
         } else {
             self.ladder.record_failure(link.kind, weight);
+            let below = self.ladder.below(link.kind);
+            if self.links.is_empty()
+                && self.race_at.is_some()
+                && weight != FailureWeight::Neutral
+                && self.is_first_visit()
+                && below.is_some()
+            {
+                // A first visit whose best rung failed (a reset or refused upgrade) before the
+                // race: the rung below starts now, not after a backoff.
+                self.race_at = None;
+                if let Some(below) = below {
+                    self.open_link(now, below, Role::Attempt);
+                }
+            }
             if let Some(other) = self.links.first() {
                 let transport = other.kind;
                 let attempt = self.attempt;

@@ -37,6 +37,13 @@ pub struct Net {
     pub refuse: HashSet<TransportKind>,
     /// Opens of these transports never complete (black-holed at connect).
     pub blackhole_open: HashSet<TransportKind>,
+    /// Opens of these transports are reset (a middlebox that resets upgrades): the driver reports
+    /// a failure it cannot classify.
+    pub reset_open: HashSet<TransportKind>,
+    /// Opens of these transports reach the server this much later (a slow handshake).
+    pub slow_open: HashMap<TransportKind, Duration>,
+    /// Frames on streams of these transports take this much longer than `latency`.
+    pub extra_latency: HashMap<TransportKind, Duration>,
     /// These transports open but the server's frames never arrive (a buffering proxy).
     pub mute: HashSet<TransportKind>,
     /// Frames on open streams of these transports stop arriving (black-holed mid-stream). Like a
@@ -70,6 +77,8 @@ enum Pending {
     Input(Input),
     /// A frame for a socket, dropped if the socket's transport is black-holed by then.
     Frame(SocketId, TransportKind, ServerFrame),
+    /// A slow open reaches the server.
+    Open(SocketId, SocketKind, String),
 }
 
 /// The fake server's durable state.
@@ -160,6 +169,8 @@ pub struct Sim {
     dead: HashSet<SocketId>,
     polls: Vec<HeldPoll>,
     live_requests: HashSet<RequestId>,
+    /// Slow opens on their way to the server.
+    slow_opens: HashSet<SocketId>,
     /// Token the provider hands out next; `None` makes it fail.
     pub token_source: Option<String>,
     /// Provider answers after this long.
@@ -230,6 +241,7 @@ impl Sim {
             dead: HashSet::new(),
             polls: Vec::new(),
             live_requests: HashSet::new(),
+            slow_opens: HashSet::new(),
             token_source: Some("tok-1".into()),
             token_delay: Duration::from_millis(50),
             steps: 0,
@@ -260,7 +272,13 @@ impl Sim {
             return;
         }
         let kind = stream.kind;
-        let at = self.now + self.net.latency;
+        let extra = self
+            .net
+            .extra_latency
+            .get(&kind)
+            .copied()
+            .unwrap_or_default();
+        let at = self.now + self.net.latency + extra;
         self.schedule(at, Pending::Frame(socket, kind, frame));
     }
 
@@ -312,6 +330,7 @@ impl Sim {
                 }
             }
             Action::CloseSocket { socket } => {
+                self.slow_opens.remove(&socket);
                 self.streams.remove(&socket);
             }
             Action::Http {
@@ -347,7 +366,22 @@ impl Sim {
             SocketKind::WebSocket => TransportKind::WebSocket,
             SocketKind::EventSource => TransportKind::Sse,
         };
+        if let Some(&extra) = self.net.slow_open.get(&transport) {
+            if self.slow_opens.insert(socket) {
+                let at = self.now + extra;
+                self.schedule(at, Pending::Open(socket, kind, url.to_string()));
+                return;
+            }
+            self.slow_opens.remove(&socket);
+        }
         self.server.opens.push(transport);
+        if self.net.reset_open.contains(&transport) {
+            self.reply(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::network("connection reset"),
+            });
+            return;
+        }
         if self.net.down {
             self.reply(Input::SocketFailed {
                 socket,
@@ -777,6 +811,11 @@ impl Sim {
             let p = self.queue.remove(&(at, k)).unwrap();
             match p {
                 Pending::Input(input) => self.session.handle_input(self.now, input),
+                Pending::Open(socket, kind, url) => {
+                    if self.slow_opens.contains(&socket) {
+                        self.open_socket(socket, kind, &url);
+                    }
+                }
                 Pending::Frame(socket, _kind, frame) => {
                     if self.dead.contains(&socket) {
                         continue;
