@@ -41,7 +41,11 @@ pub struct Config {
     pub max_attempts: Option<u32>,
     /// Give up after retrying for this long. Default: never.
     pub max_retry_duration: Option<Duration>,
-    /// A transport that has not opened after this long has failed. Default 10 s.
+    /// A transport that has not opened after this long has failed. Default 10 s. When no
+    /// transport of an attempt has opened `2 × race_after` after it began (nothing answers: a
+    /// black hole, a dead network), the whole attempt is given up at once as an unreachable host
+    /// (no rung is blamed) and retried with backoff, so an outage is not spent waiting on
+    /// connections that will never complete.
     pub connect_timeout: Duration,
     /// A transport that opened but did not deliver the server's `hello` within this long has
     /// failed, and the failure says this rung does not work here (a proxy that upgrades and then

@@ -69,6 +69,8 @@ pub enum TimerReason {
     Drain,
     /// A link did not open in time.
     Connect,
+    /// Nothing at all answered a connection attempt in time: the host is unreachable.
+    Unreachable,
     /// A link opened but the server did not speak in time.
     FirstFrame,
     /// A live link stayed silent past its deadline.
@@ -90,6 +92,7 @@ enum Timer {
     SendTimeout,
     OutboxRelease,
     Drain,
+    Unreachable,
     Link(u64, LinkTimer),
 }
 
@@ -103,6 +106,7 @@ impl Timer {
             Timer::SendTimeout => TimerReason::SendTimeout,
             Timer::OutboxRelease => TimerReason::OutboxRelease,
             Timer::Drain => TimerReason::Drain,
+            Timer::Unreachable => TimerReason::Unreachable,
             Timer::Link(_, LinkTimer::Connect) => TimerReason::Connect,
             Timer::Link(_, LinkTimer::FirstFrame) => TimerReason::FirstFrame,
             Timer::Link(_, LinkTimer::Silence) => TimerReason::Silence,
@@ -211,6 +215,8 @@ pub struct Session {
     outage_started: Option<Instant>,
     retry_at: Option<Instant>,
     race_at: Option<Instant>,
+    /// The attempt is given up as an unreachable host if no link has opened by then.
+    unreachable_at: Option<Instant>,
     probe_at: Option<Instant>,
     stable_at: Option<Instant>,
     drain_deadline: Option<Instant>,
@@ -272,6 +278,7 @@ impl Session {
             outage_started: None,
             retry_at: None,
             race_at: None,
+            unreachable_at: None,
             probe_at: None,
             stable_at: None,
             drain_deadline: None,
@@ -678,6 +685,7 @@ impl Session {
         };
         consider(self.retry_at, Timer::Retry);
         consider(self.race_at, Timer::Race);
+        consider(self.unreachable_at, Timer::Unreachable);
         consider(self.probe_at, Timer::Probe);
         consider(self.stable_at, Timer::Stable);
         consider(self.outbox.next_deadline(), Timer::SendTimeout);
@@ -725,6 +733,10 @@ impl Session {
             }
             Timer::OutboxRelease => self.flush(now),
             Timer::Drain => self.close(now),
+            Timer::Unreachable => {
+                self.unreachable_at = None;
+                self.give_up_unreachable_attempt(now);
+            }
             Timer::Link(id, t) => self.fire_link(now, at, id, t),
         }
     }
@@ -840,6 +852,7 @@ impl Session {
             self.config.race_after
         };
         self.race_at = self.ladder.below(kind).map(|_| now + race_after);
+        self.unreachable_at = Some(now + self.config.race_after * 2);
         self.set_state(
             State::Connecting {
                 transport: kind,
@@ -855,6 +868,23 @@ impl Session {
         self.attempt == 1
             && self.ladder.last_worked().is_none()
             && self.config.initial_transport.is_none()
+    }
+
+    /// No link of the attempt has opened `2 × race_after` after it began: nothing answers at the
+    /// server's address (a black hole, a dead network). Waiting out every link's connect timeout
+    /// would only delay the next attempt, whose fresh connection is what succeeds once the path is
+    /// back; no rung is blamed.
+    fn give_up_unreachable_attempt(&mut self, now: Instant) {
+        if self.active.is_some()
+            || self.links.is_empty()
+            || self.links.iter().any(|l| l.phase != Phase::Opening)
+        {
+            return;
+        }
+        let transport = self.ladder.current();
+        self.drop_links_except(None);
+        self.race_at = None;
+        self.schedule_retry(now, Cause::ConnectTimeout { transport }, None);
     }
 
     fn start_race(&mut self, now: Instant) {
@@ -1088,6 +1118,7 @@ impl Session {
         };
         self.retry_at = None;
         self.race_at = None;
+        self.unreachable_at = None;
         if previous.is_none() {
             // An upgrade continues a healthy session: its stable period keeps running.
             self.stable_at = Some(now + self.config.stable_after);
@@ -1611,6 +1642,7 @@ impl Session {
                 self.set_state(State::Connecting { transport, attempt }, cause);
             } else {
                 self.race_at = None;
+                self.unreachable_at = None;
                 self.schedule_retry(now, cause, hint);
             }
         }
@@ -1684,6 +1716,7 @@ impl Session {
                 self.stable_at = None;
                 self.probe_at = None;
                 self.race_at = None;
+                self.unreachable_at = None;
                 self.retry_at = None;
                 let cause = Cause::AuthRejected { detail };
                 self.set_state(
@@ -1721,6 +1754,7 @@ impl Session {
         }
         self.retry_at = None;
         self.race_at = None;
+        self.unreachable_at = None;
         self.probe_at = None;
         self.stable_at = None;
         self.drain_deadline = None;

@@ -1285,3 +1285,55 @@ fn a_websocket_slower_than_sse_takes_over_without_losing_or_repeating_a_message(
         );
     }
 }
+
+#[test]
+fn attempts_into_a_black_hole_do_not_wait_out_the_connect_timeout() {
+    let mut sim = connected(120);
+    // Every packet is dropped for 40 s: opens never complete, open streams go silent.
+    let all = [WebSocket, Sse, LongPoll];
+    sim.net.blackhole_open.extend(all);
+    sim.net.blackhole_streams.extend(all);
+    let outage_end = sim.now + secs(40);
+    sim.run_for(secs(40));
+    sim.net.blackhole_open.clear();
+    sim.net.blackhole_streams.clear();
+    let back = sim.run_until(secs(60), |s| s.is_connected());
+    // Each attempt during the outage: from `connecting` to the next `reconnecting`.
+    let mut attempts = Vec::new();
+    let mut started = None;
+    for (at, e) in &sim.events {
+        match e {
+            Event::StateChanged {
+                to: State::Connecting { .. },
+                ..
+            } => {
+                started.get_or_insert(*at);
+            }
+            Event::StateChanged {
+                to: State::Connected { .. },
+                ..
+            } => started = None,
+            Event::StateChanged {
+                to: State::Reconnecting { .. },
+                ..
+            } => {
+                if let Some(s) = started.take() {
+                    if *at <= outage_end {
+                        attempts.push(*at - s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(attempts.len() >= 3, "{attempts:?}");
+    let limit = sim.session.config().race_after * 2 + ms(100);
+    assert!(
+        attempts.iter().all(|d| *d <= limit),
+        "attempts into the black hole took {attempts:?}"
+    );
+    assert!(
+        back <= secs(20),
+        "reconnected {back:?} after the outage ended"
+    );
+}
