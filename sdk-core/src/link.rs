@@ -32,6 +32,7 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollRequest {
     pub request: RequestId,
+    pub sent_at: Instant,
     pub deadline: Instant,
 }
 

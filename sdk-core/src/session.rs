@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
 use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
+use crate::keepalive::KeepAlive;
 use crate::ladder::{FailureWeight, Ladder};
 use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
 use crate::outbox::{Outbox, Pending};
@@ -42,10 +43,6 @@ const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// How long a long poll may run past the time the server may hold it.
 const POLL_GRACE: Duration = Duration::from_secs(5);
-
-/// Pings derived from the server's heartbeat or a learned idle timeout go out at most this often
-/// (a configured `ping_interval` may be shorter).
-const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
@@ -196,6 +193,7 @@ pub struct Session {
     ladder: Ladder,
     backoff: Backoff,
     probe_backoff: Backoff,
+    keepalive: KeepAlive,
     creds: Credentials,
     outbox: Outbox,
     state: State,
@@ -256,6 +254,7 @@ impl Session {
         Session {
             backoff: Backoff::new(config.backoff),
             probe_backoff: Backoff::new(config.probe_backoff),
+            keepalive: KeepAlive::new(config.poll_wait),
             creds: Credentials::new(config.token.clone(), config.token_provider),
             outbox: Outbox::new(config.outbox_max_messages, config.outbox_max_bytes),
             rng,
@@ -944,12 +943,13 @@ impl Session {
                 self.requests.insert(request, Purpose::Poll { link: id });
                 link.poll = Some(PollRequest {
                     request,
+                    sent_at: now,
                     deadline: now + self.config.connect_timeout,
                 });
                 let url = endpoint.poll_url(
                     token.as_deref(),
                     self.cursor,
-                    self.config.poll_wait.as_millis() as u64,
+                    self.keepalive.poll_wait().as_millis() as u64,
                     true,
                 );
                 self.actions.push_back(Action::Http {
@@ -967,17 +967,22 @@ impl Session {
 
     fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
+        let wait = self.keepalive.poll_wait();
         let url = self.config.endpoint.poll_url(
             self.creds.token(),
             self.cursor,
-            self.config.poll_wait.as_millis() as u64,
+            wait.as_millis() as u64,
             false,
         );
-        let deadline = now + self.config.poll_wait + POLL_GRACE;
+        let deadline = now + wait + POLL_GRACE;
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.poll = Some(PollRequest { request, deadline });
+        link.poll = Some(PollRequest {
+            request,
+            sent_at: now,
+            deadline,
+        });
         self.requests.insert(request, Purpose::Poll { link: id });
         self.actions.push_back(Action::Http {
             request,
@@ -1145,11 +1150,10 @@ impl Session {
     }
 
     /// How often a live WebSocket pings: the configured interval, but at most half the server's
-    /// `heartbeat_ms` (a server drops a client it has not heard from in three heartbeats, and a
-    /// middlebox's idle timeout is usually set near the application's heartbeat).
+    /// `heartbeat_ms` and under a middlebox idle timeout learned from repeated cuts.
     fn ping_interval_for(&self, heartbeat_ms: u64) -> Duration {
-        let half_heartbeat = Duration::from_millis(heartbeat_ms / 2).max(MIN_PING_INTERVAL);
-        self.config.ping_interval.min(half_heartbeat)
+        self.keepalive
+            .ping_interval(self.config.ping_interval, heartbeat_ms)
     }
 
     /// Applies the server's resume point to the cursor, telling the application about a gap.
@@ -1238,12 +1242,27 @@ impl Session {
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.poll = None;
+        let sent_at = link.poll.take().map_or(now, |p| p.sent_at);
+        let live = link.is_live();
+        if status == 504 && live && self.active == Some(id) {
+            // A gateway gave up holding the poll: its timeout is shorter than our wait. Poll on
+            // with a shorter wait; the link itself is fine.
+            if self
+                .keepalive
+                .gateway_timeout(now.saturating_duration_since(sent_at))
+            {
+                self.issue_poll(now, id);
+                return;
+            }
+        }
         if status != 200 {
-            let failure = TransportFailure::status(status, retry_after, error_detail(body));
+            let failure = TransportFailure::status(status, retry_after, http_detail(status, body));
             self.on_transport_failure(now, id, failure);
             return;
         }
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
         link.heard(now);
         let batch: Batch<ServerFrame> = match protocol::decode_server_batch(body) {
             Ok(batch) => batch,
@@ -1608,6 +1627,17 @@ impl Session {
         let Some(link) = self.drop_link(id) else {
             return;
         };
+        if was_active
+            && link.kind == TransportKind::WebSocket
+            && link.going_away.is_none()
+            && matches!(cause, Cause::TransportLost { .. })
+        {
+            // A cut after the same idle age twice is a middlebox's idle timeout: ping under it.
+            let last_ping = link.last_ping.map_or(link.live_at, |(_, at)| at);
+            let last_moved = link.last_rx.max(last_ping).max(link.live_at);
+            self.keepalive
+                .websocket_cut(now.saturating_duration_since(last_moved));
+        }
         let hint = hint
             .or(link.going_away.map(DelayHint::Within))
             .or(link.retry_hint.map(DelayHint::AtLeast));
@@ -1870,6 +1900,15 @@ fn hex8(n: u32) -> String {
         .rev()
         .map(|i| char::from_digit((n >> (i * 4)) & 0xf, 16).unwrap_or('0'))
         .collect()
+}
+
+/// What a failed HTTP response says, for a cause: the error body's code and message, or only the
+/// status when the body is not a Lifeline error (a proxy's HTML page has no place in a cause).
+fn http_detail(status: u16, body: &str) -> String {
+    match protocol::decode_http_error(body) {
+        Some(e) => text!(e.code, ": ", e.message),
+        None => text!("HTTP ", status, " from the server or a proxy"),
+    }
 }
 
 fn error_detail(body: &str) -> String {

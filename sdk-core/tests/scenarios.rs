@@ -1337,3 +1337,66 @@ fn attempts_into_a_black_hole_do_not_wait_out_the_connect_timeout() {
         "reconnected {back:?} after the outage ended"
     );
 }
+
+#[test]
+fn pings_learn_to_go_under_a_middlebox_idle_timeout() {
+    let mut sim = connected(121);
+    // HAProxy `timeout tunnel 4s`: shorter than the ping beat the heartbeat allows (5 s).
+    sim.net.ws_idle_cut = Some(secs(4));
+    sim.run_for(secs(120));
+    assert!(
+        sim.server.idle_cuts <= 3,
+        "{} idle cuts in 120 s",
+        sim.server.idle_cuts
+    );
+    let cuts = sim.server.idle_cuts;
+    sim.run_for(secs(60));
+    assert_eq!(sim.server.idle_cuts, cuts, "still cut after learning");
+    assert!(sim.is_connected_on(WebSocket));
+}
+
+#[test]
+fn a_gateway_timeout_on_a_long_poll_shortens_the_wait_instead_of_dropping_the_link() {
+    let mut sim = long_polling(122);
+    sim.net.gateway_timeout = Some(secs(5));
+    sim.run_for(secs(60));
+    let reconnects = sim.count_events(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: State::Reconnecting { .. },
+                ..
+            }
+        )
+    });
+    assert_eq!(reconnects, 0, "{:?}", sim.state_trail());
+    assert!(
+        sim.server.gateway_timeouts <= 1,
+        "{}",
+        sim.server.gateway_timeouts
+    );
+    let last = *sim.server.poll_waits.last().unwrap();
+    assert!(last < 5_000, "still asking for {last} ms");
+    // Messages still flow, and promptly.
+    let seq = sim.publish("general", "after the 504");
+    sim.run_for(ms(100));
+    assert_eq!(sim.delivered.last().map(|m| m.seq), Some(seq));
+}
+
+#[test]
+fn a_proxy_error_page_does_not_end_up_in_a_cause() {
+    let mut sim = long_polling(123);
+    // The gateway times out even the shortest poll: the link fails, and says so briefly.
+    sim.net.gateway_timeout = Some(ms(10));
+    sim.run_until(secs(60), |s| !s.is_connected());
+    let causes: Vec<String> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::StateChanged { cause, .. } => Some(cause.describe()),
+            _ => None,
+        })
+        .collect();
+    assert!(causes.iter().any(|c| c.contains("504")), "{causes:?}");
+    assert!(causes.iter().all(|c| !c.contains('<')), "{causes:?}");
+}

@@ -44,6 +44,11 @@ pub struct Net {
     pub slow_open: HashMap<TransportKind, Duration>,
     /// Frames on streams of these transports take this much longer than `latency`.
     pub extra_latency: HashMap<TransportKind, Duration>,
+    /// A middlebox cuts a WebSocket on which nothing moved, either way, for this long (HAProxy's
+    /// `timeout tunnel`).
+    pub ws_idle_cut: Option<Duration>,
+    /// A gateway answers a long poll held this long with `504` and an HTML page.
+    pub gateway_timeout: Option<Duration>,
     /// These transports open but the server's frames never arrive (a buffering proxy).
     pub mute: HashSet<TransportKind>,
     /// Frames on open streams of these transports stop arriving (black-holed mid-stream). Like a
@@ -63,6 +68,8 @@ struct Stream {
     kind: TransportKind,
     muted: bool,
     next_heartbeat: Instant,
+    /// When a frame last passed, either way (for `Net::ws_idle_cut`).
+    last_activity: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +77,8 @@ struct HeldPoll {
     request: RequestId,
     cursor: u64,
     expires: Instant,
+    /// Expires by the gateway's timeout: answered 504.
+    gateway: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +110,12 @@ pub struct FakeServer {
     pub opens: Vec<TransportKind>,
     /// When the server received each frame the client sent on a WebSocket.
     pub ws_frames_received: Vec<Instant>,
+    /// WebSockets a middlebox cut for idleness.
+    pub idle_cuts: usize,
+    /// Long polls a gateway answered 504.
+    pub gateway_timeouts: usize,
+    /// The `wait_ms` of every follow-up poll.
+    pub poll_waits: Vec<u64>,
     /// Follow-up long polls (without `hello`) the server received.
     pub follow_up_polls: usize,
     /// Follow-up long polls answered with at least one frame.
@@ -265,9 +280,10 @@ impl Sim {
     }
 
     fn frame_to(&mut self, socket: SocketId, frame: ServerFrame) {
-        let Some(stream) = self.streams.get(&socket) else {
+        let Some(stream) = self.streams.get_mut(&socket) else {
             return;
         };
+        stream.last_activity = self.now;
         if stream.muted || self.dead.contains(&socket) {
             return;
         }
@@ -320,7 +336,8 @@ impl Sim {
         match action {
             Action::OpenSocket { socket, kind, url } => self.open_socket(socket, kind, &url),
             Action::SendText { socket, text } => {
-                if self.streams.contains_key(&socket) {
+                if let Some(stream) = self.streams.get_mut(&socket) {
+                    stream.last_activity = self.now;
                     self.server.ws_frames_received.push(self.now);
                     let frame = protocol::decode_client_frame(&text).expect("client frames valid");
                     let answers = self.server_handle(frame);
@@ -423,6 +440,7 @@ impl Sim {
                 kind: transport,
                 muted,
                 next_heartbeat: self.now + self.server.heartbeat,
+                last_activity: self.now,
             },
         );
         if let Err(code) = self.check_token(token.as_deref()) {
@@ -510,10 +528,17 @@ impl Sim {
             } else {
                 let wait: u64 = query(url, "wait_ms").unwrap().parse().unwrap();
                 self.server.follow_up_polls += 1;
+                self.server.poll_waits.push(wait);
+                let mut hold = Duration::from_millis(wait);
+                let gateway = self.net.gateway_timeout.is_some_and(|g| g < hold);
+                if let Some(g) = self.net.gateway_timeout {
+                    hold = hold.min(g);
+                }
                 self.polls.push(HeldPoll {
                     request,
                     cursor: cursor.unwrap_or(0),
-                    expires: self.now + Duration::from_millis(wait),
+                    expires: self.now + hold,
+                    gateway,
                 });
                 let held = self
                     .polls
@@ -655,6 +680,18 @@ impl Sim {
                 {
                     continue;
                 }
+                if p.gateway && pending.is_empty() {
+                    self.server.gateway_timeouts += 1;
+                    self.reply(Input::HttpResponse {
+                        request: p.request,
+                        status: 504,
+                        retry_after: None,
+                        body: "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't \
+                               respond in time.\n</body></html>\n"
+                            .into(),
+                    });
+                    continue;
+                }
                 let frames: Vec<ServerFrame> = pending
                     .into_iter()
                     .take(protocol::MAX_FRAMES_PER_REQUEST)
@@ -784,6 +821,15 @@ impl Sim {
         if !self.net.no_heartbeats {
             consider(self.streams.values().map(|s| s.next_heartbeat).min());
         }
+        if let Some(cut) = self.net.ws_idle_cut {
+            consider(
+                self.streams
+                    .values()
+                    .filter(|s| s.kind == TransportKind::WebSocket)
+                    .map(|s| s.last_activity + cut)
+                    .min(),
+            );
+        }
         t
     }
 
@@ -844,6 +890,25 @@ impl Sim {
             }
         }
         self.answer_polls(true);
+        if let Some(cut) = self.net.ws_idle_cut {
+            let idle: Vec<SocketId> = self
+                .streams
+                .iter()
+                .filter(|(_, s)| {
+                    s.kind == TransportKind::WebSocket && s.last_activity + cut <= self.now
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for socket in idle {
+                self.streams.remove(&socket);
+                self.server.idle_cuts += 1;
+                self.reply(Input::SocketClosed {
+                    socket,
+                    code: Some(1006),
+                    reason: "idle timeout".into(),
+                });
+            }
+        }
         // Timers.
         if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
             self.session.handle_timeout(self.now);
