@@ -24,6 +24,16 @@ pub enum Phase {
     Opening,
     /// The socket is open; the server's `hello` has not arrived.
     AwaitingHello { opened_at: Instant },
+    /// A probe's `hello` arrived, but the rung must show prompt delivery before the session
+    /// moves to it (SSE, which a buffering proxy can hold back): a `heartbeat` at least half a
+    /// heartbeat after `hello`, no message later than the live link's copy, by `deadline`.
+    Proving {
+        hello_at: Instant,
+        heartbeat: Duration,
+        deadline: Instant,
+        /// A timely heartbeat arrived: proven at this instant unless a late message shows up.
+        settles_at: Option<Instant>,
+    },
     /// `hello` arrived: frames flow.
     Live,
 }
@@ -54,6 +64,10 @@ pub struct SendRequest {
 pub enum LinkTimer {
     Connect,
     FirstFrame,
+    /// A proving probe showed no prompt delivery in time.
+    ProofDeadline,
+    /// A proving probe showed prompt delivery.
+    Proven,
     Silence,
     Ping,
     SendRetry,
@@ -90,6 +104,10 @@ pub struct Link {
     pub retry_hint: Option<Duration>,
     /// Subscriptions were (re)asserted on this link.
     pub subscriptions_sent: bool,
+    /// A probe that must prove prompt delivery after `hello` before the session moves to it.
+    pub needs_proof: bool,
+    /// The server's heartbeat interval, from `hello`.
+    pub heartbeat: Duration,
 }
 
 impl Link {
@@ -114,6 +132,8 @@ impl Link {
             going_away: None,
             retry_hint: None,
             subscriptions_sent: false,
+            needs_proof: false,
+            heartbeat: Duration::MAX,
         }
     }
 
@@ -173,6 +193,16 @@ impl Link {
             }
             Phase::AwaitingHello { opened_at } => {
                 timers.push((opened_at + first_frame_timeout, LinkTimer::FirstFrame));
+            }
+            Phase::Proving {
+                deadline,
+                settles_at,
+                ..
+            } => {
+                timers.push((deadline, LinkTimer::ProofDeadline));
+                if let Some(t) = settles_at {
+                    timers.push((t, LinkTimer::Proven));
+                }
             }
             Phase::Live => {
                 if let Some(t) = self.silence_deadline() {

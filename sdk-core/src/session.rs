@@ -44,6 +44,17 @@ const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long a long poll may run past the time the server may hold it.
 const POLL_GRACE: Duration = Duration::from_secs(5);
 
+/// A proving probe's copy of a message arriving this much later than the live link's shows a
+/// rung that holds frames back.
+const PROOF_LAG: Duration = Duration::from_secs(1);
+
+/// A frame on a live SSE stream arriving more than the heartbeat interval plus this after the
+/// previous one was held back on the way (the server never stays silent longer than a heartbeat).
+const HELD_BACK_MARGIN: Duration = Duration::from_secs(2);
+
+/// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies.
+const RECENT_DELIVERIES: usize = 128;
+
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
 
@@ -74,6 +85,8 @@ pub enum TimerReason {
     Silence,
     /// A ping was due.
     Ping,
+    /// A probe proving prompt delivery ran out of time, or proved it.
+    Proof,
     /// A failed HTTP send batch could be retried.
     SendRetry,
     /// An HTTP send batch went unanswered for too long.
@@ -108,6 +121,7 @@ impl Timer {
             Timer::Link(_, LinkTimer::FirstFrame) => TimerReason::FirstFrame,
             Timer::Link(_, LinkTimer::Silence) => TimerReason::Silence,
             Timer::Link(_, LinkTimer::Ping) => TimerReason::Ping,
+            Timer::Link(_, LinkTimer::ProofDeadline | LinkTimer::Proven) => TimerReason::Proof,
             Timer::Link(_, LinkTimer::SendRetry) => TimerReason::SendRetry,
             Timer::Link(_, LinkTimer::SendDeadline) => TimerReason::SendDeadline,
         }
@@ -221,6 +235,10 @@ pub struct Session {
     online: bool,
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
+    /// When the live link delivered each recent message (bounded by `RECENT_DELIVERIES`).
+    recent_deliveries: VecDeque<(Seq, Instant)>,
+    /// A rung whose probe proved prompt delivery: the next probe of it moves on `hello`.
+    proven: Option<TransportKind>,
 }
 
 fn at_least_1ms(d: Duration) -> Duration {
@@ -284,6 +302,8 @@ impl Session {
             online: true,
             ping_counter: 0,
             last_timeout_reason: None,
+            recent_deliveries: VecDeque::new(),
+            proven: None,
         }
     }
 
@@ -502,6 +522,25 @@ impl Session {
                 let Some(link) = self.link_by_socket_mut(socket) else {
                     return;
                 };
+                let silent_for = now.saturating_duration_since(link.last_rx);
+                if link.is_live()
+                    && link.kind == TransportKind::Sse
+                    && link.verify_until.is_none()
+                    && silent_for > link.heartbeat.saturating_add(HELD_BACK_MARGIN)
+                {
+                    // Alive, yet silent for longer than the server ever is: frames are being held
+                    // back on the way (a buffering proxy). This rung cannot be trusted here; the
+                    // frame is replayed on the next link.
+                    let id = link.id;
+                    self.ladder
+                        .record_failure(TransportKind::Sse, FailureWeight::Definitive);
+                    let cause = Cause::TransportLost {
+                        transport: TransportKind::Sse,
+                        detail: "frames arrive late (held back by a proxy?)".into(),
+                    };
+                    self.link_failed(now, id, cause, FailureWeight::Definitive, None);
+                    return;
+                }
                 link.heard(now);
                 let (id, kind) = (link.id, link.kind);
                 match protocol::decode_server_frame(&text) {
@@ -786,6 +825,23 @@ impl Session {
                 }
             }
             LinkTimer::Ping => self.send_ping(now, id),
+            LinkTimer::ProofDeadline => self.link_failed(
+                now,
+                id,
+                Cause::TransportLost {
+                    transport: kind,
+                    detail: "did not deliver promptly (held back by a proxy?)".into(),
+                },
+                FailureWeight::Neutral,
+                None,
+            ),
+            LinkTimer::Proven => {
+                // Proven prompt: a fresh probe (from the current cursor, so the switch is
+                // lossless) moves the session there as soon as it says hello.
+                self.drop_link(id);
+                self.proven = Some(kind);
+                self.start_probe(now);
+            }
             LinkTimer::SendRetry => {
                 if let Some(link) = self.link_mut(id) {
                     link.send_retry_at = None;
@@ -907,7 +963,13 @@ impl Session {
             return;
         }
         if let Some(above) = self.ladder.above(active.kind) {
-            self.open_link(now, above, Role::Probe);
+            // SSE is the rung a buffering proxy holds back (a WebSocket is a tunnel, a poll
+            // answer is complete): the session moves there only after a probe proved it prompt.
+            let needs_proof = above == TransportKind::Sse && self.proven.take() != Some(above);
+            let id = self.open_link(now, above, Role::Probe);
+            if let Some(link) = self.link_mut(id) {
+                link.needs_proof = needs_proof;
+            }
         }
     }
 
@@ -996,6 +1058,10 @@ impl Session {
     // ----- frames --------------------------------------------------------------------------
 
     fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
+        if let Some(Phase::Proving { .. }) = self.link(id).map(|l| l.phase) {
+            self.on_proving_frame(now, id, frame);
+            return;
+        }
         let is_active = self.active == Some(id);
         match frame {
             ServerFrame::Hello(hello) => self.on_hello(now, id, hello),
@@ -1015,7 +1081,7 @@ impl Session {
                 if self.stable_at.is_some() {
                     self.forget_failures();
                 }
-                self.deliver(message);
+                self.deliver(now, message);
             }
             ServerFrame::Subscribed { conv } if self.subscriptions.contains(&conv) => {
                 self.events.push_back(Event::Subscribed { conv });
@@ -1046,10 +1112,53 @@ impl Session {
         }
     }
 
-    fn deliver(&mut self, message: Message) {
+    /// A frame on a probe proving prompt delivery: it is judged, never delivered (the live link
+    /// delivers).
+    fn on_proving_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
+        let Some(Phase::Proving {
+            hello_at,
+            heartbeat,
+            ..
+        }) = self.link(id).map(|l| l.phase)
+        else {
+            return;
+        };
+        match frame {
+            ServerFrame::Heartbeat if now >= hello_at + heartbeat / 2 => {
+                if let Some(link) = self.link_mut(id) {
+                    if let Phase::Proving { settles_at, .. } = &mut link.phase {
+                        settles_at.get_or_insert(now + PROOF_LAG);
+                    }
+                }
+            }
+            ServerFrame::Msg(m) => {
+                let live_copy = self
+                    .recent_deliveries
+                    .iter()
+                    .find(|(seq, _)| *seq == m.seq)
+                    .map(|(_, at)| *at);
+                if live_copy.is_some_and(|at| now.saturating_duration_since(at) > PROOF_LAG) {
+                    let kind = self.link(id).map_or(TransportKind::Sse, |l| l.kind);
+                    let cause = Cause::TransportLost {
+                        transport: kind,
+                        detail: "delivered later than the live link (held back by a proxy?)".into(),
+                    };
+                    self.link_failed(now, id, cause, FailureWeight::Neutral, None);
+                }
+            }
+            ServerFrame::Error(error) => self.on_error_frame(now, id, error),
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, message: Message) {
         if self.cursor.is_some_and(|c| message.seq <= c) {
             return;
         }
+        if self.recent_deliveries.len() == RECENT_DELIVERIES {
+            self.recent_deliveries.pop_front();
+        }
+        self.recent_deliveries.push_back((message.seq, now));
         self.cursor = Some(message.seq);
         self.events.push_back(Event::Message(message));
     }
@@ -1065,10 +1174,20 @@ impl Session {
             );
             return;
         }
-        let Some(link) = self.link(id) else {
+        let Some(link) = self.link_mut(id) else {
             return;
         };
-        if link.is_live() {
+        if link.is_live() || matches!(link.phase, Phase::Proving { .. }) {
+            return;
+        }
+        if link.needs_proof {
+            let heartbeat = Duration::from_millis(hello.heartbeat_ms);
+            link.phase = Phase::Proving {
+                hello_at: now,
+                heartbeat,
+                deadline: now + heartbeat.saturating_add(HELD_BACK_MARGIN),
+                settles_at: None,
+            };
             return;
         }
         let kind = link.kind;
@@ -1098,6 +1217,9 @@ impl Session {
         }
         if let Some(better) = keep_better.and_then(|b| self.link_mut(b)) {
             better.role = Role::Probe;
+            // Slower than the rung below on a first visit: an SSE stream held back by a
+            // buffering proxy looks just like this, so it must prove itself like any SSE probe.
+            better.needs_proof = better.kind == TransportKind::Sse;
         }
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
@@ -1106,6 +1228,7 @@ impl Session {
         link.phase = Phase::Live;
         link.live_at = now;
         link.ping_every = ping_every;
+        link.heartbeat = Duration::from_millis(hello.heartbeat_ms);
         link.role = Role::Attempt;
         link.heard(now);
         link.silence_limit = silence;
@@ -1664,6 +1787,10 @@ impl Session {
                 self.race_at = None;
                 if let Some(below) = below {
                     self.open_link(now, below, Role::Attempt);
+                    self.race_at = self
+                        .ladder
+                        .below(below)
+                        .map(|_| now + self.config.first_visit_race_after);
                 }
             }
             if let Some(other) = self.links.first() {

@@ -1400,3 +1400,68 @@ fn a_proxy_error_page_does_not_end_up_in_a_cause() {
     assert!(causes.iter().any(|c| c.contains("504")), "{causes:?}");
     assert!(causes.iter().all(|c| !c.contains('<')), "{causes:?}");
 }
+
+/// How long each delivered message took from the server (its `ts`) to the app.
+fn delivery_latencies(sim: &Sim) -> Vec<Duration> {
+    sim.events
+        .iter()
+        .filter_map(|(at, e)| match e {
+            Event::Message(m) => Some(*at - (sim.start + ms(m.ts))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_buffering_proxy_keeps_the_session_off_sse_and_messages_prompt() {
+    let mut sim = Sim::new(config(124));
+    // A reverse proxy without WebSocket support that buffers responses: SSE frames (and the
+    // response headers) are held until eight pile up.
+    sim.net.refuse.insert(WebSocket);
+    sim.net.buffer_frames.insert(Sse, 8);
+    sim.connect();
+    sim.run_until(secs(10), |s| s.is_connected());
+    let start = sim.session.cursor().unwrap();
+    for n in 0..400 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(300));
+    }
+    // The tail: nothing more is published.
+    sim.run_for(secs(30));
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+    assert_eq!(sim.delivered.len(), 400);
+    let worst = delivery_latencies(&sim).into_iter().max().unwrap();
+    assert!(worst <= ms(500), "a message took {worst:?}");
+    assert!(
+        !sim.state_trail().contains(&"connected:sse".to_string()),
+        "{:?}",
+        sim.state_trail()
+    );
+    // It did try: probes of SSE ran, and none was trusted.
+    assert!(sim.server.opens.iter().filter(|k| **k == Sse).count() >= 3);
+}
+
+#[test]
+fn a_live_sse_stream_whose_frames_arrive_late_is_left_for_the_rung_below() {
+    let mut c = config(125);
+    c.transports = vec![Sse, LongPoll];
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(Sse));
+    let start = sim.session.cursor().unwrap();
+    // A proxy on the path starts buffering: frames come in bursts of six, 13 s apart.
+    sim.net.buffer_frames.insert(Sse, 6);
+    for n in 0..30 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(2_600));
+    }
+    sim.run_for(secs(5));
+    assert!(sim.is_connected_on(LongPoll), "{:?}", sim.state_trail());
+    assert!(sim.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::StateChanged { cause: Cause::TransportLost { detail, .. }, .. } if detail.contains("late")
+    )));
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+}

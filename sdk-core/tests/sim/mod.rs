@@ -49,6 +49,9 @@ pub struct Net {
     pub ws_idle_cut: Option<Duration>,
     /// A gateway answers a long poll held this long with `504` and an HTML page.
     pub gateway_timeout: Option<Duration>,
+    /// A buffering proxy holds the responses of streams of these transports, headers included,
+    /// until this many frames piled up, then passes them all at once.
+    pub buffer_frames: HashMap<TransportKind, usize>,
     /// These transports open but the server's frames never arrive (a buffering proxy).
     pub mute: HashSet<TransportKind>,
     /// Frames on open streams of these transports stop arriving (black-holed mid-stream). Like a
@@ -70,6 +73,10 @@ struct Stream {
     next_heartbeat: Instant,
     /// When a frame last passed, either way (for `Net::ws_idle_cut`).
     last_activity: Instant,
+    /// Frames a buffering proxy holds (`Net::buffer_frames`).
+    held: Vec<ServerFrame>,
+    /// Whether the client was told the stream opened (a buffering proxy holds that too).
+    opened: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +302,20 @@ impl Sim {
             .copied()
             .unwrap_or_default();
         let at = self.now + self.net.latency + extra;
+        if let Some(&n) = self.net.buffer_frames.get(&kind) {
+            stream.held.push(frame);
+            if stream.held.len() < n {
+                return;
+            }
+            let held = std::mem::take(&mut stream.held);
+            if !std::mem::replace(&mut stream.opened, true) {
+                self.schedule(at, Pending::Input(Input::SocketOpened { socket }));
+            }
+            for frame in held {
+                self.schedule(at, Pending::Frame(socket, kind, frame));
+            }
+            return;
+        }
         self.schedule(at, Pending::Frame(socket, kind, frame));
     }
 
@@ -431,7 +452,10 @@ impl Sim {
             });
             return;
         }
-        self.reply(Input::SocketOpened { socket });
+        let buffered = self.net.buffer_frames.contains_key(&transport);
+        if !buffered {
+            self.reply(Input::SocketOpened { socket });
+        }
         let muted =
             self.net.mute.contains(&transport) || self.net.blackhole_streams.contains(&transport);
         self.streams.insert(
@@ -441,6 +465,8 @@ impl Sim {
                 muted,
                 next_heartbeat: self.now + self.server.heartbeat,
                 last_activity: self.now,
+                held: Vec::new(),
+                opened: !buffered,
             },
         );
         if let Err(code) = self.check_token(token.as_deref()) {
