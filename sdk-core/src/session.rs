@@ -1144,6 +1144,15 @@ impl Session {
                         detail: "delivered later than the live link (held back by a proxy?)".into(),
                     };
                     self.link_failed(now, id, cause, FailureWeight::Neutral, None);
+                } else if self.cursor.is_some_and(|c| m.seq > c) && now >= hello_at + heartbeat / 2
+                {
+                    // Ahead of the live link, half a heartbeat into the stream (a busy stream
+                    // has no heartbeats): prompt, unless a late copy shows up meanwhile.
+                    if let Some(link) = self.link_mut(id) {
+                        if let Phase::Proving { settles_at, .. } = &mut link.phase {
+                            settles_at.get_or_insert(now + PROOF_LAG);
+                        }
+                    }
                 }
             }
             ServerFrame::Error(error) => self.on_error_frame(now, id, error),

@@ -1465,3 +1465,31 @@ fn a_live_sse_stream_whose_frames_arrive_late_is_left_for_the_rung_below() {
     sim.assert_delivered_exactly_once_in_order();
     sim.assert_nothing_lost_after(start);
 }
+
+#[test]
+fn a_prompt_sse_is_climbed_to_from_long_polling_while_messages_flow() {
+    let mut c = config(126);
+    c.transports = vec![Sse, LongPoll];
+    c.initial_transport = Some(LongPoll);
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(LongPoll));
+    let start = sim.session.cursor().unwrap();
+    // A message every 300 ms: the server never has a heartbeat's silence to fill on SSE.
+    let mut n = 0;
+    while !sim.is_connected_on(Sse) {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(300));
+        assert!(n < 400, "never climbed: {:?}", sim.state_trail());
+    }
+    for _ in 0..20 {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(300));
+    }
+    sim.run_for(secs(1));
+    assert_eq!(sim.delivered.len(), n);
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+}

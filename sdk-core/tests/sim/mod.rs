@@ -291,6 +291,8 @@ impl Sim {
             return;
         };
         stream.last_activity = self.now;
+        // Like the reference server, a heartbeat goes out only after a heartbeat of silence.
+        stream.next_heartbeat = self.now + self.server.heartbeat;
         if stream.muted || self.dead.contains(&socket) {
             return;
         }
