@@ -12,15 +12,21 @@ use std::time::Duration;
 /// Nothing is learned from, or pinged under, an idle age shorter than this.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Whole milliseconds, in `u64` arithmetic (`Duration::as_millis` is a `u128`, whose division
+/// would add a kilobyte of compiler-builtins code to the browser bundle).
+fn millis(d: Duration) -> u64 {
+    d.as_secs() * 1_000 + u64::from(d.subsec_millis())
+}
+
 /// Two cuts are "at the same idle age" when they differ by at most a fifth of the shorter one.
 fn similar(a: Duration, b: Duration) -> bool {
     let (short, long) = if a < b { (a, b) } else { (b, a) };
-    long - short <= short / 5
+    millis(long) - millis(short) <= millis(short) / 5
 }
 
 /// Two thirds of `d`: the margin kept under a learned limit.
 fn two_thirds(d: Duration) -> Duration {
-    d * 2 / 3
+    Duration::from_millis(millis(d) * 2 / 3)
 }
 
 #[derive(Debug, Clone)]

@@ -28,8 +28,8 @@ pub enum Phase {
     /// moves to it (SSE, which a buffering proxy can hold back): a `heartbeat` at least half a
     /// heartbeat after `hello`, no message later than the live link's copy, by `deadline`.
     Proving {
-        hello_at: Instant,
-        heartbeat: Duration,
+        /// Half a heartbeat after `hello`: frames from then on can prove the rung.
+        judged_from: Instant,
         deadline: Instant,
         /// A timely heartbeat arrived: proven at this instant unless a late message shows up.
         settles_at: Option<Instant>,
@@ -106,8 +106,9 @@ pub struct Link {
     pub subscriptions_sent: bool,
     /// A probe that must prove prompt delivery after `hello` before the session moves to it.
     pub needs_proof: bool,
-    /// The server's heartbeat interval, from `hello`.
-    pub heartbeat: Duration,
+    /// A frame arriving this long after the previous one on a live SSE stream was held back on
+    /// the way: the server's heartbeat interval (from `hello`) plus a margin.
+    pub held_back_after: Duration,
 }
 
 impl Link {
@@ -133,12 +134,12 @@ impl Link {
             retry_hint: None,
             subscriptions_sent: false,
             needs_proof: false,
-            heartbeat: Duration::MAX,
+            held_back_after: Duration::MAX,
         }
     }
 
     pub fn is_live(&self) -> bool {
-        self.phase == Phase::Live
+        matches!(self.phase, Phase::Live)
     }
 
     /// Something arrived from the server.
@@ -186,39 +187,39 @@ impl Link {
         connect_timeout: Duration,
         first_frame_timeout: Duration,
     ) -> Option<(Instant, LinkTimer)> {
-        let mut timers: Vec<(Instant, LinkTimer)> = Vec::with_capacity(3);
-        match self.phase {
-            Phase::Opening => {
-                timers.push((self.started_at + connect_timeout, LinkTimer::Connect));
+        // A running minimum rather than a list: no allocation, and less code in the browser
+        // bundle. The first of equal deadlines wins.
+        let mut best: Option<(Instant, LinkTimer)> = None;
+        let mut consider = |at: Option<Instant>, timer: LinkTimer| {
+            if let Some(at) = at {
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, timer));
+                }
             }
+        };
+        match self.phase {
+            Phase::Opening => consider(Some(self.started_at + connect_timeout), LinkTimer::Connect),
             Phase::AwaitingHello { opened_at } => {
-                timers.push((opened_at + first_frame_timeout, LinkTimer::FirstFrame));
+                consider(Some(opened_at + first_frame_timeout), LinkTimer::FirstFrame)
             }
             Phase::Proving {
                 deadline,
                 settles_at,
                 ..
             } => {
-                timers.push((deadline, LinkTimer::ProofDeadline));
-                if let Some(t) = settles_at {
-                    timers.push((t, LinkTimer::Proven));
-                }
+                consider(Some(deadline), LinkTimer::ProofDeadline);
+                consider(settles_at, LinkTimer::Proven);
             }
             Phase::Live => {
-                if let Some(t) = self.silence_deadline() {
-                    timers.push((t, LinkTimer::Silence));
-                }
-                if let Some(t) = self.ping_due() {
-                    timers.push((t, LinkTimer::Ping));
-                }
-                if let Some(t) = self.send_retry_at {
-                    timers.push((t, LinkTimer::SendRetry));
-                }
-                if let Some(send) = &self.send {
-                    timers.push((send.deadline, LinkTimer::SendDeadline));
-                }
+                consider(self.silence_deadline(), LinkTimer::Silence);
+                consider(self.ping_due(), LinkTimer::Ping);
+                consider(self.send_retry_at, LinkTimer::SendRetry);
+                consider(
+                    self.send.as_ref().map(|s| s.deadline),
+                    LinkTimer::SendDeadline,
+                );
             }
         }
-        timers.into_iter().min_by_key(|(t, _)| *t)
+        best
     }
 }

@@ -52,8 +52,9 @@ const PROOF_LAG: Duration = Duration::from_secs(1);
 /// previous one was held back on the way (the server never stays silent longer than a heartbeat).
 const HELD_BACK_MARGIN: Duration = Duration::from_secs(2);
 
-/// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies.
-const RECENT_DELIVERIES: usize = 128;
+/// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies:
+/// a ring indexed by sequence number (a plain array: no collection code in the browser bundle).
+const RECENT_DELIVERIES: usize = 64;
 
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
@@ -236,7 +237,7 @@ pub struct Session {
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
     /// When the live link delivered each recent message (bounded by `RECENT_DELIVERIES`).
-    recent_deliveries: VecDeque<(Seq, Instant)>,
+    recent_deliveries: [(Seq, Instant); RECENT_DELIVERIES],
     /// A rung whose probe proved prompt delivery: the next probe of it moves on `hello`.
     proven: Option<TransportKind>,
 }
@@ -302,7 +303,7 @@ impl Session {
             online: true,
             ping_counter: 0,
             last_timeout_reason: None,
-            recent_deliveries: VecDeque::new(),
+            recent_deliveries: [(0, Instant::from_micros(0)); RECENT_DELIVERIES],
             proven: None,
         }
     }
@@ -512,7 +513,7 @@ impl Session {
         match input {
             Input::SocketOpened { socket } => {
                 if let Some(link) = self.link_by_socket_mut(socket) {
-                    if link.phase == Phase::Opening {
+                    if matches!(link.phase, Phase::Opening) {
                         link.phase = Phase::AwaitingHello { opened_at: now };
                         link.last_rx = now;
                     }
@@ -522,11 +523,10 @@ impl Session {
                 let Some(link) = self.link_by_socket_mut(socket) else {
                     return;
                 };
-                let silent_for = now.saturating_duration_since(link.last_rx);
                 if link.is_live()
                     && link.kind == TransportKind::Sse
                     && link.verify_until.is_none()
-                    && silent_for > link.heartbeat.saturating_add(HELD_BACK_MARGIN)
+                    && now > link.last_rx + link.held_back_after
                 {
                     // Alive, yet silent for longer than the server ever is: frames are being held
                     // back on the way (a buffering proxy). This rung cannot be trusted here; the
@@ -932,7 +932,10 @@ impl Session {
     fn give_up_unreachable_attempt(&mut self, now: Instant) {
         if self.active.is_some()
             || self.links.is_empty()
-            || self.links.iter().any(|l| l.phase != Phase::Opening)
+            || self
+                .links
+                .iter()
+                .any(|l| !matches!(l.phase, Phase::Opening))
         {
             return;
         }
@@ -1059,8 +1062,10 @@ impl Session {
 
     fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
         if let Some(Phase::Proving { .. }) = self.link(id).map(|l| l.phase) {
-            self.on_proving_frame(now, id, frame);
-            return;
+            if matches!(frame, ServerFrame::Heartbeat | ServerFrame::Msg(_)) {
+                self.on_proving_frame(now, id, frame);
+                return;
+            }
         }
         let is_active = self.active == Some(id);
         match frame {
@@ -1112,19 +1117,14 @@ impl Session {
         }
     }
 
-    /// A frame on a probe proving prompt delivery: it is judged, never delivered (the live link
-    /// delivers).
+    /// A heartbeat or message on a probe proving prompt delivery: it is judged, never delivered
+    /// (the live link delivers).
     fn on_proving_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
-        let Some(Phase::Proving {
-            hello_at,
-            heartbeat,
-            ..
-        }) = self.link(id).map(|l| l.phase)
-        else {
+        let Some(Phase::Proving { judged_from, .. }) = self.link(id).map(|l| l.phase) else {
             return;
         };
         match frame {
-            ServerFrame::Heartbeat if now >= hello_at + heartbeat / 2 => {
+            ServerFrame::Heartbeat if now >= judged_from => {
                 if let Some(link) = self.link_mut(id) {
                     if let Phase::Proving { settles_at, .. } = &mut link.phase {
                         settles_at.get_or_insert(now + PROOF_LAG);
@@ -1132,20 +1132,16 @@ impl Session {
                 }
             }
             ServerFrame::Msg(m) => {
-                let live_copy = self
-                    .recent_deliveries
-                    .iter()
-                    .find(|(seq, _)| *seq == m.seq)
-                    .map(|(_, at)| *at);
-                if live_copy.is_some_and(|at| now.saturating_duration_since(at) > PROOF_LAG) {
+                let (seq, at) = self.recent_deliveries[m.seq as usize % RECENT_DELIVERIES];
+                let live_copy = (seq == m.seq).then_some(at);
+                if live_copy.is_some_and(|at| now > at + PROOF_LAG) {
                     let kind = self.link(id).map_or(TransportKind::Sse, |l| l.kind);
                     let cause = Cause::TransportLost {
                         transport: kind,
                         detail: "delivered later than the live link (held back by a proxy?)".into(),
                     };
                     self.link_failed(now, id, cause, FailureWeight::Neutral, None);
-                } else if self.cursor.is_some_and(|c| m.seq > c) && now >= hello_at + heartbeat / 2
-                {
+                } else if self.cursor.is_some_and(|c| m.seq > c) && now >= judged_from {
                     // Ahead of the live link, half a heartbeat into the stream (a busy stream
                     // has no heartbeats): prompt, unless a late copy shows up meanwhile.
                     if let Some(link) = self.link_mut(id) {
@@ -1155,7 +1151,6 @@ impl Session {
                     }
                 }
             }
-            ServerFrame::Error(error) => self.on_error_frame(now, id, error),
             _ => {}
         }
     }
@@ -1164,10 +1159,7 @@ impl Session {
         if self.cursor.is_some_and(|c| message.seq <= c) {
             return;
         }
-        if self.recent_deliveries.len() == RECENT_DELIVERIES {
-            self.recent_deliveries.pop_front();
-        }
-        self.recent_deliveries.push_back((message.seq, now));
+        self.recent_deliveries[message.seq as usize % RECENT_DELIVERIES] = (message.seq, now);
         self.cursor = Some(message.seq);
         self.events.push_back(Event::Message(message));
     }
@@ -1192,8 +1184,7 @@ impl Session {
         if link.needs_proof {
             let heartbeat = Duration::from_millis(hello.heartbeat_ms);
             link.phase = Phase::Proving {
-                hello_at: now,
-                heartbeat,
+                judged_from: now + Duration::from_millis(hello.heartbeat_ms / 2),
                 deadline: now + heartbeat.saturating_add(HELD_BACK_MARGIN),
                 settles_at: None,
             };
@@ -1201,35 +1192,16 @@ impl Session {
         }
         let kind = link.kind;
         let opened_with = link.opened_with_cursor;
-        if self.active.is_some() && opened_with.is_none() && self.cursor < Some(hello.cursor) {
-            // A link opened before the session had a cursor streams from the server's head at
-            // the time it opened: here that is past what the live link has delivered, so taking
-            // over would skip messages. A fresh probe resumes from the cursor instead.
-            self.drop_link(id);
-            self.start_probe(now);
-            return;
-        }
         let previous = self.active_link().map(|l| l.kind);
-        let keep_better = if previous.is_none() {
-            // The parallel first attempt: a better rung still opening may take over later.
-            self.links
+        // A better rung of the same attempt still opening (it lost the race, or the first
+        // visit's head start was too short): probe it again at once, from the cursor, so that it
+        // takes over losslessly (as an SSE probe, only once it proved prompt delivery).
+        let better_pending = previous.is_none()
+            && self
+                .links
                 .iter()
-                .find(|l| l.id != id && self.ladder.below(l.kind) == Some(kind))
-                .map(|l| l.id)
-        } else {
-            None
-        };
-        for other in self.links.iter().map(|l| l.id).collect::<Vec<_>>() {
-            if other != id && Some(other) != keep_better {
-                self.drop_link(other);
-            }
-        }
-        if let Some(better) = keep_better.and_then(|b| self.link_mut(b)) {
-            better.role = Role::Probe;
-            // Slower than the rung below on a first visit: an SSE stream held back by a
-            // buffering proxy looks just like this, so it must prove itself like any SSE probe.
-            better.needs_proof = better.kind == TransportKind::Sse;
-        }
+                .any(|l| l.id != id && self.ladder.above(kind) == Some(l.kind));
+        self.drop_links_except(Some(id));
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
         let ping_every = self.ping_interval_for(hello.heartbeat_ms);
@@ -1237,7 +1209,7 @@ impl Session {
         link.phase = Phase::Live;
         link.live_at = now;
         link.ping_every = ping_every;
-        link.heartbeat = Duration::from_millis(hello.heartbeat_ms);
+        link.held_back_after = Duration::from_millis(hello.heartbeat_ms) + HELD_BACK_MARGIN;
         link.role = Role::Attempt;
         link.heard(now);
         link.silence_limit = silence;
@@ -1261,7 +1233,9 @@ impl Session {
             self.stable_at = Some(now + self.config.stable_after);
         }
         self.probe_at = None;
-        if degraded && self.ladder.above(kind).is_some() {
+        if better_pending {
+            self.probe_at = Some(now);
+        } else if degraded && self.ladder.above(kind).is_some() {
             let delay = self.probe_backoff.next_delay(&mut self.rng);
             self.probe_at = Some(now + delay);
         } else {
@@ -1981,13 +1955,7 @@ impl Session {
 
     /// Forgets every link but `keep` (see [`Session::drop_link`]).
     fn drop_links_except(&mut self, keep: Option<u64>) {
-        let ids: Vec<u64> = self
-            .links
-            .iter()
-            .map(|l| l.id)
-            .filter(|&l| Some(l) != keep)
-            .collect();
-        for id in ids {
+        while let Some(id) = self.links.iter().map(|l| l.id).find(|&l| Some(l) != keep) {
             self.drop_link(id);
         }
     }

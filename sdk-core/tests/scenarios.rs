@@ -870,9 +870,6 @@ fn late_reports_about_abandoned_transports_are_ignored() {
     sim.net.blackhole_open.insert(WebSocket);
     sim.connect();
     sim.run_until(secs(10), |s| s.is_connected_on(Sse));
-    // The first WebSocket may take over until its connect timeout; then it is abandoned.
-    let timeout = sim.session.config().connect_timeout;
-    sim.run_for(timeout);
     // The first WebSocket (socket id 1) finally "opens" long after it was abandoned.
     sim.input(Input::SocketOpened {
         socket: lifeline_core::SocketId(1),
