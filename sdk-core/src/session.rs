@@ -52,6 +52,9 @@ const PROOF_LAG: Duration = Duration::from_secs(1);
 /// previous one was held back on the way (the server never stays silent longer than a heartbeat).
 const HELD_BACK_MARGIN: Duration = Duration::from_secs(2);
 
+/// What a cause says about a rung that holds frames back.
+const HELD_BACK: &str = "frames arrive late (held back by a proxy?)";
+
 /// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies:
 /// a ring indexed by sequence number (a plain array: no collection code in the browser bundle).
 const RECENT_DELIVERIES: usize = 64;
@@ -536,7 +539,7 @@ impl Session {
                         .record_failure(TransportKind::Sse, FailureWeight::Definitive);
                     let cause = Cause::TransportLost {
                         transport: TransportKind::Sse,
-                        detail: "frames arrive late (held back by a proxy?)".into(),
+                        detail: HELD_BACK.into(),
                     };
                     self.link_failed(now, id, cause, FailureWeight::Definitive, None);
                     return;
@@ -830,7 +833,7 @@ impl Session {
                 id,
                 Cause::TransportLost {
                     transport: kind,
-                    detail: "did not deliver promptly (held back by a proxy?)".into(),
+                    detail: HELD_BACK.into(),
                 },
                 FailureWeight::Neutral,
                 None,
@@ -1014,7 +1017,7 @@ impl Session {
                 let url = endpoint.poll_url(
                     token.as_deref(),
                     self.cursor,
-                    self.keepalive.poll_wait().as_millis() as u64,
+                    self.keepalive.poll_wait_ms(),
                     true,
                 );
                 self.actions.push_back(Action::Http {
@@ -1032,14 +1035,12 @@ impl Session {
 
     fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
-        let wait = self.keepalive.poll_wait();
-        let url = self.config.endpoint.poll_url(
-            self.creds.token(),
-            self.cursor,
-            wait.as_millis() as u64,
-            false,
-        );
-        let deadline = now + wait + POLL_GRACE;
+        let wait_ms = self.keepalive.poll_wait_ms();
+        let url = self
+            .config
+            .endpoint
+            .poll_url(self.creds.token(), self.cursor, wait_ms, false);
+        let deadline = now + Duration::from_millis(wait_ms) + POLL_GRACE;
         let Some(link) = self.link_mut(id) else {
             return;
         };
@@ -1061,11 +1062,13 @@ impl Session {
     // ----- frames --------------------------------------------------------------------------
 
     fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
-        if let Some(Phase::Proving { .. }) = self.link(id).map(|l| l.phase) {
-            if matches!(frame, ServerFrame::Heartbeat | ServerFrame::Msg(_)) {
-                self.on_proving_frame(now, id, frame);
-                return;
-            }
+        if matches!(frame, ServerFrame::Heartbeat | ServerFrame::Msg(_))
+            && self
+                .link(id)
+                .is_some_and(|l| matches!(l.phase, Phase::Proving { .. }))
+        {
+            self.on_proving_frame(now, id, &frame);
+            return;
         }
         let is_active = self.active == Some(id);
         match frame {
@@ -1119,39 +1122,39 @@ impl Session {
 
     /// A heartbeat or message on a probe proving prompt delivery: it is judged, never delivered
     /// (the live link delivers).
-    fn on_proving_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
-        let Some(Phase::Proving { judged_from, .. }) = self.link(id).map(|l| l.phase) else {
-            return;
-        };
-        match frame {
-            ServerFrame::Heartbeat if now >= judged_from => {
-                if let Some(link) = self.link_mut(id) {
-                    if let Phase::Proving { settles_at, .. } = &mut link.phase {
-                        settles_at.get_or_insert(now + PROOF_LAG);
-                    }
-                }
-            }
+    fn on_proving_frame(&mut self, now: Instant, id: u64, frame: &ServerFrame) {
+        let (late, prompt) = match frame {
             ServerFrame::Msg(m) => {
                 let (seq, at) = self.recent_deliveries[m.seq as usize % RECENT_DELIVERIES];
-                let live_copy = (seq == m.seq).then_some(at);
-                if live_copy.is_some_and(|at| now > at + PROOF_LAG) {
-                    let kind = self.link(id).map_or(TransportKind::Sse, |l| l.kind);
-                    let cause = Cause::TransportLost {
-                        transport: kind,
-                        detail: "delivered later than the live link (held back by a proxy?)".into(),
-                    };
-                    self.link_failed(now, id, cause, FailureWeight::Neutral, None);
-                } else if self.cursor.is_some_and(|c| m.seq > c) && now >= judged_from {
-                    // Ahead of the live link, half a heartbeat into the stream (a busy stream
-                    // has no heartbeats): prompt, unless a late copy shows up meanwhile.
-                    if let Some(link) = self.link_mut(id) {
-                        if let Phase::Proving { settles_at, .. } = &mut link.phase {
-                            settles_at.get_or_insert(now + PROOF_LAG);
-                        }
-                    }
-                }
+                // Behind the live link's copy, or ahead of the live link.
+                (
+                    seq == m.seq && now > at + PROOF_LAG,
+                    self.cursor.is_some_and(|c| m.seq > c),
+                )
             }
-            _ => {}
+            _ => (false, true),
+        };
+        if late {
+            let cause = Cause::TransportLost {
+                transport: TransportKind::Sse,
+                detail: HELD_BACK.into(),
+            };
+            self.link_failed(now, id, cause, FailureWeight::Neutral, None);
+        } else if let Some(Link {
+            phase:
+                Phase::Proving {
+                    judged_from,
+                    settles_at,
+                    ..
+                },
+            ..
+        }) = self.link_mut(id)
+        {
+            // A heartbeat, or (a busy stream has none) a message ahead of the live link, half a
+            // heartbeat into the stream: prompt, unless a late copy shows up meanwhile.
+            if prompt && now >= *judged_from {
+                settles_at.get_or_insert(now + PROOF_LAG);
+            }
         }
     }
 
@@ -1353,10 +1356,8 @@ impl Session {
         if status == 504 && live && self.active == Some(id) {
             // A gateway gave up holding the poll: its timeout is shorter than our wait. Poll on
             // with a shorter wait; the link itself is fine.
-            if self
-                .keepalive
-                .gateway_timeout(now.saturating_duration_since(sent_at))
-            {
+            let elapsed_ms = now.as_micros().saturating_sub(sent_at.as_micros()) / 1_000;
+            if self.keepalive.gateway_timeout(elapsed_ms) {
                 self.issue_poll(now, id);
                 return;
             }
@@ -1741,8 +1742,8 @@ impl Session {
             // A cut after the same idle age twice is a middlebox's idle timeout: ping under it.
             let last_ping = link.last_ping.map_or(link.live_at, |(_, at)| at);
             let last_moved = link.last_rx.max(last_ping).max(link.live_at);
-            self.keepalive
-                .websocket_cut(now.saturating_duration_since(last_moved));
+            let idle_ms = now.as_micros().saturating_sub(last_moved.as_micros()) / 1_000;
+            self.keepalive.websocket_cut(idle_ms);
         }
         let hint = hint
             .or(link.going_away.map(DelayHint::Within))
