@@ -106,9 +106,9 @@ pub struct Link {
     pub subscriptions_sent: bool,
     /// A probe that must prove prompt delivery after `hello` before the session moves to it.
     pub needs_proof: bool,
-    /// A frame arriving this long after the previous one on a live SSE stream was held back on
-    /// the way: the server's heartbeat interval (from `hello`) plus a margin.
-    pub held_back_after: Duration,
+    /// A frame arriving this many microseconds after the previous one on a live SSE stream was
+    /// held back on the way: the server's heartbeat interval (from `hello`) plus a margin.
+    pub held_back_after_us: u64,
 }
 
 impl Link {
@@ -134,7 +134,7 @@ impl Link {
             retry_hint: None,
             subscriptions_sent: false,
             needs_proof: false,
-            held_back_after: Duration::MAX,
+            held_back_after_us: u64::MAX / 2,
         }
     }
 

@@ -48,9 +48,10 @@ const POLL_GRACE: Duration = Duration::from_secs(5);
 /// rung that holds frames back.
 const PROOF_LAG: Duration = Duration::from_secs(1);
 
-/// A frame on a live SSE stream arriving more than the heartbeat interval plus this after the
-/// previous one was held back on the way (the server never stays silent longer than a heartbeat).
-const HELD_BACK_MARGIN: Duration = Duration::from_secs(2);
+/// A frame on a live SSE stream arriving more than the heartbeat interval plus this (in
+/// milliseconds) after the previous one was held back on the way (the server never stays silent
+/// longer than a heartbeat).
+const HELD_BACK_MARGIN_MS: u64 = 2_000;
 
 /// What a cause says about a rung that holds frames back.
 const HELD_BACK: &str = "frames arrive late (held back by a proxy?)";
@@ -529,14 +530,12 @@ impl Session {
                 if link.is_live()
                     && link.kind == TransportKind::Sse
                     && link.verify_until.is_none()
-                    && now > link.last_rx + link.held_back_after
+                    && now.as_micros() > link.last_rx.as_micros() + link.held_back_after_us
                 {
                     // Alive, yet silent for longer than the server ever is: frames are being held
                     // back on the way (a buffering proxy). This rung cannot be trusted here; the
                     // frame is replayed on the next link.
                     let id = link.id;
-                    self.ladder
-                        .record_failure(TransportKind::Sse, FailureWeight::Definitive);
                     let cause = Cause::TransportLost {
                         transport: TransportKind::Sse,
                         detail: HELD_BACK.into(),
@@ -1071,26 +1070,24 @@ impl Session {
             return;
         }
         let is_active = self.active == Some(id);
+        if is_active
+            && self.stable_at.is_some()
+            && matches!(frame, ServerFrame::Ack { .. } | ServerFrame::Msg(_))
+        {
+            // A link that delivers data works end to end, however soon a middlebox cuts it: the
+            // next reconnect starts from the first backoff step.
+            self.forget_failures();
+        }
         match frame {
             ServerFrame::Hello(hello) => self.on_hello(now, id, hello),
             ServerFrame::Error(error) => self.on_error_frame(now, id, error),
             ServerFrame::Ack { id: msg, seq } => {
-                if is_active && self.stable_at.is_some() {
-                    self.forget_failures();
-                }
                 if let Some(entry) = self.outbox.remove(&msg) {
                     self.events.push_back(Event::Acked { id: entry.id, seq });
                     self.check_drained(now);
                 }
             }
-            ServerFrame::Msg(message) if is_active => {
-                // A link that delivers data works end to end, however soon a middlebox cuts it:
-                // the next reconnect starts from the first backoff step.
-                if self.stable_at.is_some() {
-                    self.forget_failures();
-                }
-                self.deliver(now, message);
-            }
+            ServerFrame::Msg(message) if is_active => self.deliver(now, message),
             ServerFrame::Subscribed { conv } if self.subscriptions.contains(&conv) => {
                 self.events.push_back(Event::Subscribed { conv });
             }
@@ -1185,10 +1182,11 @@ impl Session {
             return;
         }
         if link.needs_proof {
-            let heartbeat = Duration::from_millis(hello.heartbeat_ms);
+            let hb_us = hello.heartbeat_ms.min(u64::MAX / 4_000) * 1_000;
+            let at = |us: u64| Instant::from_micros(now.as_micros().saturating_add(us));
             link.phase = Phase::Proving {
-                judged_from: now + Duration::from_millis(hello.heartbeat_ms / 2),
-                deadline: now + heartbeat.saturating_add(HELD_BACK_MARGIN),
+                judged_from: at(hb_us / 2),
+                deadline: at(hb_us + HELD_BACK_MARGIN_MS * 1_000),
                 settles_at: None,
             };
             return;
@@ -1212,7 +1210,7 @@ impl Session {
         link.phase = Phase::Live;
         link.live_at = now;
         link.ping_every = ping_every;
-        link.held_back_after = Duration::from_millis(hello.heartbeat_ms) + HELD_BACK_MARGIN;
+        link.held_back_after_us = hello.heartbeat_ms.saturating_add(HELD_BACK_MARGIN_MS) * 1_000;
         link.role = Role::Attempt;
         link.heard(now);
         link.silence_limit = silence;
@@ -1748,6 +1746,16 @@ impl Session {
         let hint = hint
             .or(link.going_away.map(DelayHint::Within))
             .or(link.retry_hint.map(DelayHint::AtLeast));
+        // An attempt's failure counts against its rung; so does a live link's failure that says
+        // the rung cannot work here (frames held back); a probe's does not.
+        let counts = if was_active {
+            weight == FailureWeight::Definitive
+        } else {
+            self.active.is_none()
+        };
+        if counts {
+            self.ladder.record_failure(link.kind, weight);
+        }
         if was_active {
             self.stable_at = None;
             self.probe_at = None;
@@ -1758,7 +1766,6 @@ impl Session {
             let delay = self.probe_backoff.next_delay(&mut self.rng);
             self.probe_at = Some(now + delay);
         } else {
-            self.ladder.record_failure(link.kind, weight);
             let below = self.ladder.below(link.kind);
             if self.links.is_empty()
                 && self.race_at.is_some()
