@@ -909,7 +909,7 @@ impl Session {
             self.config.race_after
         };
         self.race_at = self.ladder.below(kind).map(|_| now + race_after);
-        self.unreachable_at = Some(now + self.config.race_after * 2);
+        self.unreachable_at = Some(now + self.config.race_after + self.config.race_after);
         self.set_state(
             State::Connecting {
                 transport: kind,
@@ -1061,13 +1061,13 @@ impl Session {
     // ----- frames --------------------------------------------------------------------------
 
     fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
-        if matches!(frame, ServerFrame::Heartbeat | ServerFrame::Msg(_))
-            && self
-                .link(id)
-                .is_some_and(|l| matches!(l.phase, Phase::Proving { .. }))
+        if self
+            .link(id)
+            .is_some_and(|l| matches!(l.phase, Phase::Proving { .. }))
         {
+            // Judged, never delivered: a proving link is not the live one, so the match below
+            // ignores its heartbeats and messages.
             self.on_proving_frame(now, id, &frame);
-            return;
         }
         let is_active = self.active == Some(id);
         if is_active
@@ -1129,7 +1129,8 @@ impl Session {
                     self.cursor.is_some_and(|c| m.seq > c),
                 )
             }
-            _ => (false, true),
+            ServerFrame::Heartbeat => (false, true),
+            _ => return,
         };
         if late {
             let cause = Cause::TransportLost {
@@ -1197,11 +1198,12 @@ impl Session {
         // A better rung of the same attempt still opening (it lost the race, or the first
         // visit's head start was too short): probe it again at once, from the cursor, so that it
         // takes over losslessly (as an SSE probe, only once it proved prompt delivery).
+        let above = self.ladder.above(kind);
         let better_pending = previous.is_none()
             && self
                 .links
                 .iter()
-                .any(|l| l.id != id && self.ladder.above(kind) == Some(l.kind));
+                .any(|l| l.id != id && Some(l.kind) == above);
         self.drop_links_except(Some(id));
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
