@@ -47,13 +47,13 @@ impl KeepAlive {
         self.idle_limit_ms
     }
 
-    /// How often a live WebSocket pings: `configured`, at most half the server's heartbeat (a
-    /// server drops a client it has not heard from in three heartbeats), and two thirds of a
-    /// learned idle limit; never more often than once a second unless configured so.
-    pub fn ping_interval(&self, configured: Duration, heartbeat_ms: u64) -> Duration {
+    /// How often a live WebSocket pings, in milliseconds: `configured_ms`, at most half the
+    /// server's heartbeat (a server drops a client it has not heard from in three heartbeats), and
+    /// two thirds of a learned idle limit; never more often than once a second unless configured
+    /// so.
+    pub fn ping_interval_ms(&self, configured_ms: u64, heartbeat_ms: u64) -> u64 {
         let limit = self.idle_limit_ms.map_or(u64::MAX, two_thirds);
-        let derived = (heartbeat_ms / 2).min(limit).max(MIN_INTERVAL_MS);
-        configured.min(Duration::from_millis(derived))
+        configured_ms.min((heartbeat_ms / 2).min(limit).max(MIN_INTERVAL_MS))
     }
 
     /// A live WebSocket was cut (not closed by the server's say-so) after `idle_ms` without a
@@ -100,20 +100,17 @@ mod tests {
     #[test]
     fn two_cuts_at_the_same_idle_age_teach_a_limit_and_pings_go_under_it() {
         let mut k = KeepAlive::new(secs(10));
-        assert_eq!(k.ping_interval(secs(7), 10_000), secs(5));
+        assert_eq!(k.ping_interval_ms(7_000, 10_000), 5_000);
         assert!(!k.websocket_cut(5_020));
         assert!(!k.websocket_cut(12_000), "different ages teach nothing");
         assert!(!k.websocket_cut(4_990));
         assert!(k.websocket_cut(5_010));
         assert_eq!(k.idle_limit_ms(), Some(4_990));
-        assert!(k.ping_interval(secs(7), 10_000) < Duration::from_millis(3_400));
+        assert!(k.ping_interval_ms(7_000, 10_000) < 3_400);
         // Too short to be an idle timeout: ignored; and never pings faster than the floor.
         assert!(!k.websocket_cut(10));
-        assert_eq!(k.ping_interval(secs(7), 0), secs(1));
-        assert_eq!(
-            k.ping_interval(Duration::from_millis(300), 0),
-            Duration::from_millis(300)
-        );
+        assert_eq!(k.ping_interval_ms(7_000, 0), 1_000);
+        assert_eq!(k.ping_interval_ms(300, 0), 300);
     }
 
     #[test]

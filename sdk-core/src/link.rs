@@ -95,9 +95,9 @@ pub struct Link {
     pub last_ping: Option<(u64, Instant)>,
     /// When `hello` arrived (the start of the ping beat).
     pub live_at: Instant,
-    /// How often a live WebSocket pings, set from the server's `hello` (see
+    /// How often a live WebSocket pings, in microseconds, set from the server's `hello` (see
     /// `Session::ping_interval_for`).
-    pub ping_every: Duration,
+    pub ping_every_us: u64,
     /// The server said `going_away`: reconnect within this window.
     pub going_away: Option<Duration>,
     /// The server's SSE `retry:` hint: wait at least this long before reconnecting.
@@ -129,7 +129,7 @@ impl Link {
             verify_until: None,
             last_ping: None,
             live_at: now,
-            ping_every: Duration::MAX,
+            ping_every_us: u64::MAX / 2,
             going_away: None,
             retry_hint: None,
             subscriptions_sent: false,
@@ -165,7 +165,7 @@ impl Link {
         Some(by_silence)
     }
 
-    /// When a `ping` is due on a live WebSocket: `ping_every` after the last one (or after `hello`).
+    /// When a `ping` is due on a live WebSocket: `ping_every_us` after the last one (or after `hello`).
     pub fn ping_due(&self) -> Option<Instant> {
         if !self.is_live() || self.kind != TransportKind::WebSocket {
             return None;
@@ -178,7 +178,9 @@ impl Link {
             Some((_, at)) => at,
             None => self.live_at,
         };
-        Some(since + self.ping_every)
+        Some(Instant::from_micros(
+            since.as_micros().saturating_add(self.ping_every_us),
+        ))
     }
 
     /// The earliest deadline of this link and what it is.

@@ -811,7 +811,7 @@ impl Session {
                 None,
             ),
             LinkTimer::Silence => {
-                let late = now.saturating_duration_since(at) > LATE_TOLERANCE;
+                let late = now > at + LATE_TOLERANCE;
                 if late && link.verify_until.is_none() {
                     // The timer fired late: the process was frozen or asleep. Frames may be
                     // waiting to be read; give the link a moment to prove itself.
@@ -842,7 +842,7 @@ impl Session {
                 // lossless) moves the session there as soon as it says hello.
                 self.drop_link(id);
                 self.proven = Some(kind);
-                self.start_probe(now);
+                self.probe_at = Some(now);
             }
             LinkTimer::SendRetry => {
                 if let Some(link) = self.link_mut(id) {
@@ -1039,7 +1039,8 @@ impl Session {
             .config
             .endpoint
             .poll_url(self.creds.token(), self.cursor, wait_ms, false);
-        let deadline = now + Duration::from_millis(wait_ms) + POLL_GRACE;
+        let deadline =
+            Instant::from_micros(now.as_micros().saturating_add(wait_ms * 1_000)) + POLL_GRACE;
         let Some(link) = self.link_mut(id) else {
             return;
         };
@@ -1207,11 +1208,11 @@ impl Session {
         self.drop_links_except(Some(id));
         let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
         let silence = self.config.liveness_timeout.max(heartbeat);
-        let ping_every = self.ping_interval_for(hello.heartbeat_ms);
+        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
         let link = self.link_mut(id).expect("the link was found above");
         link.phase = Phase::Live;
         link.live_at = now;
-        link.ping_every = ping_every;
+        link.ping_every_us = ping_every_us;
         link.held_back_after_us = hello.heartbeat_ms.saturating_add(HELD_BACK_MARGIN_MS) * 1_000;
         link.role = Role::Attempt;
         link.heard(now);
@@ -1260,9 +1261,13 @@ impl Session {
 
     /// How often a live WebSocket pings: the configured interval, but at most half the server's
     /// `heartbeat_ms` and under a middlebox idle timeout learned from repeated cuts.
-    fn ping_interval_for(&self, heartbeat_ms: u64) -> Duration {
+    /// In microseconds.
+    fn ping_interval_for(&self, heartbeat_ms: u64) -> u64 {
+        // `Instant + Duration` is the one (not inlined) conversion of a duration to microseconds.
+        let configured_us = (Instant::from_micros(0) + self.config.ping_interval).as_micros();
         self.keepalive
-            .ping_interval(self.config.ping_interval, heartbeat_ms)
+            .ping_interval_ms(configured_us / 1_000, heartbeat_ms)
+            .saturating_mul(1_000)
     }
 
     /// Applies the server's resume point to the cursor, telling the application about a gap.
@@ -1631,7 +1636,7 @@ impl Session {
         if !link.is_live() || link.verify_until.is_some() {
             return;
         }
-        if now.saturating_duration_since(link.last_rx) < quiet_for {
+        if now < link.last_rx + quiet_for {
             return;
         }
         if link.kind == TransportKind::LongPoll {
@@ -1810,7 +1815,7 @@ impl Session {
                 .config
                 .max_retry_duration
                 .zip(self.outage_started)
-                .is_some_and(|(max, since)| now.saturating_duration_since(since) >= max)
+                .is_some_and(|(max, since)| now >= since + max)
         {
             self.finish(
                 now,
