@@ -1206,7 +1206,7 @@ impl Session {
                 .iter()
                 .any(|l| l.id != id && Some(l.kind) == above);
         self.drop_links_except(Some(id));
-        let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
+        let heartbeat = Duration::from_millis(hello.heartbeat_ms.saturating_add(3_000));
         let silence = self.config.liveness_timeout.max(heartbeat);
         let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
         let link = self.link_mut(id).expect("the link was found above");
@@ -1832,7 +1832,7 @@ impl Session {
             Some(DelayHint::AtLeast(d)) => backoff.max(d),
             Some(DelayHint::Within(window)) => {
                 let floor = self.config.backoff.floor;
-                let window_us = window.as_micros() as u64;
+                let window_us = (Instant::from_micros(0) + window).as_micros();
                 Duration::from_micros(self.rng.random_range(0..=window_us)).max(floor)
             }
         };
