@@ -902,7 +902,7 @@ impl Session {
         // On a first visit nothing says whether the best rung works here: the rung below starts
         // racing after a short head start (and at once if the best rung fails first, see
         // `link_failed`); whichever says `hello` first carries the session, and a better rung
-        // still opening takes over losslessly when it speaks (see `on_hello`).
+        // still opening is probed again at once, from the cursor (see `on_hello`).
         let race_after = if self.is_first_visit() {
             self.config.first_visit_race_after
         } else {
@@ -1039,8 +1039,10 @@ impl Session {
             .config
             .endpoint
             .poll_url(self.creds.token(), self.cursor, wait_ms, false);
-        let deadline =
-            Instant::from_micros(now.as_micros().saturating_add(wait_ms * 1_000)) + POLL_GRACE;
+        let deadline = Instant::from_micros(
+            now.as_micros()
+                .saturating_add(wait_ms.saturating_mul(1_000)),
+        ) + POLL_GRACE;
         let Some(link) = self.link_mut(id) else {
             return;
         };
@@ -1213,7 +1215,10 @@ impl Session {
         link.phase = Phase::Live;
         link.live_at = now;
         link.ping_every_us = ping_every_us;
-        link.held_back_after_us = hello.heartbeat_ms.saturating_add(HELD_BACK_MARGIN_MS) * 1_000;
+        link.held_back_after_us = hello
+            .heartbeat_ms
+            .saturating_add(HELD_BACK_MARGIN_MS)
+            .saturating_mul(1_000);
         link.role = Role::Attempt;
         link.heard(now);
         link.silence_limit = silence;
@@ -1259,9 +1264,8 @@ impl Session {
         // polls running for the rest of the session.
     }
 
-    /// How often a live WebSocket pings: the configured interval, but at most half the server's
-    /// `heartbeat_ms` and under a middlebox idle timeout learned from repeated cuts.
-    /// In microseconds.
+    /// How often a live WebSocket pings, in microseconds: the configured interval, but at most
+    /// half the server's `heartbeat_ms` and under a middlebox idle timeout learned from cuts.
     fn ping_interval_for(&self, heartbeat_ms: u64) -> u64 {
         // `Instant + Duration` is the one (not inlined) conversion of a duration to microseconds.
         let configured_us = (Instant::from_micros(0) + self.config.ping_interval).as_micros();
