@@ -53,9 +53,6 @@ const PROOF_LAG: Duration = Duration::from_secs(1);
 /// longer than a heartbeat).
 const HELD_BACK_MARGIN_MS: u64 = 2_000;
 
-/// What a cause says about a rung that holds frames back.
-const HELD_BACK: &str = "frames arrive late (held back by a proxy?)";
-
 /// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies:
 /// a ring indexed by sequence number (a plain array: no collection code in the browser bundle).
 const RECENT_DELIVERIES: usize = 64;
@@ -536,11 +533,7 @@ impl Session {
                     // back on the way (a buffering proxy). This rung cannot be trusted here; the
                     // frame is replayed on the next link.
                     let id = link.id;
-                    let cause = Cause::TransportLost {
-                        transport: TransportKind::Sse,
-                        detail: HELD_BACK.into(),
-                    };
-                    self.link_failed(now, id, cause, FailureWeight::Definitive, None);
+                    self.link_failed(now, id, held_back(), FailureWeight::Definitive, None);
                     return;
                 }
                 link.heard(now);
@@ -827,16 +820,9 @@ impl Session {
                 }
             }
             LinkTimer::Ping => self.send_ping(now, id),
-            LinkTimer::ProofDeadline => self.link_failed(
-                now,
-                id,
-                Cause::TransportLost {
-                    transport: kind,
-                    detail: HELD_BACK.into(),
-                },
-                FailureWeight::Neutral,
-                None,
-            ),
+            LinkTimer::ProofDeadline => {
+                self.link_failed(now, id, held_back(), FailureWeight::Neutral, None)
+            }
             LinkTimer::Proven => {
                 // Proven prompt: a fresh probe (from the current cursor, so the switch is
                 // lossless) moves the session there as soon as it says hello.
@@ -1136,11 +1122,7 @@ impl Session {
             _ => return,
         };
         if late {
-            let cause = Cause::TransportLost {
-                transport: TransportKind::Sse,
-                detail: HELD_BACK.into(),
-            };
-            self.link_failed(now, id, cause, FailureWeight::Neutral, None);
+            self.link_failed(now, id, held_back(), FailureWeight::Neutral, None);
         } else if let Some(Link {
             phase:
                 Phase::Proving {
@@ -2025,19 +2007,32 @@ fn hex8(n: u32) -> String {
         .collect()
 }
 
-/// What a failed HTTP response says, for a cause: the error body's code and message, or only the
-/// status when the body is not a Lifeline error (a proxy's HTML page has no place in a cause).
-fn http_detail(status: u16, body: &str) -> String {
-    match protocol::decode_http_error(body) {
-        Some(e) => text!(e.code, ": ", e.message),
-        None => text!("HTTP ", status, " from the server or a proxy"),
+/// The loss of an SSE stream (live or proving) that holds frames back: only SSE is judged so.
+#[inline(never)]
+fn held_back() -> Cause {
+    Cause::TransportLost {
+        transport: TransportKind::Sse,
+        detail: "frames arrive late (held back by a proxy?)".into(),
     }
 }
 
+/// What a failed HTTP response says, for a cause: the error body's code and message, or only the
+/// status when the body is not a Lifeline error (a proxy's HTML page has no place in a cause).
+fn http_detail(status: u16, body: &str) -> String {
+    detail_of(body, Some(status))
+}
+
 fn error_detail(body: &str) -> String {
-    match protocol::decode_http_error(body) {
-        Some(e) => text!(e.code, ": ", e.message),
-        None => body.chars().take(200).collect(),
+    detail_of(body, None)
+}
+
+/// The error body's code and message; otherwise the status, or the start of the body.
+#[inline(never)]
+fn detail_of(body: &str, status: Option<u16>) -> String {
+    match (protocol::decode_http_error(body), status) {
+        (Some(e), _) => text!(e.code, ": ", e.message),
+        (None, Some(status)) => text!("HTTP ", status, " from the server or a proxy"),
+        (None, None) => body.chars().take(200).collect(),
     }
 }
 
