@@ -241,6 +241,8 @@ pub struct Session {
     recent_deliveries: [(Seq, Instant); RECENT_DELIVERIES],
     /// A rung whose probe proved prompt delivery: the next probe of it moves on `hello`.
     proven: Option<TransportKind>,
+    /// An SSE probe failed to prove itself: the next probe goes past SSE (to WebSocket).
+    probe_past_sse: bool,
 }
 
 fn at_least_1ms(d: Duration) -> Duration {
@@ -306,6 +308,7 @@ impl Session {
             last_timeout_reason: None,
             recent_deliveries: [(0, Instant::from_micros(0)); RECENT_DELIVERIES],
             proven: None,
+            probe_past_sse: false,
         }
     }
 
@@ -953,7 +956,13 @@ impl Session {
         if self.links.len() > 1 {
             return;
         }
-        if let Some(above) = self.ladder.above(active.kind) {
+        let mut above = self.ladder.above(active.kind);
+        if above == Some(TransportKind::Sse) && std::mem::take(&mut self.probe_past_sse) {
+            // SSE failed to prove itself last time: this probe tries the rung above it, so a
+            // WebSocket that works again is found even while SSE stays held back.
+            above = self.ladder.above(TransportKind::Sse).or(above);
+        }
+        if let Some(above) = above {
             // SSE is the rung a buffering proxy holds back (a WebSocket is a tunnel, a poll
             // answer is complete): the session moves there only after a probe proved it prompt.
             let needs_proof = above == TransportKind::Sse && self.proven.take() != Some(above);
@@ -1756,6 +1765,7 @@ impl Session {
             self.schedule_retry(now, cause, hint);
         } else if self.active.is_some() {
             // A probe failed: the live link carries on; probe again later.
+            self.probe_past_sse = link.needs_proof;
             let delay = self.probe_backoff.next_delay(&mut self.rng);
             self.probe_at = Some(now + delay);
         } else {

@@ -1490,3 +1490,31 @@ fn a_prompt_sse_is_climbed_to_from_long_polling_while_messages_flow() {
     sim.assert_delivered_exactly_once_in_order();
     sim.assert_nothing_lost_after(start);
 }
+
+#[test]
+fn a_websocket_that_works_again_is_found_while_sse_stays_held_back() {
+    let mut sim = Sim::new(config(127));
+    sim.net.refuse.insert(WebSocket);
+    sim.net.buffer_frames.insert(Sse, 8);
+    sim.connect();
+    sim.run_until(secs(10), |s| s.is_connected_on(LongPoll));
+    let start = sim.session.cursor().unwrap();
+    sim.run_for(secs(30));
+    // The WebSocket works again; SSE is still buffered.
+    sim.net.refuse.clear();
+    let mut n = 0;
+    while !sim.is_connected_on(WebSocket) {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(500));
+        assert!(
+            n < 600,
+            "never found the WebSocket: {:?}",
+            sim.state_trail()
+        );
+    }
+    sim.run_for(secs(1));
+    assert!(!sim.state_trail().contains(&"connected:sse".to_string()));
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+}
