@@ -863,25 +863,11 @@ impl Session {
             if fetch {
                 self.actions.push_back(Action::FetchToken);
             }
-            self.set_state(
-                State::Reconnecting {
-                    attempt: self.attempt.saturating_add(1),
-                    next_attempt_at: None,
-                    last_error: None,
-                },
-                cause,
-            );
+            self.set_reconnecting(None, None, cause);
             return;
         }
         if !self.online {
-            self.set_state(
-                State::Reconnecting {
-                    attempt: self.attempt.saturating_add(1),
-                    next_attempt_at: None,
-                    last_error: Some(Cause::Offline),
-                },
-                Cause::Offline,
-            );
+            self.set_reconnecting(None, Some(Cause::Offline), Cause::Offline);
             return;
         }
         self.attempt = self.attempt.saturating_add(1);
@@ -1837,14 +1823,7 @@ impl Session {
         } else {
             None
         };
-        self.set_state(
-            State::Reconnecting {
-                attempt: self.attempt.saturating_add(1),
-                next_attempt_at: self.retry_at,
-                last_error: Some(cause.clone()),
-            },
-            cause,
-        );
+        self.set_reconnecting(self.retry_at, Some(cause.clone()), cause);
     }
 
     fn auth_rejected(&mut self, now: Instant, detail: String) {
@@ -1870,14 +1849,7 @@ impl Session {
                 self.unreachable_at = None;
                 self.retry_at = None;
                 let cause = Cause::AuthRejected { detail };
-                self.set_state(
-                    State::Reconnecting {
-                        attempt: self.attempt.saturating_add(1),
-                        next_attempt_at: None,
-                        last_error: Some(cause.clone()),
-                    },
-                    cause,
-                );
+                self.set_reconnecting(None, Some(cause.clone()), cause);
             }
         }
     }
@@ -1920,6 +1892,22 @@ impl Session {
     }
 
     // ----- bookkeeping ---------------------------------------------------------------------
+
+    /// Moves to `reconnecting`, naming the next try.
+    fn set_reconnecting(
+        &mut self,
+        next_attempt_at: Option<Instant>,
+        last_error: Option<Cause>,
+        cause: Cause,
+    ) {
+        let attempt = self.attempt.saturating_add(1);
+        let to = State::Reconnecting {
+            attempt,
+            next_attempt_at,
+            last_error,
+        };
+        self.set_state(to, cause);
+    }
 
     fn set_state(&mut self, to: State, cause: Cause) {
         if self.state == to {
