@@ -23,6 +23,7 @@
 //! Attempts are unlimited by default (SignalR's four attempts, and its never-retried first start,
 //! strand users); limits by count and by total time are options of the session's configuration.
 
+use crate::time::Instant;
 use rand::Rng;
 use std::time::Duration;
 
@@ -71,8 +72,15 @@ impl BackoffPolicy {
     /// The upper bound of the `n`th delay (0-based) before jitter: `min(cap, base·2^n)`, computed
     /// without overflow for any `n`.
     pub fn ceiling(&self, n: u32) -> Duration {
-        let factor = 1u32 << n.min(31);
-        self.base.saturating_mul(factor).min(self.cap)
+        Duration::from_micros(self.ceiling_us(n))
+    }
+
+    /// [`BackoffPolicy::ceiling`] in microseconds (`u64` arithmetic keeps the `.wasm` small).
+    fn ceiling_us(&self, n: u32) -> u64 {
+        let factor = 1u64 << n.min(31);
+        micros(self.base)
+            .saturating_mul(factor)
+            .min(micros(self.cap))
     }
 
     /// The bounds every delay of this policy falls within: `[min(floor, cap), cap]`.
@@ -95,13 +103,17 @@ pub struct Backoff {
     previous: Duration,
 }
 
-fn uniform<R: Rng>(rng: &mut R, low: Duration, high: Duration) -> Duration {
+/// Whole microseconds of `d`, saturating (through `Instant`'s one conversion).
+fn micros(d: Duration) -> u64 {
+    (Instant::from_micros(0) + d).as_micros()
+}
+
+/// A uniform draw from `low..=high` microseconds (no draw when the range is one value).
+fn uniform<R: Rng>(rng: &mut R, low: u64, high: u64) -> u64 {
     if high <= low {
         return low;
     }
-    let low_ms = low.as_micros() as u64;
-    let high_ms = high.as_micros() as u64;
-    Duration::from_micros(rng.random_range(low_ms..=high_ms))
+    rng.random_range(low..=high)
 }
 
 impl Backoff {
@@ -131,18 +143,18 @@ impl Backoff {
     /// Draws the next delay.
     pub fn next_delay<R: Rng>(&mut self, rng: &mut R) -> Duration {
         let p = self.policy;
+        let (base, cap) = (micros(p.base), micros(p.cap));
         let raw = match p.jitter {
-            Jitter::Full => uniform(rng, Duration::ZERO, p.ceiling(self.drawn)),
+            Jitter::Full => uniform(rng, 0, p.ceiling_us(self.drawn)),
             Jitter::Decorrelated => {
-                let high = self.previous.saturating_mul(3).min(p.cap);
-                uniform(rng, p.base.min(high), high)
+                let high = micros(self.previous).saturating_mul(3).min(cap);
+                uniform(rng, base.min(high), high)
             }
         };
-        let (low, high) = p.bounds();
-        let delay = raw.clamp(low, high);
-        self.previous = delay.max(p.base.min(p.cap));
+        let delay = raw.max(micros(p.floor).min(cap)).min(cap);
+        self.previous = Duration::from_micros(delay.max(base.min(cap)));
         self.drawn = self.drawn.saturating_add(1);
-        delay
+        Duration::from_micros(delay)
     }
 }
 

@@ -33,15 +33,21 @@ pub struct Config {
     pub backoff: BackoffPolicy,
     /// Backoff between probes of a better rung while degraded. Default: [`BackoffPolicy::probe`].
     pub probe_backoff: BackoffPolicy,
-    /// A connection must stay healthy this long before past failures are forgotten (the backoff
-    /// and the attempt counter reset). Default 10 s: a server that accepts and then drops every
-    /// connection within seconds keeps the client backing off instead of hammering it.
+    /// A connection must stay healthy this long, or deliver data (a `msg` or an `ack`), before
+    /// past failures are forgotten (the backoff and the attempt counter reset). Default 10 s: a
+    /// server that accepts and then drops every connection within seconds keeps the client
+    /// backing off instead of hammering it, while a middlebox that cuts a working connection
+    /// every few seconds does not drive the backoff up.
     pub stable_after: Duration,
     /// Give up (state `failed`) after this many attempts in a row. Default: never.
     pub max_attempts: Option<u32>,
     /// Give up after retrying for this long. Default: never.
     pub max_retry_duration: Option<Duration>,
-    /// A transport that has not opened after this long has failed. Default 10 s.
+    /// A transport that has not opened after this long has failed. Default 10 s. When no
+    /// transport of an attempt has opened `2 × race_after` after it began (nothing answers: a
+    /// black hole, a dead network), the whole attempt is given up at once as an unreachable host
+    /// (no rung is blamed) and retried with backoff, so an outage is not spent waiting on
+    /// connections that will never complete.
     pub connect_timeout: Duration,
     /// A transport that opened but did not deliver the server's `hello` within this long has
     /// failed, and the failure says this rung does not work here (a proxy that upgrades and then
@@ -50,10 +56,19 @@ pub struct Config {
     /// When the first rung has not delivered `hello` after this long, the next rung starts in
     /// parallel and whichever speaks first wins. Default 3 s (Ably falls back after 4 s).
     pub race_after: Duration,
+    /// On a first visit (no remembered rung, nothing has worked yet), the next rung starts
+    /// racing the first after this long instead of `race_after`, and at once if the first fails.
+    /// Default 50 ms: a WebSocket that works answers on loopback or a LAN well within it, so the
+    /// normal case opens one connection; a broken one (upgrades reset or black-holed by a proxy)
+    /// costs the first message 50 ms, not a backoff or the 3 s race. On a slower network both
+    /// rungs race, and the WebSocket takes over from SSE when it speaks.
+    pub first_visit_race_after: Duration,
     /// Step down a rung after this many consecutive failures of it. Failures that say the rung
     /// cannot work here (a refused upgrade, a 4xx, no first frame) step down at once. Default 2.
     pub step_down_after: u32,
-    /// On a WebSocket, send a `ping` after this long without hearing anything. Default 7 s.
+    /// On a WebSocket, send a `ping` this often, on a steady beat from `hello` whether or not the
+    /// server is talking. The session pings at least every half of the server's `heartbeat_ms`
+    /// (and under a middlebox idle timeout it has learned), whichever is shorter. Default 7 s.
     pub ping_interval: Duration,
     /// A live transport that has been silent this long is dead. The session waits at least the
     /// server's advertised heartbeat interval plus 3 s. Default 15 s, so a dead connection is
@@ -92,6 +107,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             first_frame_timeout: Duration::from_secs(5),
             race_after: Duration::from_secs(3),
+            first_visit_race_after: Duration::from_millis(50),
             step_down_after: 2,
             ping_interval: Duration::from_secs(7),
             liveness_timeout: Duration::from_secs(15),

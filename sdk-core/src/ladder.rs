@@ -9,11 +9,14 @@ use crate::transport::TransportKind;
 /// How bad a failure of a rung was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureWeight {
-    /// Could be anything (a reset, the server down): step down only after repeated failures.
+    /// Could be anything (a reset, the server down): step down only after repeated failures, and
+    /// climb back if the rung below fails the same way before anything worked (then the host, not
+    /// the rung, was at fault).
     Ordinary,
     /// Says this rung will not work here (upgrade refused, a 4xx, no first frame): step down now.
     Definitive,
-    /// Not about the rung at all (credentials, rate limit, the server going away): no effect.
+    /// Not about the rung at all (credentials, rate limit, the server going away, a host that
+    /// refused the connection, did not resolve or could not be reached): no effect.
     Neutral,
 }
 
@@ -24,6 +27,9 @@ pub struct Ladder {
     consecutive_failures: u32,
     step_down_after: u32,
     last_worked: Option<TransportKind>,
+    /// The rung the ladder left after ordinary failures, until a rung works: if the rung below
+    /// fails in the same ordinary way, the ladder goes back there.
+    left_after_ordinary: Option<usize>,
 }
 
 impl Ladder {
@@ -43,6 +49,7 @@ impl Ladder {
             consecutive_failures: 0,
             step_down_after: step_down_after.max(1),
             last_worked: None,
+            left_after_ordinary: None,
         }
     }
 
@@ -78,10 +85,20 @@ impl Ladder {
         if kind != self.current() || weight == FailureWeight::Neutral {
             return false;
         }
+        if weight == FailureWeight::Ordinary {
+            if let Some(above) = self.left_after_ordinary.take() {
+                // Both rungs fail alike: the host is unreachable, not the rung. A browser cannot
+                // tell "refused" from "blocked"; a rung is only blamed once another one works.
+                self.current = above;
+                self.consecutive_failures = 0;
+                return false;
+            }
+        }
         self.consecutive_failures += 1;
         let step = weight == FailureWeight::Definitive
             || self.consecutive_failures >= self.step_down_after;
         if step && self.current + 1 < self.rungs.len() {
+            self.left_after_ordinary = (weight == FailureWeight::Ordinary).then_some(self.current);
             self.current += 1;
             self.consecutive_failures = 0;
             return true;
@@ -96,6 +113,7 @@ impl Ladder {
             self.current = i;
         }
         self.consecutive_failures = 0;
+        self.left_after_ordinary = None;
         let changed = self.last_worked != Some(kind);
         self.last_worked = Some(kind);
         changed
@@ -119,6 +137,21 @@ mod tests {
         assert_eq!(l.current(), LongPoll);
         assert!(l.record_success(LongPoll));
         assert_eq!(l.above(LongPoll), Some(Sse));
+    }
+
+    #[test]
+    fn a_rung_below_failing_alike_sends_the_ladder_back_up() {
+        let mut l = Ladder::new(TransportKind::ALL.to_vec(), None, 2);
+        l.record_failure(WebSocket, FailureWeight::Ordinary);
+        assert!(l.record_failure(WebSocket, FailureWeight::Ordinary));
+        assert_eq!(l.current(), Sse);
+        // SSE fails the same way: the host is down, not WebSocket.
+        assert!(!l.record_failure(Sse, FailureWeight::Ordinary));
+        assert_eq!(l.current(), WebSocket);
+        // A definitive failure still steps down for good.
+        assert!(l.record_failure(WebSocket, FailureWeight::Definitive));
+        assert!(!l.record_failure(Sse, FailureWeight::Ordinary));
+        assert_eq!(l.current(), Sse);
     }
 
     #[test]

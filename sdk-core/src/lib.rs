@@ -44,6 +44,7 @@ pub mod endpoints;
 pub mod event;
 pub mod io;
 pub mod json;
+pub mod keepalive;
 pub mod ladder;
 pub mod link;
 pub mod outbox;

@@ -24,6 +24,16 @@ pub enum Phase {
     Opening,
     /// The socket is open; the server's `hello` has not arrived.
     AwaitingHello { opened_at: Instant },
+    /// A probe's `hello` arrived, but the rung must show prompt delivery before the session
+    /// moves to it (SSE, which a buffering proxy can hold back): a `heartbeat` at least half a
+    /// heartbeat after `hello`, no message later than the live link's copy, by `deadline`.
+    Proving {
+        /// Half a heartbeat after `hello`: frames from then on can prove the rung.
+        judged_from: Instant,
+        deadline: Instant,
+        /// A timely heartbeat arrived: proven at this instant unless a late message shows up.
+        settles_at: Option<Instant>,
+    },
     /// `hello` arrived: frames flow.
     Live,
 }
@@ -32,6 +42,7 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollRequest {
     pub request: RequestId,
+    pub sent_at: Instant,
     pub deadline: Instant,
 }
 
@@ -55,6 +66,10 @@ pub struct SendRequest {
 pub enum LinkTimer {
     Connect,
     FirstFrame,
+    /// A proving probe showed no prompt delivery in time.
+    ProofDeadline,
+    /// A proving probe showed prompt delivery.
+    Proven,
     Silence,
     Ping,
     SendRetry,
@@ -80,12 +95,22 @@ pub struct Link {
     /// A liveness check is running: the link must hear something before this instant.
     pub verify_until: Option<Instant>,
     pub last_ping: Option<(u64, Instant)>,
+    /// When `hello` arrived (the start of the ping beat).
+    pub live_at: Instant,
+    /// How often a live WebSocket pings, in microseconds, set from the server's `hello` (see
+    /// `Session::ping_interval_for`).
+    pub ping_every_us: u64,
     /// The server said `going_away`: reconnect within this window.
     pub going_away: Option<Duration>,
     /// The server's SSE `retry:` hint: wait at least this long before reconnecting.
     pub retry_hint: Option<Duration>,
     /// Subscriptions were (re)asserted on this link.
     pub subscriptions_sent: bool,
+    /// A probe that must prove prompt delivery after `hello` before the session moves to it.
+    pub needs_proof: bool,
+    /// A frame arriving this many microseconds after the previous one on a live SSE stream was
+    /// held back on the way: the server's heartbeat interval (from `hello`) plus a margin.
+    pub held_back_after_us: u64,
 }
 
 impl Link {
@@ -105,14 +130,18 @@ impl Link {
             silence_limit: silence,
             verify_until: None,
             last_ping: None,
+            live_at: now,
+            ping_every_us: u64::MAX / 2,
             going_away: None,
             retry_hint: None,
             subscriptions_sent: false,
+            needs_proof: false,
+            held_back_after_us: u64::MAX / 2,
         }
     }
 
     pub fn is_live(&self) -> bool {
-        self.phase == Phase::Live
+        matches!(self.phase, Phase::Live)
     }
 
     /// Something arrived from the server.
@@ -138,18 +167,22 @@ impl Link {
         Some(by_silence)
     }
 
-    /// When a `ping` is due on a live WebSocket: `interval` after the last one (or after `hello`).
-    pub fn ping_due(&self, interval: Duration) -> Option<Instant> {
+    /// When a `ping` is due on a live WebSocket: `ping_every_us` after the last one (or after `hello`).
+    pub fn ping_due(&self) -> Option<Instant> {
         if !self.is_live() || self.kind != TransportKind::WebSocket {
             return None;
         }
-        // Pings go out on a steady beat, whether or not the server is talking: the server judges
-        // the client's liveness by what it hears, and every pong measures the round trip.
+        // Pings go out on a steady beat, whether or not the server is talking: the server (and
+        // every middlebox on the way) judges the client's liveness by what it hears *from the
+        // client*, so a listen-only client on a busy stream must still speak. Every pong also
+        // measures the round trip.
         let since = match self.last_ping {
             Some((_, at)) => at,
-            None => self.last_rx,
+            None => self.live_at,
         };
-        Some(since + interval)
+        Some(Instant::from_micros(
+            since.as_micros().saturating_add(self.ping_every_us),
+        ))
     }
 
     /// The earliest deadline of this link and what it is.
@@ -157,31 +190,40 @@ impl Link {
         &self,
         connect_timeout: Duration,
         first_frame_timeout: Duration,
-        ping_interval: Duration,
     ) -> Option<(Instant, LinkTimer)> {
-        let mut timers: Vec<(Instant, LinkTimer)> = Vec::with_capacity(3);
-        match self.phase {
-            Phase::Opening => {
-                timers.push((self.started_at + connect_timeout, LinkTimer::Connect));
+        // A running minimum rather than a list: no allocation, and less code in the browser
+        // bundle. The first of equal deadlines wins.
+        let mut best: Option<(Instant, LinkTimer)> = None;
+        let mut consider = |at: Option<Instant>, timer: LinkTimer| {
+            if let Some(at) = at {
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, timer));
+                }
             }
+        };
+        match self.phase {
+            Phase::Opening => consider(Some(self.started_at + connect_timeout), LinkTimer::Connect),
             Phase::AwaitingHello { opened_at } => {
-                timers.push((opened_at + first_frame_timeout, LinkTimer::FirstFrame));
+                consider(Some(opened_at + first_frame_timeout), LinkTimer::FirstFrame)
+            }
+            Phase::Proving {
+                deadline,
+                settles_at,
+                ..
+            } => {
+                consider(Some(deadline), LinkTimer::ProofDeadline);
+                consider(settles_at, LinkTimer::Proven);
             }
             Phase::Live => {
-                if let Some(t) = self.silence_deadline() {
-                    timers.push((t, LinkTimer::Silence));
-                }
-                if let Some(t) = self.ping_due(ping_interval) {
-                    timers.push((t, LinkTimer::Ping));
-                }
-                if let Some(t) = self.send_retry_at {
-                    timers.push((t, LinkTimer::SendRetry));
-                }
-                if let Some(send) = &self.send {
-                    timers.push((send.deadline, LinkTimer::SendDeadline));
-                }
+                consider(self.silence_deadline(), LinkTimer::Silence);
+                consider(self.ping_due(), LinkTimer::Ping);
+                consider(self.send_retry_at, LinkTimer::SendRetry);
+                consider(
+                    self.send.as_ref().map(|s| s.deadline),
+                    LinkTimer::SendDeadline,
+                );
             }
         }
-        timers.into_iter().min_by_key(|(t, _)| *t)
+        best
     }
 }

@@ -17,7 +17,8 @@ use crate::batch::BatchLimits;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
-use crate::io::{Action, HttpMethod, Input, TransportFailure};
+use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
+use crate::keepalive::KeepAlive;
 use crate::ladder::{FailureWeight, Ladder};
 use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
 use crate::outbox::{Outbox, Pending};
@@ -44,6 +45,19 @@ const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long a long poll may run past the time the server may hold it.
 const POLL_GRACE: Duration = Duration::from_secs(5);
 
+/// A proving probe's copy of a message arriving this much later than the live link's shows a
+/// rung that holds frames back.
+const PROOF_LAG: Duration = Duration::from_secs(1);
+
+/// A frame on a live SSE stream arriving more than the heartbeat interval plus this (in
+/// milliseconds) after the previous one was held back on the way (the server never stays silent
+/// longer than a heartbeat).
+const HELD_BACK_MARGIN_MS: u64 = 2_000;
+
+/// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies:
+/// a ring indexed by sequence number (a plain array: no collection code in the browser bundle).
+const RECENT_DELIVERIES: usize = 64;
+
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
 
@@ -66,12 +80,16 @@ pub enum TimerReason {
     Drain,
     /// A link did not open in time.
     Connect,
+    /// Nothing at all answered a connection attempt in time: the host is unreachable.
+    Unreachable,
     /// A link opened but the server did not speak in time.
     FirstFrame,
     /// A live link stayed silent past its deadline.
     Silence,
     /// A ping was due.
     Ping,
+    /// A probe proving prompt delivery ran out of time, or proved it.
+    Proof,
     /// A failed HTTP send batch could be retried.
     SendRetry,
     /// An HTTP send batch went unanswered for too long.
@@ -87,6 +105,7 @@ enum Timer {
     SendTimeout,
     OutboxRelease,
     Drain,
+    Unreachable,
     Link(u64, LinkTimer),
 }
 
@@ -100,10 +119,12 @@ impl Timer {
             Timer::SendTimeout => TimerReason::SendTimeout,
             Timer::OutboxRelease => TimerReason::OutboxRelease,
             Timer::Drain => TimerReason::Drain,
+            Timer::Unreachable => TimerReason::Unreachable,
             Timer::Link(_, LinkTimer::Connect) => TimerReason::Connect,
             Timer::Link(_, LinkTimer::FirstFrame) => TimerReason::FirstFrame,
             Timer::Link(_, LinkTimer::Silence) => TimerReason::Silence,
             Timer::Link(_, LinkTimer::Ping) => TimerReason::Ping,
+            Timer::Link(_, LinkTimer::ProofDeadline | LinkTimer::Proven) => TimerReason::Proof,
             Timer::Link(_, LinkTimer::SendRetry) => TimerReason::SendRetry,
             Timer::Link(_, LinkTimer::SendDeadline) => TimerReason::SendDeadline,
         }
@@ -189,6 +210,7 @@ pub struct Session {
     ladder: Ladder,
     backoff: Backoff,
     probe_backoff: Backoff,
+    keepalive: KeepAlive,
     creds: Credentials,
     outbox: Outbox,
     state: State,
@@ -207,12 +229,20 @@ pub struct Session {
     outage_started: Option<Instant>,
     retry_at: Option<Instant>,
     race_at: Option<Instant>,
+    /// The attempt is given up as an unreachable host if no link has opened by then.
+    unreachable_at: Option<Instant>,
     probe_at: Option<Instant>,
     stable_at: Option<Instant>,
     drain_deadline: Option<Instant>,
     online: bool,
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
+    /// When the live link delivered each recent message (bounded by `RECENT_DELIVERIES`).
+    recent_deliveries: [(Seq, Instant); RECENT_DELIVERIES],
+    /// A rung whose probe proved prompt delivery: the next probe of it moves on `hello`.
+    proven: Option<TransportKind>,
+    /// An SSE probe failed to prove itself: the next probe goes past SSE (to WebSocket).
+    probe_past_sse: bool,
 }
 
 fn at_least_1ms(d: Duration) -> Duration {
@@ -226,6 +256,7 @@ impl Session {
             &mut config.connect_timeout,
             &mut config.first_frame_timeout,
             &mut config.race_after,
+            &mut config.first_visit_race_after,
             &mut config.ping_interval,
             &mut config.liveness_timeout,
             &mut config.verify_grace,
@@ -244,6 +275,7 @@ impl Session {
         Session {
             backoff: Backoff::new(config.backoff),
             probe_backoff: Backoff::new(config.probe_backoff),
+            keepalive: KeepAlive::new(config.poll_wait),
             creds: Credentials::new(config.token.clone(), config.token_provider),
             outbox: Outbox::new(config.outbox_max_messages, config.outbox_max_bytes),
             rng,
@@ -265,12 +297,16 @@ impl Session {
             outage_started: None,
             retry_at: None,
             race_at: None,
+            unreachable_at: None,
             probe_at: None,
             stable_at: None,
             drain_deadline: None,
             online: true,
             ping_counter: 0,
             last_timeout_reason: None,
+            recent_deliveries: [(0, Instant::from_micros(0)); RECENT_DELIVERIES],
+            proven: None,
+            probe_past_sse: false,
         }
     }
 
@@ -488,7 +524,7 @@ impl Session {
         match input {
             Input::SocketOpened { socket } => {
                 if let Some(link) = self.link_by_socket_mut(socket) {
-                    if link.phase == Phase::Opening {
+                    if matches!(link.phase, Phase::Opening) {
                         link.phase = Phase::AwaitingHello { opened_at: now };
                         link.last_rx = now;
                     }
@@ -498,6 +534,18 @@ impl Session {
                 let Some(link) = self.link_by_socket_mut(socket) else {
                     return;
                 };
+                if link.is_live()
+                    && link.kind == TransportKind::Sse
+                    && link.verify_until.is_none()
+                    && now.as_micros() > link.last_rx.as_micros() + link.held_back_after_us
+                {
+                    // Alive, yet silent for longer than the server ever is: frames are being held
+                    // back on the way (a buffering proxy). This rung cannot be trusted here; the
+                    // frame is replayed on the next link.
+                    let id = link.id;
+                    self.link_failed(now, id, held_back(), FailureWeight::Definitive, None);
+                    return;
+                }
                 link.heard(now);
                 let (id, kind) = (link.id, link.kind);
                 match protocol::decode_server_frame(&text) {
@@ -680,6 +728,7 @@ impl Session {
         };
         consider(self.retry_at, Timer::Retry);
         consider(self.race_at, Timer::Race);
+        consider(self.unreachable_at, Timer::Unreachable);
         consider(self.probe_at, Timer::Probe);
         consider(self.stable_at, Timer::Stable);
         consider(self.outbox.next_deadline(), Timer::SendTimeout);
@@ -692,11 +741,9 @@ impl Session {
             }
         }
         for link in &self.links {
-            if let Some((at, t)) = link.next_timer(
-                self.config.connect_timeout,
-                self.config.first_frame_timeout,
-                self.config.ping_interval,
-            ) {
+            if let Some((at, t)) =
+                link.next_timer(self.config.connect_timeout, self.config.first_frame_timeout)
+            {
                 consider(Some(at), Timer::Link(link.id, t));
             }
         }
@@ -717,12 +764,7 @@ impl Session {
                 self.probe_at = None;
                 self.start_probe(now);
             }
-            Timer::Stable => {
-                self.stable_at = None;
-                self.backoff.reset();
-                self.attempt = 0;
-                self.outage_started = None;
-            }
+            Timer::Stable => self.forget_failures(),
             Timer::SendTimeout => {
                 for entry in self.outbox.take_expired(now) {
                     self.events.push_back(Event::SendFailed {
@@ -734,8 +776,21 @@ impl Session {
             }
             Timer::OutboxRelease => self.flush(now),
             Timer::Drain => self.close(now),
+            Timer::Unreachable => {
+                self.unreachable_at = None;
+                self.give_up_unreachable_attempt(now);
+            }
             Timer::Link(id, t) => self.fire_link(now, at, id, t),
         }
+    }
+
+    /// The connection proved itself (it stayed up `stable_after`, or it delivered data): past
+    /// failures are forgotten, the backoff and the attempt counter start over.
+    fn forget_failures(&mut self) {
+        self.stable_at = None;
+        self.backoff.reset();
+        self.attempt = 0;
+        self.outage_started = None;
     }
 
     fn fire_link(&mut self, now: Instant, at: Instant, id: u64, timer: LinkTimer) {
@@ -759,7 +814,7 @@ impl Session {
                 None,
             ),
             LinkTimer::Silence => {
-                let late = now.saturating_duration_since(at) > LATE_TOLERANCE;
+                let late = now > at + LATE_TOLERANCE;
                 if late && link.verify_until.is_none() {
                     // The timer fired late: the process was frozen or asleep. Frames may be
                     // waiting to be read; give the link a moment to prove itself.
@@ -775,6 +830,16 @@ impl Session {
                 }
             }
             LinkTimer::Ping => self.send_ping(now, id),
+            LinkTimer::ProofDeadline => {
+                self.link_failed(now, id, held_back(), FailureWeight::Neutral, None)
+            }
+            LinkTimer::Proven => {
+                // Proven prompt: a fresh probe (from the current cursor, so the switch is
+                // lossless) moves the session there as soon as it says hello.
+                self.drop_link(id);
+                self.proven = Some(kind);
+                self.probe_at = Some(now);
+            }
             LinkTimer::SendRetry => {
                 if let Some(link) = self.link_mut(id) {
                     link.send_retry_at = None;
@@ -805,35 +870,28 @@ impl Session {
             if fetch {
                 self.actions.push_back(Action::FetchToken);
             }
-            self.set_state(
-                State::Reconnecting {
-                    attempt: self.attempt.saturating_add(1),
-                    next_attempt_at: None,
-                    last_error: None,
-                },
-                cause,
-            );
+            self.set_reconnecting(None, None, cause);
             return;
         }
         if !self.online {
-            self.set_state(
-                State::Reconnecting {
-                    attempt: self.attempt.saturating_add(1),
-                    next_attempt_at: None,
-                    last_error: Some(Cause::Offline),
-                },
-                Cause::Offline,
-            );
+            self.set_reconnecting(None, Some(Cause::Offline), Cause::Offline);
             return;
         }
         self.attempt = self.attempt.saturating_add(1);
         self.outage_started.get_or_insert(now);
         let kind = self.ladder.current();
         self.open_link(now, kind, Role::Attempt);
-        self.race_at = self
-            .ladder
-            .below(kind)
-            .map(|_| now + self.config.race_after);
+        // On a first visit nothing says whether the best rung works here: the rung below starts
+        // racing after a short head start (and at once if the best rung fails first, see
+        // `link_failed`); whichever says `hello` first carries the session, and a better rung
+        // still opening is probed again at once, from the cursor (see `on_hello`).
+        let race_after = if self.is_first_visit() {
+            self.config.first_visit_race_after
+        } else {
+            self.config.race_after
+        };
+        self.race_at = self.ladder.below(kind).map(|_| now + race_after);
+        self.unreachable_at = Some(now + self.config.race_after + self.config.race_after);
         self.set_state(
             State::Connecting {
                 transport: kind,
@@ -841,6 +899,34 @@ impl Session {
             },
             cause,
         );
+    }
+
+    /// The first attempt of a session that has no remembered rung and to which nothing has
+    /// worked yet.
+    fn is_first_visit(&self) -> bool {
+        self.attempt == 1
+            && self.ladder.last_worked().is_none()
+            && self.config.initial_transport.is_none()
+    }
+
+    /// No link of the attempt has opened `2 × race_after` after it began: nothing answers at the
+    /// server's address (a black hole, a dead network). Waiting out every link's connect timeout
+    /// would only delay the next attempt, whose fresh connection is what succeeds once the path is
+    /// back; no rung is blamed.
+    fn give_up_unreachable_attempt(&mut self, now: Instant) {
+        if self.active.is_some()
+            || self.links.is_empty()
+            || self
+                .links
+                .iter()
+                .any(|l| !matches!(l.phase, Phase::Opening))
+        {
+            return;
+        }
+        let transport = self.ladder.current();
+        self.drop_links_except(None);
+        self.race_at = None;
+        self.schedule_retry(now, Cause::ConnectTimeout { transport }, None);
     }
 
     fn start_race(&mut self, now: Instant) {
@@ -863,8 +949,20 @@ impl Session {
         if self.links.len() > 1 {
             return;
         }
-        if let Some(above) = self.ladder.above(active.kind) {
-            self.open_link(now, above, Role::Probe);
+        let mut above = self.ladder.above(active.kind);
+        if above == Some(TransportKind::Sse) && std::mem::take(&mut self.probe_past_sse) {
+            // SSE failed to prove itself last time: this probe tries the rung above it, so a
+            // WebSocket that works again is found even while SSE stays held back.
+            above = self.ladder.above(TransportKind::Sse).or(above);
+        }
+        if let Some(above) = above {
+            // SSE is the rung a buffering proxy holds back (a WebSocket is a tunnel, a poll
+            // answer is complete): the session moves there only after a probe proved it prompt.
+            let needs_proof = above == TransportKind::Sse && self.proven.take() != Some(above);
+            let id = self.open_link(now, above, Role::Probe);
+            if let Some(link) = self.link_mut(id) {
+                link.needs_proof = needs_proof;
+            }
         }
     }
 
@@ -900,12 +998,13 @@ impl Session {
                 self.requests.insert(request, Purpose::Poll { link: id });
                 link.poll = Some(PollRequest {
                     request,
+                    sent_at: now,
                     deadline: now + self.config.connect_timeout,
                 });
                 let url = endpoint.poll_url(
                     token.as_deref(),
                     self.cursor,
-                    self.config.poll_wait.as_millis() as u64,
+                    self.keepalive.poll_wait_ms(),
                     true,
                 );
                 self.actions.push_back(Action::Http {
@@ -923,17 +1022,23 @@ impl Session {
 
     fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
-        let url = self.config.endpoint.poll_url(
-            self.creds.token(),
-            self.cursor,
-            self.config.poll_wait.as_millis() as u64,
-            false,
-        );
-        let deadline = now + self.config.poll_wait + POLL_GRACE;
+        let wait_ms = self.keepalive.poll_wait_ms();
+        let url = self
+            .config
+            .endpoint
+            .poll_url(self.creds.token(), self.cursor, wait_ms, false);
+        let deadline = Instant::from_micros(
+            now.as_micros()
+                .saturating_add(wait_ms.saturating_mul(1_000)),
+        ) + POLL_GRACE;
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.poll = Some(PollRequest { request, deadline });
+        link.poll = Some(PollRequest {
+            request,
+            sent_at: now,
+            deadline,
+        });
         self.requests.insert(request, Purpose::Poll { link: id });
         self.actions.push_back(Action::Http {
             request,
@@ -947,7 +1052,23 @@ impl Session {
     // ----- frames --------------------------------------------------------------------------
 
     fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
+        if self
+            .link(id)
+            .is_some_and(|l| matches!(l.phase, Phase::Proving { .. }))
+        {
+            // Judged, never delivered: a proving link is not the live one, so the match below
+            // ignores its heartbeats and messages.
+            self.on_proving_frame(now, id, &frame);
+        }
         let is_active = self.active == Some(id);
+        if is_active
+            && self.stable_at.is_some()
+            && matches!(frame, ServerFrame::Ack { .. } | ServerFrame::Msg(_))
+        {
+            // A link that delivers data works end to end, however soon a middlebox cuts it: the
+            // next reconnect starts from the first backoff step.
+            self.forget_failures();
+        }
         match frame {
             ServerFrame::Hello(hello) => self.on_hello(now, id, hello),
             ServerFrame::Error(error) => self.on_error_frame(now, id, error),
@@ -957,7 +1078,7 @@ impl Session {
                     self.check_drained(now);
                 }
             }
-            ServerFrame::Msg(message) if is_active => self.deliver(message),
+            ServerFrame::Msg(message) if is_active => self.deliver(now, message),
             ServerFrame::Subscribed { conv } if self.subscriptions.contains(&conv) => {
                 self.events.push_back(Event::Subscribed { conv });
             }
@@ -987,10 +1108,46 @@ impl Session {
         }
     }
 
-    fn deliver(&mut self, message: Message) {
+    /// A heartbeat or message on a probe proving prompt delivery: it is judged, never delivered
+    /// (the live link delivers).
+    fn on_proving_frame(&mut self, now: Instant, id: u64, frame: &ServerFrame) {
+        let (late, prompt) = match frame {
+            ServerFrame::Msg(m) => {
+                let (seq, at) = self.recent_deliveries[m.seq as usize % RECENT_DELIVERIES];
+                // Behind the live link's copy, or ahead of the live link.
+                (
+                    seq == m.seq && now > at + PROOF_LAG,
+                    self.cursor.is_some_and(|c| m.seq > c),
+                )
+            }
+            ServerFrame::Heartbeat => (false, true),
+            _ => return,
+        };
+        if late {
+            self.link_failed(now, id, held_back(), FailureWeight::Neutral, None);
+        } else if let Some(Link {
+            phase:
+                Phase::Proving {
+                    judged_from,
+                    settles_at,
+                    ..
+                },
+            ..
+        }) = self.link_mut(id)
+        {
+            // A heartbeat, or (a busy stream has none) a message ahead of the live link, half a
+            // heartbeat into the stream: prompt, unless a late copy shows up meanwhile.
+            if prompt && now >= *judged_from {
+                settles_at.get_or_insert(now + PROOF_LAG);
+            }
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, message: Message) {
         if self.cursor.is_some_and(|c| message.seq <= c) {
             return;
         }
+        self.recent_deliveries[message.seq as usize % RECENT_DELIVERIES] = (message.seq, now);
         self.cursor = Some(message.seq);
         self.events.push_back(Event::Message(message));
     }
@@ -1006,20 +1163,46 @@ impl Session {
             );
             return;
         }
-        let Some(link) = self.link(id) else {
+        let Some(link) = self.link_mut(id) else {
             return;
         };
-        if link.is_live() {
+        if link.is_live() || matches!(link.phase, Phase::Proving { .. }) {
+            return;
+        }
+        if link.needs_proof {
+            let hb_us = hello.heartbeat_ms.min(u64::MAX / 4_000) * 1_000;
+            let at = |us: u64| Instant::from_micros(now.as_micros().saturating_add(us));
+            link.phase = Phase::Proving {
+                judged_from: at(hb_us / 2),
+                deadline: at(hb_us + HELD_BACK_MARGIN_MS * 1_000),
+                settles_at: None,
+            };
             return;
         }
         let kind = link.kind;
         let opened_with = link.opened_with_cursor;
         let previous = self.active_link().map(|l| l.kind);
+        // A better rung of the same attempt still opening (it lost the race, or the first
+        // visit's head start was too short): probe it again at once, from the cursor, so that it
+        // takes over losslessly (as an SSE probe, only once it proved prompt delivery).
+        let above = self.ladder.above(kind);
+        let better_pending = previous.is_none()
+            && self
+                .links
+                .iter()
+                .any(|l| l.id != id && Some(l.kind) == above);
         self.drop_links_except(Some(id));
-        let heartbeat = Duration::from_millis(hello.heartbeat_ms) + Duration::from_secs(3);
+        let heartbeat = Duration::from_millis(hello.heartbeat_ms.saturating_add(3_000));
         let silence = self.config.liveness_timeout.max(heartbeat);
+        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
         let link = self.link_mut(id).expect("the link was found above");
         link.phase = Phase::Live;
+        link.live_at = now;
+        link.ping_every_us = ping_every_us;
+        link.held_back_after_us = hello
+            .heartbeat_ms
+            .saturating_add(HELD_BACK_MARGIN_MS)
+            .saturating_mul(1_000);
         link.role = Role::Attempt;
         link.heard(now);
         link.silence_limit = silence;
@@ -1037,12 +1220,15 @@ impl Session {
         };
         self.retry_at = None;
         self.race_at = None;
+        self.unreachable_at = None;
         if previous.is_none() {
             // An upgrade continues a healthy session: its stable period keeps running.
             self.stable_at = Some(now + self.config.stable_after);
         }
         self.probe_at = None;
-        if degraded && self.ladder.above(kind).is_some() {
+        if better_pending {
+            self.probe_at = Some(now);
+        } else if degraded && self.ladder.above(kind).is_some() {
             let delay = self.probe_backoff.next_delay(&mut self.rng);
             self.probe_at = Some(now + delay);
         } else {
@@ -1058,9 +1244,19 @@ impl Session {
         self.batch_limits = BatchLimits::advertised(&hello);
         self.rebuild_ops();
         self.flush(now);
-        if kind == TransportKind::LongPoll {
-            self.issue_poll(now, id);
-        }
+        // A long poll's `hello` always comes in a poll response, and `on_poll_response` issues the
+        // next poll once the response's frames are handled: issuing one here too would keep two
+        // polls running for the rest of the session.
+    }
+
+    /// How often a live WebSocket pings, in microseconds: the configured interval, but at most
+    /// half the server's `heartbeat_ms` and under a middlebox idle timeout learned from cuts.
+    fn ping_interval_for(&self, heartbeat_ms: u64) -> u64 {
+        // `Instant + Duration` is the one (not inlined) conversion of a duration to microseconds.
+        let configured_us = (Instant::from_micros(0) + self.config.ping_interval).as_micros();
+        self.keepalive
+            .ping_interval_ms(configured_us / 1_000, heartbeat_ms)
+            .saturating_mul(1_000)
     }
 
     /// Applies the server's resume point to the cursor, telling the application about a gap.
@@ -1149,12 +1345,25 @@ impl Session {
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.poll = None;
+        let sent_at = link.poll.take().map_or(now, |p| p.sent_at);
+        let live = link.is_live();
+        if status == 504 && live && self.active == Some(id) {
+            // A gateway gave up holding the poll: its timeout is shorter than our wait. Poll on
+            // with a shorter wait; the link itself is fine.
+            let elapsed_ms = now.as_micros().saturating_sub(sent_at.as_micros()) / 1_000;
+            if self.keepalive.gateway_timeout(elapsed_ms) {
+                self.issue_poll(now, id);
+                return;
+            }
+        }
         if status != 200 {
-            let failure = TransportFailure::status(status, retry_after, error_detail(body));
+            let failure = TransportFailure::status(status, retry_after, http_detail(status, body));
             self.on_transport_failure(now, id, failure);
             return;
         }
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
         link.heard(now);
         let batch: Batch<ServerFrame> = match protocol::decode_server_batch(body) {
             Ok(batch) => batch,
@@ -1427,7 +1636,7 @@ impl Session {
         if !link.is_live() || link.verify_until.is_some() {
             return;
         }
-        if now.saturating_duration_since(link.last_rx) < quiet_for {
+        if now < link.last_rx + quiet_for {
             return;
         }
         if link.kind == TransportKind::LongPoll {
@@ -1490,6 +1699,17 @@ impl Session {
                 self.link_failed(now, id, cause, FailureWeight::Definitive, None);
             }
             status => {
+                // Refused, unresolved or unreachable: nothing answers at the server's address, so
+                // every rung would fail alike. Retry the same rung; do not walk down the ladder.
+                let host_down = matches!(
+                    failure.kind,
+                    FailureKind::Refused | FailureKind::Dns | FailureKind::Unreachable
+                );
+                let weight = if host_down {
+                    FailureWeight::Neutral
+                } else {
+                    FailureWeight::Ordinary
+                };
                 let cause = if link.is_live() {
                     Cause::TransportLost {
                         transport,
@@ -1502,7 +1722,7 @@ impl Session {
                         detail: failure.detail,
                     }
                 };
-                self.link_failed(now, id, cause, FailureWeight::Ordinary, None);
+                self.link_failed(now, id, cause, weight, None);
             }
         }
     }
@@ -1519,9 +1739,30 @@ impl Session {
         let Some(link) = self.drop_link(id) else {
             return;
         };
+        if was_active
+            && link.kind == TransportKind::WebSocket
+            && link.going_away.is_none()
+            && matches!(cause, Cause::TransportLost { .. })
+        {
+            // A cut after the same idle age twice is a middlebox's idle timeout: ping under it.
+            let last_ping = link.last_ping.map_or(link.live_at, |(_, at)| at);
+            let last_moved = link.last_rx.max(last_ping).max(link.live_at);
+            let idle_ms = now.as_micros().saturating_sub(last_moved.as_micros()) / 1_000;
+            self.keepalive.websocket_cut(idle_ms);
+        }
         let hint = hint
             .or(link.going_away.map(DelayHint::Within))
             .or(link.retry_hint.map(DelayHint::AtLeast));
+        // An attempt's failure counts against its rung; so does a live link's failure that says
+        // the rung cannot work here (frames held back); a probe's does not.
+        let counts = if was_active {
+            weight == FailureWeight::Definitive
+        } else {
+            self.active.is_none()
+        };
+        if counts {
+            self.ladder.record_failure(link.kind, weight);
+        }
         if was_active {
             self.stable_at = None;
             self.probe_at = None;
@@ -1529,16 +1770,35 @@ impl Session {
             self.schedule_retry(now, cause, hint);
         } else if self.active.is_some() {
             // A probe failed: the live link carries on; probe again later.
+            self.probe_past_sse = link.needs_proof;
             let delay = self.probe_backoff.next_delay(&mut self.rng);
             self.probe_at = Some(now + delay);
         } else {
-            self.ladder.record_failure(link.kind, weight);
+            let below = self.ladder.below(link.kind);
+            if self.links.is_empty()
+                && self.race_at.is_some()
+                && weight != FailureWeight::Neutral
+                && self.is_first_visit()
+                && below.is_some()
+            {
+                // A first visit whose best rung failed (a reset or refused upgrade) before the
+                // race: the rung below starts now, not after a backoff.
+                self.race_at = None;
+                if let Some(below) = below {
+                    self.open_link(now, below, Role::Attempt);
+                    self.race_at = self
+                        .ladder
+                        .below(below)
+                        .map(|_| now + self.config.first_visit_race_after);
+                }
+            }
             if let Some(other) = self.links.first() {
                 let transport = other.kind;
                 let attempt = self.attempt;
                 self.set_state(State::Connecting { transport, attempt }, cause);
             } else {
                 self.race_at = None;
+                self.unreachable_at = None;
                 self.schedule_retry(now, cause, hint);
             }
         }
@@ -1556,7 +1816,7 @@ impl Session {
                 .config
                 .max_retry_duration
                 .zip(self.outage_started)
-                .is_some_and(|(max, since)| now.saturating_duration_since(since) >= max)
+                .is_some_and(|(max, since)| now >= since + max)
         {
             self.finish(
                 now,
@@ -1573,7 +1833,7 @@ impl Session {
             Some(DelayHint::AtLeast(d)) => backoff.max(d),
             Some(DelayHint::Within(window)) => {
                 let floor = self.config.backoff.floor;
-                let window_us = window.as_micros() as u64;
+                let window_us = (Instant::from_micros(0) + window).as_micros();
                 Duration::from_micros(self.rng.random_range(0..=window_us)).max(floor)
             }
         };
@@ -1582,14 +1842,7 @@ impl Session {
         } else {
             None
         };
-        self.set_state(
-            State::Reconnecting {
-                attempt: self.attempt.saturating_add(1),
-                next_attempt_at: self.retry_at,
-                last_error: Some(cause.clone()),
-            },
-            cause,
-        );
+        self.set_reconnecting(self.retry_at, Some(cause.clone()), cause);
     }
 
     fn auth_rejected(&mut self, now: Instant, detail: String) {
@@ -1612,16 +1865,10 @@ impl Session {
                 self.stable_at = None;
                 self.probe_at = None;
                 self.race_at = None;
+                self.unreachable_at = None;
                 self.retry_at = None;
                 let cause = Cause::AuthRejected { detail };
-                self.set_state(
-                    State::Reconnecting {
-                        attempt: self.attempt.saturating_add(1),
-                        next_attempt_at: None,
-                        last_error: Some(cause.clone()),
-                    },
-                    cause,
-                );
+                self.set_reconnecting(None, Some(cause.clone()), cause);
             }
         }
     }
@@ -1649,6 +1896,7 @@ impl Session {
         }
         self.retry_at = None;
         self.race_at = None;
+        self.unreachable_at = None;
         self.probe_at = None;
         self.stable_at = None;
         self.drain_deadline = None;
@@ -1663,6 +1911,22 @@ impl Session {
     }
 
     // ----- bookkeeping ---------------------------------------------------------------------
+
+    /// Moves to `reconnecting`, naming the next try.
+    fn set_reconnecting(
+        &mut self,
+        next_attempt_at: Option<Instant>,
+        last_error: Option<Cause>,
+        cause: Cause,
+    ) {
+        let attempt = self.attempt.saturating_add(1);
+        let to = State::Reconnecting {
+            attempt,
+            next_attempt_at,
+            last_error,
+        };
+        self.set_state(to, cause);
+    }
 
     fn set_state(&mut self, to: State, cause: Cause) {
         if self.state == to {
@@ -1709,13 +1973,7 @@ impl Session {
 
     /// Forgets every link but `keep` (see [`Session::drop_link`]).
     fn drop_links_except(&mut self, keep: Option<u64>) {
-        let ids: Vec<u64> = self
-            .links
-            .iter()
-            .map(|l| l.id)
-            .filter(|&l| Some(l) != keep)
-            .collect();
-        for id in ids {
+        while let Some(id) = self.links.iter().map(|l| l.id).find(|&l| Some(l) != keep) {
             self.drop_link(id);
         }
     }
@@ -1758,9 +2016,31 @@ fn validate_conv(conv: &str) -> Result<(), SendError> {
     })
 }
 
+/// The loss of an SSE stream (live or proving) that holds frames back: only SSE is judged so.
+#[inline(never)]
+fn held_back() -> Cause {
+    Cause::TransportLost {
+        transport: TransportKind::Sse,
+        detail: "frames arrive late (held back by a proxy?)".into(),
+    }
+}
+
+/// What a failed HTTP response says, for a cause: the error body's code and message, or only the
+/// status when the body is not a Lifeline error (a proxy's HTML page has no place in a cause).
+fn http_detail(status: u16, body: &str) -> String {
+    detail_of(body, Some(status))
+}
+
 fn error_detail(body: &str) -> String {
-    match protocol::decode_http_error(body) {
-        Some(e) => text!(e.code, ": ", e.message),
-        None => body.chars().take(200).collect(),
+    detail_of(body, None)
+}
+
+/// The error body's code and message; otherwise the status, or the start of the body.
+#[inline(never)]
+fn detail_of(body: &str, status: Option<u16>) -> String {
+    match (protocol::decode_http_error(body), status) {
+        (Some(e), _) => text!(e.code, ": ", e.message),
+        (None, Some(status)) => text!("HTTP ", status, " from the server or a proxy"),
+        (None, None) => body.chars().take(200).collect(),
     }
 }

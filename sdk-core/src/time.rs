@@ -13,7 +13,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(u64);
 
-/// A duration in whole microseconds, saturating at `u64::MAX` (about 584,000 years).
+/// A duration in whole microseconds, saturating at `u64::MAX` (about 584,000 years). Never
+/// inlined: every `instant + duration` in the session calls it, and one copy is far smaller in
+/// the `.wasm` than an overflow-checked multiplication at each call site.
+#[inline(never)]
 fn micros(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000)

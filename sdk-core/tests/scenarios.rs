@@ -359,12 +359,7 @@ fn websocket_refused_steps_down_to_sse_at_once() {
     assert!(took < secs(2), "{took:?}");
     assert_eq!(
         sim.state_trail(),
-        [
-            "connecting:websocket",
-            "reconnecting",
-            "connecting:sse",
-            "connected:sse"
-        ]
+        ["connecting:websocket", "connecting:sse", "connected:sse"]
     );
     assert!(matches!(
         sim.session.state(),
@@ -493,6 +488,8 @@ fn the_rung_that_worked_is_reported_for_the_driver_to_remember() {
 fn ordinary_failures_step_down_only_after_they_repeat() {
     let mut c = config(23);
     c.race_after = secs(60);
+    // Not a first visit: a first visit hands over to the rung below at the first failure.
+    c.initial_transport = Some(WebSocket);
     let mut sim = Sim::new(c);
     sim.net.blackhole_open.insert(WebSocket);
     sim.connect();
@@ -1186,4 +1183,470 @@ fn an_http_send_that_never_answers_is_abandoned_and_sent_again() {
         "the retransmission was recognised"
     );
     assert!(sim.acked().iter().any(|(a, _)| *a == id));
+}
+
+// ----- 9. behind middleboxes (issue 11) -------------------------------------------------------
+
+fn long_polling(seed: u64) -> Sim {
+    let mut c = config(seed);
+    c.transports = vec![LongPoll];
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(LongPoll));
+    sim
+}
+
+#[test]
+fn one_long_poll_at_a_time_while_messages_flow() {
+    let mut sim = long_polling(101);
+    let start = sim.session.cursor().unwrap();
+    for n in 0..70 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(500));
+    }
+    sim.run_for(secs(1));
+    assert_eq!(sim.delivered.len(), 70);
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+    assert_eq!(sim.server.max_polls_held, 1, "two polls ran at once");
+    assert!(
+        sim.server.non_empty_polls <= 70,
+        "{} non-empty polls for 70 messages",
+        sim.server.non_empty_polls
+    );
+}
+
+#[test]
+fn an_idle_long_poller_makes_one_poll_per_wait() {
+    let mut sim = long_polling(102);
+    let before = sim.server.follow_up_polls;
+    sim.run_for(secs(30));
+    let wait = sim.session.config().poll_wait;
+    let due = (secs(30).as_millis() / wait.as_millis()) as usize;
+    let made = sim.server.follow_up_polls - before;
+    assert!(
+        made <= due + 1,
+        "{made} follow-up polls in 30 s where {due} are due"
+    );
+    assert_eq!(sim.server.max_polls_held, 1);
+}
+
+/// The longest time the server went without a frame from the client on a WebSocket, from `from`.
+fn longest_client_silence(sim: &Sim, from: lifeline_core::Instant) -> Duration {
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for &t in sim.server.ws_frames_received.iter().filter(|t| **t >= from) {
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest.max(sim.now - last)
+}
+
+#[test]
+fn a_listen_only_websocket_pings_under_half_the_heartbeat_while_messages_flow() {
+    let mut sim = Sim::new(config(103));
+    sim.server.heartbeat = secs(4);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(WebSocket));
+    let from = sim.now;
+    // One message a second flows in; the client itself has nothing to say.
+    for n in 0..60 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(secs(1));
+    }
+    assert_eq!(sim.delivered.len(), 60);
+    let silence = longest_client_silence(&sim, from);
+    assert!(
+        silence <= secs(2) + ms(100),
+        "the server heard nothing from the client for {silence:?} (heartbeat 4 s)"
+    );
+}
+
+/// The server restarts: every connection drops and nothing listens for `down`.
+fn restart_server(sim: &mut Sim, down: Duration) {
+    sim.net.down = true;
+    sim.drop_all();
+    sim.run_for(down);
+    sim.net.down = false;
+}
+
+#[test]
+fn a_refused_host_is_retried_on_the_same_rung_not_walked_down_the_ladder() {
+    let mut sim = connected(104);
+    let opens_before = sim.server.opens.len();
+    restart_server(&mut sim, secs(10));
+    sim.run_until(secs(30), |s| s.is_connected());
+    let opens: Vec<_> = sim.server.opens[opens_before..].to_vec();
+    assert!(opens.len() >= 3, "{opens:?}");
+    assert!(opens.iter().all(|k| *k == WebSocket), "{opens:?}");
+    assert_eq!(
+        sim.session.state(),
+        &State::Connected {
+            transport: WebSocket,
+            degraded: false
+        }
+    );
+}
+
+#[test]
+fn a_browser_that_cannot_tell_refused_from_blocked_does_not_walk_to_long_polling() {
+    let mut sim = connected(105);
+    sim.net.down_kind = lifeline_core::FailureKind::Other;
+    let opens_before = sim.server.opens.len();
+    restart_server(&mut sim, secs(20));
+    sim.run_until(secs(30), |s| s.is_connected());
+    let opens: Vec<_> = sim.server.opens[opens_before..].to_vec();
+    assert!(opens.len() >= 4, "{opens:?}");
+    assert!(!opens.contains(&LongPoll), "{opens:?}");
+    // Whatever rung it came back on, it is on WebSocket soon after.
+    sim.run_until(secs(90), |s| s.is_connected_on(WebSocket));
+}
+
+#[test]
+fn backoff_starts_over_after_a_connection_that_delivered_data() {
+    let mut sim = connected(106);
+    // A middlebox cuts the connection every 5 s while a message a second flows.
+    for n in 0..60 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(secs(1));
+        if n % 5 == 4 {
+            sim.drop_all();
+        }
+    }
+    sim.run_until(secs(30), |s| s.is_connected());
+    let highest = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::StateChanged {
+                to: State::Reconnecting { attempt, .. },
+                ..
+            } => Some(*attempt),
+            _ => None,
+        })
+        .max();
+    assert!(
+        highest.is_some_and(|a| a <= 2),
+        "attempt counter reached {highest:?}"
+    );
+}
+
+/// A first visit (no remembered rung) with the network set up by `setup`; returns the time from
+/// `connect` until the first message published after it reached the app.
+fn first_message_time(seed: u64, setup: impl FnOnce(&mut Sim)) -> (Sim, Duration) {
+    let mut sim = Sim::new(config(seed));
+    setup(&mut sim);
+    let start = sim.now;
+    sim.connect();
+    let mut n = 0;
+    while sim.delivered.is_empty() {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(5));
+        assert!(sim.now - start < secs(30), "no message within 30 s");
+    }
+    let took = sim.now - start;
+    (sim, took)
+}
+
+#[test]
+fn the_first_message_is_fast_when_websocket_upgrades_are_reset() {
+    let (sim, took) = first_message_time(107, |s| {
+        s.net.reset_open.insert(WebSocket);
+    });
+    assert!(took <= ms(100), "first message after {took:?}");
+    assert!(sim.is_connected_on(Sse));
+}
+
+#[test]
+fn the_first_message_is_fast_when_websocket_upgrades_are_black_holed() {
+    let (sim, took) = first_message_time(108, |s| {
+        s.net.blackhole_open.insert(WebSocket);
+    });
+    assert!(took <= ms(100), "first message after {took:?}");
+    assert!(sim.is_connected_on(Sse));
+}
+
+#[test]
+fn the_first_message_is_as_fast_as_before_on_a_normal_network() {
+    let (sim, took) = first_message_time(109, |_| {});
+    // One latency for the open and hello, one for a message published just after it.
+    assert!(took <= ms(50), "first message after {took:?}");
+    assert!(sim.is_connected_on(WebSocket));
+    assert!(!sim.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::StateChanged {
+            to: State::Connected { transport: Sse, .. },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_websocket_slower_than_sse_takes_over_without_losing_or_repeating_a_message() {
+    for seed in 110..120 {
+        let mut sim = Sim::new(config(seed));
+        sim.net
+            .slow_open
+            .insert(WebSocket, ms(100 + 10 * (seed - 110)));
+        if seed % 2 == 0 {
+            // SSE lags: when the WebSocket speaks, its stream starts past what SSE delivered.
+            sim.net.extra_latency.insert(Sse, ms(50));
+        }
+        sim.connect();
+        for n in 0..400 {
+            sim.publish("general", &format!("m{n}"));
+            sim.run_for(ms(3));
+        }
+        sim.run_for(secs(1));
+        assert!(
+            sim.is_connected_on(WebSocket),
+            "seed {seed}: {:?}",
+            sim.state_trail()
+        );
+        assert!(sim.state_trail().contains(&"connected:sse".to_string()));
+        sim.assert_delivered_exactly_once_in_order();
+        sim.assert_nothing_lost_after(sim.delivered[0].seq - 1);
+        assert_eq!(
+            sim.delivered.last().map(|m| m.seq),
+            Some(400),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn attempts_into_a_black_hole_do_not_wait_out_the_connect_timeout() {
+    let mut sim = connected(120);
+    // Every packet is dropped for 40 s: opens never complete, open streams go silent.
+    let all = [WebSocket, Sse, LongPoll];
+    sim.net.blackhole_open.extend(all);
+    sim.net.blackhole_streams.extend(all);
+    let outage_end = sim.now + secs(40);
+    sim.run_for(secs(40));
+    sim.net.blackhole_open.clear();
+    sim.net.blackhole_streams.clear();
+    let back = sim.run_until(secs(60), |s| s.is_connected());
+    // Each attempt during the outage: from `connecting` to the next `reconnecting`.
+    let mut attempts = Vec::new();
+    let mut started = None;
+    for (at, e) in &sim.events {
+        match e {
+            Event::StateChanged {
+                to: State::Connecting { .. },
+                ..
+            } => {
+                started.get_or_insert(*at);
+            }
+            Event::StateChanged {
+                to: State::Connected { .. },
+                ..
+            } => started = None,
+            Event::StateChanged {
+                to: State::Reconnecting { .. },
+                ..
+            } => {
+                if let Some(s) = started.take() {
+                    if *at <= outage_end {
+                        attempts.push(*at - s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(attempts.len() >= 3, "{attempts:?}");
+    let limit = sim.session.config().race_after * 2 + ms(100);
+    assert!(
+        attempts.iter().all(|d| *d <= limit),
+        "attempts into the black hole took {attempts:?}"
+    );
+    assert!(
+        back <= secs(20),
+        "reconnected {back:?} after the outage ended"
+    );
+}
+
+#[test]
+fn pings_learn_to_go_under_a_middlebox_idle_timeout() {
+    let mut sim = connected(121);
+    // HAProxy `timeout tunnel 4s`: shorter than the ping beat the heartbeat allows (5 s).
+    sim.net.ws_idle_cut = Some(secs(4));
+    sim.run_for(secs(120));
+    assert!(
+        sim.server.idle_cuts <= 3,
+        "{} idle cuts in 120 s",
+        sim.server.idle_cuts
+    );
+    let cuts = sim.server.idle_cuts;
+    sim.run_for(secs(60));
+    assert_eq!(sim.server.idle_cuts, cuts, "still cut after learning");
+    assert!(sim.is_connected_on(WebSocket));
+}
+
+#[test]
+fn a_gateway_timeout_on_a_long_poll_shortens_the_wait_instead_of_dropping_the_link() {
+    let mut sim = long_polling(122);
+    sim.net.gateway_timeout = Some(secs(5));
+    sim.run_for(secs(60));
+    let reconnects = sim.count_events(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: State::Reconnecting { .. },
+                ..
+            }
+        )
+    });
+    assert_eq!(reconnects, 0, "{:?}", sim.state_trail());
+    assert!(
+        sim.server.gateway_timeouts <= 1,
+        "{}",
+        sim.server.gateway_timeouts
+    );
+    let last = *sim.server.poll_waits.last().unwrap();
+    assert!(last < 5_000, "still asking for {last} ms");
+    // Messages still flow, and promptly.
+    let seq = sim.publish("general", "after the 504");
+    sim.run_for(ms(100));
+    assert_eq!(sim.delivered.last().map(|m| m.seq), Some(seq));
+}
+
+#[test]
+fn a_proxy_error_page_does_not_end_up_in_a_cause() {
+    let mut sim = long_polling(123);
+    // The gateway times out even the shortest poll: the link fails, and says so briefly.
+    sim.net.gateway_timeout = Some(ms(10));
+    sim.run_until(secs(60), |s| !s.is_connected());
+    let causes: Vec<String> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::StateChanged { cause, .. } => Some(cause.describe()),
+            _ => None,
+        })
+        .collect();
+    assert!(causes.iter().any(|c| c.contains("504")), "{causes:?}");
+    assert!(causes.iter().all(|c| !c.contains('<')), "{causes:?}");
+}
+
+/// How long each delivered message took from the server (its `ts`) to the app.
+fn delivery_latencies(sim: &Sim) -> Vec<Duration> {
+    sim.events
+        .iter()
+        .filter_map(|(at, e)| match e {
+            Event::Message(m) => Some(*at - (sim.start + ms(m.ts))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_buffering_proxy_keeps_the_session_off_sse_and_messages_prompt() {
+    let mut sim = Sim::new(config(124));
+    // A reverse proxy without WebSocket support that buffers responses: SSE frames (and the
+    // response headers) are held until eight pile up.
+    sim.net.refuse.insert(WebSocket);
+    sim.net.buffer_frames.insert(Sse, 8);
+    sim.connect();
+    sim.run_until(secs(10), |s| s.is_connected());
+    let start = sim.session.cursor().unwrap();
+    for n in 0..400 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(300));
+    }
+    // The tail: nothing more is published.
+    sim.run_for(secs(30));
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+    assert_eq!(sim.delivered.len(), 400);
+    let worst = delivery_latencies(&sim).into_iter().max().unwrap();
+    assert!(worst <= ms(500), "a message took {worst:?}");
+    assert!(
+        !sim.state_trail().contains(&"connected:sse".to_string()),
+        "{:?}",
+        sim.state_trail()
+    );
+    // It did try: probes of SSE ran, and none was trusted.
+    assert!(sim.server.opens.iter().filter(|k| **k == Sse).count() >= 3);
+}
+
+#[test]
+fn a_live_sse_stream_whose_frames_arrive_late_is_left_for_the_rung_below() {
+    let mut c = config(125);
+    c.transports = vec![Sse, LongPoll];
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(Sse));
+    let start = sim.session.cursor().unwrap();
+    // A proxy on the path starts buffering: frames come in bursts of six, 13 s apart.
+    sim.net.buffer_frames.insert(Sse, 6);
+    for n in 0..30 {
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(2_600));
+    }
+    sim.run_for(secs(5));
+    assert!(sim.is_connected_on(LongPoll), "{:?}", sim.state_trail());
+    assert!(sim.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::StateChanged { cause: Cause::TransportLost { detail, .. }, .. } if detail.contains("late")
+    )));
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+}
+
+#[test]
+fn a_prompt_sse_is_climbed_to_from_long_polling_while_messages_flow() {
+    let mut c = config(126);
+    c.transports = vec![Sse, LongPoll];
+    c.initial_transport = Some(LongPoll);
+    let mut sim = Sim::new(c);
+    sim.connect();
+    sim.run_until(secs(5), |s| s.is_connected_on(LongPoll));
+    let start = sim.session.cursor().unwrap();
+    // A message every 300 ms: the server never has a heartbeat's silence to fill on SSE.
+    let mut n = 0;
+    while !sim.is_connected_on(Sse) {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(300));
+        assert!(n < 400, "never climbed: {:?}", sim.state_trail());
+    }
+    for _ in 0..20 {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(300));
+    }
+    sim.run_for(secs(1));
+    assert_eq!(sim.delivered.len(), n);
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
+}
+
+#[test]
+fn a_websocket_that_works_again_is_found_while_sse_stays_held_back() {
+    let mut sim = Sim::new(config(127));
+    sim.net.refuse.insert(WebSocket);
+    sim.net.buffer_frames.insert(Sse, 8);
+    sim.connect();
+    sim.run_until(secs(10), |s| s.is_connected_on(LongPoll));
+    let start = sim.session.cursor().unwrap();
+    sim.run_for(secs(30));
+    // The WebSocket works again; SSE is still buffered.
+    sim.net.refuse.clear();
+    let mut n = 0;
+    while !sim.is_connected_on(WebSocket) {
+        n += 1;
+        sim.publish("general", &format!("m{n}"));
+        sim.run_for(ms(500));
+        assert!(
+            n < 600,
+            "never found the WebSocket: {:?}",
+            sim.state_trail()
+        );
+    }
+    sim.run_for(secs(1));
+    assert!(!sim.state_trail().contains(&"connected:sse".to_string()));
+    sim.assert_delivered_exactly_once_in_order();
+    sim.assert_nothing_lost_after(start);
 }

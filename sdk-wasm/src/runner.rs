@@ -148,8 +148,8 @@ mod tests {
             .unwrap()
             .iter()
             .any(|e| e["type"] == "state" && e["state"] == "connecting"));
-        // The first deadline is the race to the next rung, 3 s by default.
-        assert_eq!(connecting[2], 3_000);
+        // The first deadline is the race to the next rung: on a first visit, 50 ms by default.
+        assert_eq!(connecting[2], 50);
 
         let socket = SocketId(open[1].as_u64().unwrap());
         r.input(now, Input::SocketOpened { socket });
@@ -179,7 +179,10 @@ mod tests {
             now,
             Input::SocketFailed {
                 socket,
-                failure: lifeline_core::TransportFailure::network("refused"),
+                failure: lifeline_core::TransportFailure::of_kind(
+                    lifeline_core::FailureKind::Refused,
+                    "refused",
+                ),
             },
         );
         drain(&mut r, now);

@@ -32,10 +32,28 @@ pub struct Net {
     pub latency: Duration,
     /// The server is unreachable: every open and request fails at once (connection refused).
     pub down: bool,
+    /// How the driver classifies a failure while `down`: `Refused` (the native driver, the
+    /// default) or `Other` (a browser, which cannot tell).
+    pub down_kind: FailureKind,
     /// Opens of these transports get HTTP 403 (a proxy that refuses them).
     pub refuse: HashSet<TransportKind>,
     /// Opens of these transports never complete (black-holed at connect).
     pub blackhole_open: HashSet<TransportKind>,
+    /// Opens of these transports are reset (a middlebox that resets upgrades): the driver reports
+    /// a failure it cannot classify.
+    pub reset_open: HashSet<TransportKind>,
+    /// Opens of these transports reach the server this much later (a slow handshake).
+    pub slow_open: HashMap<TransportKind, Duration>,
+    /// Frames on streams of these transports take this much longer than `latency`.
+    pub extra_latency: HashMap<TransportKind, Duration>,
+    /// A middlebox cuts a WebSocket on which nothing moved, either way, for this long (HAProxy's
+    /// `timeout tunnel`).
+    pub ws_idle_cut: Option<Duration>,
+    /// A gateway answers a long poll held this long with `504` and an HTML page.
+    pub gateway_timeout: Option<Duration>,
+    /// A buffering proxy holds the responses of streams of these transports, headers included,
+    /// until this many frames piled up, then passes them all at once.
+    pub buffer_frames: HashMap<TransportKind, usize>,
     /// These transports open but the server's frames never arrive (a buffering proxy).
     pub mute: HashSet<TransportKind>,
     /// Frames on open streams of these transports stop arriving (black-holed mid-stream). Like a
@@ -55,6 +73,12 @@ struct Stream {
     kind: TransportKind,
     muted: bool,
     next_heartbeat: Instant,
+    /// When a frame last passed, either way (for `Net::ws_idle_cut`).
+    last_activity: Instant,
+    /// Frames a buffering proxy holds (`Net::buffer_frames`).
+    held: Vec<ServerFrame>,
+    /// Whether the client was told the stream opened (a buffering proxy holds that too).
+    opened: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +86,8 @@ struct HeldPoll {
     request: RequestId,
     cursor: u64,
     expires: Instant,
+    /// Expires by the gateway's timeout: answered 504.
+    gateway: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +95,8 @@ enum Pending {
     Input(Input),
     /// A frame for a socket, dropped if the socket's transport is black-holed by then.
     Frame(SocketId, TransportKind, ServerFrame),
+    /// A slow open reaches the server.
+    Open(SocketId, SocketKind, String),
 }
 
 /// The fake server's durable state.
@@ -89,6 +117,20 @@ pub struct FakeServer {
     /// The number of `send` frames received, repeats included.
     pub received_sends: usize,
     pub opens: Vec<TransportKind>,
+    /// When the server received each frame the client sent on a WebSocket.
+    pub ws_frames_received: Vec<Instant>,
+    /// WebSockets a middlebox cut for idleness.
+    pub idle_cuts: usize,
+    /// Long polls a gateway answered 504.
+    pub gateway_timeouts: usize,
+    /// The `wait_ms` of every follow-up poll.
+    pub poll_waits: Vec<u64>,
+    /// Follow-up long polls (without `hello`) the server received.
+    pub follow_up_polls: usize,
+    /// Follow-up long polls answered with at least one frame.
+    pub non_empty_polls: usize,
+    /// The most long polls the server held at once for this client.
+    pub max_polls_held: usize,
     pub token_fetches: usize,
     /// Every token is refused, fresh ones included.
     pub reject_all_tokens: bool,
@@ -171,6 +213,8 @@ pub struct Sim {
     dead: HashSet<SocketId>,
     polls: Vec<HeldPoll>,
     live_requests: HashSet<RequestId>,
+    /// Slow opens on their way to the server.
+    slow_opens: HashSet<SocketId>,
     /// Token the provider hands out next; `None` makes it fail.
     pub token_source: Option<String>,
     /// Provider answers after this long.
@@ -234,6 +278,7 @@ impl Sim {
             server,
             net: Net {
                 latency: Duration::from_millis(20),
+                down_kind: FailureKind::Refused,
                 ..Default::default()
             },
             events: Vec::new(),
@@ -244,6 +289,7 @@ impl Sim {
             dead: HashSet::new(),
             polls: Vec::new(),
             live_requests: HashSet::new(),
+            slow_opens: HashSet::new(),
             token_source: Some("tok-1".into()),
             token_delay: Duration::from_millis(50),
             steps: 0,
@@ -268,14 +314,37 @@ impl Sim {
     }
 
     fn frame_to(&mut self, socket: SocketId, frame: ServerFrame) {
-        let Some(stream) = self.streams.get(&socket) else {
+        let Some(stream) = self.streams.get_mut(&socket) else {
             return;
         };
+        stream.last_activity = self.now;
+        // Like the reference server, a heartbeat goes out only after a heartbeat of silence.
+        stream.next_heartbeat = self.now + self.server.heartbeat;
         if stream.muted || self.dead.contains(&socket) {
             return;
         }
         let kind = stream.kind;
-        let at = self.now + self.net.latency;
+        let extra = self
+            .net
+            .extra_latency
+            .get(&kind)
+            .copied()
+            .unwrap_or_default();
+        let at = self.now + self.net.latency + extra;
+        if let Some(&n) = self.net.buffer_frames.get(&kind) {
+            stream.held.push(frame);
+            if stream.held.len() < n {
+                return;
+            }
+            let held = std::mem::take(&mut stream.held);
+            if !std::mem::replace(&mut stream.opened, true) {
+                self.schedule(at, Pending::Input(Input::SocketOpened { socket }));
+            }
+            for frame in held {
+                self.schedule(at, Pending::Frame(socket, kind, frame));
+            }
+            return;
+        }
         self.schedule(at, Pending::Frame(socket, kind, frame));
     }
 
@@ -322,7 +391,9 @@ impl Sim {
         match action {
             Action::OpenSocket { socket, kind, url } => self.open_socket(socket, kind, &url),
             Action::SendText { socket, text } => {
-                if self.streams.contains_key(&socket) {
+                if let Some(stream) = self.streams.get_mut(&socket) {
+                    stream.last_activity = self.now;
+                    self.server.ws_frames_received.push(self.now);
                     let frame = protocol::decode_client_frame(&text).expect("client frames valid");
                     let answers = self.server_handle(frame);
                     for a in answers {
@@ -331,6 +402,7 @@ impl Sim {
                 }
             }
             Action::CloseSocket { socket } => {
+                self.slow_opens.remove(&socket);
                 self.streams.remove(&socket);
             }
             Action::Http {
@@ -366,11 +438,26 @@ impl Sim {
             SocketKind::WebSocket => TransportKind::WebSocket,
             SocketKind::EventSource => TransportKind::Sse,
         };
+        if let Some(&extra) = self.net.slow_open.get(&transport) {
+            if self.slow_opens.insert(socket) {
+                let at = self.now + extra;
+                self.schedule(at, Pending::Open(socket, kind, url.to_string()));
+                return;
+            }
+            self.slow_opens.remove(&socket);
+        }
         self.server.opens.push(transport);
+        if self.net.reset_open.contains(&transport) {
+            self.reply(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::network("connection reset"),
+            });
+            return;
+        }
         if self.net.down {
             self.reply(Input::SocketFailed {
                 socket,
-                failure: TransportFailure::network("connection refused"),
+                failure: TransportFailure::of_kind(self.net.down_kind, "connection refused"),
             });
             return;
         }
@@ -399,7 +486,10 @@ impl Sim {
             });
             return;
         }
-        self.reply(Input::SocketOpened { socket });
+        let buffered = self.net.buffer_frames.contains_key(&transport);
+        if !buffered {
+            self.reply(Input::SocketOpened { socket });
+        }
         let muted =
             self.net.mute.contains(&transport) || self.net.blackhole_streams.contains(&transport);
         self.streams.insert(
@@ -408,6 +498,9 @@ impl Sim {
                 kind: transport,
                 muted,
                 next_heartbeat: self.now + self.server.heartbeat,
+                last_activity: self.now,
+                held: Vec::new(),
+                opened: !buffered,
             },
         );
         if let Err(code) = self.check_token(token.as_deref()) {
@@ -441,10 +534,13 @@ impl Sim {
         body: Option<String>,
     ) {
         self.live_requests.insert(request);
+        if url.split('?').next().unwrap().ends_with("/v1/poll") && query(url, "hello").is_some() {
+            self.server.opens.push(TransportKind::LongPoll);
+        }
         if self.net.down {
             self.reply(Input::HttpFailed {
                 request,
-                kind: FailureKind::Refused,
+                kind: self.net.down_kind,
                 detail: "connection refused".into(),
             });
             return;
@@ -491,11 +587,25 @@ impl Sim {
                 respond(self, 200, protocol::encode(&Batch { frames }));
             } else {
                 let wait: u64 = query(url, "wait_ms").unwrap().parse().unwrap();
+                self.server.follow_up_polls += 1;
+                self.server.poll_waits.push(wait);
+                let mut hold = Duration::from_millis(wait);
+                let gateway = self.net.gateway_timeout.is_some_and(|g| g < hold);
+                if let Some(g) = self.net.gateway_timeout {
+                    hold = hold.min(g);
+                }
                 self.polls.push(HeldPoll {
                     request,
                     cursor: cursor.unwrap_or(0),
-                    expires: self.now + Duration::from_millis(wait),
+                    expires: self.now + hold,
+                    gateway,
                 });
+                let held = self
+                    .polls
+                    .iter()
+                    .filter(|p| self.live_requests.contains(&p.request))
+                    .count();
+                self.server.max_polls_held = self.server.max_polls_held.max(held);
                 self.answer_polls(false);
             }
         } else if path.ends_with("/v1/send") {
@@ -662,11 +772,26 @@ impl Sim {
                 {
                     continue;
                 }
+                if p.gateway && pending.is_empty() {
+                    self.server.gateway_timeouts += 1;
+                    self.reply(Input::HttpResponse {
+                        request: p.request,
+                        status: 504,
+                        retry_after: None,
+                        body: "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't \
+                               respond in time.\n</body></html>\n"
+                            .into(),
+                    });
+                    continue;
+                }
                 let frames: Vec<ServerFrame> = pending
                     .into_iter()
                     .take(protocol::MAX_FRAMES_PER_REQUEST)
                     .map(ServerFrame::Msg)
                     .collect();
+                if !frames.is_empty() {
+                    self.server.non_empty_polls += 1;
+                }
                 self.reply(Input::HttpResponse {
                     request: p.request,
                     status: 200,
@@ -788,6 +913,15 @@ impl Sim {
         if !self.net.no_heartbeats {
             consider(self.streams.values().map(|s| s.next_heartbeat).min());
         }
+        if let Some(cut) = self.net.ws_idle_cut {
+            consider(
+                self.streams
+                    .values()
+                    .filter(|s| s.kind == TransportKind::WebSocket)
+                    .map(|s| s.last_activity + cut)
+                    .min(),
+            );
+        }
         t
     }
 
@@ -815,6 +949,11 @@ impl Sim {
             let p = self.queue.remove(&(at, k)).unwrap();
             match p {
                 Pending::Input(input) => self.session.handle_input(self.now, input),
+                Pending::Open(socket, kind, url) => {
+                    if self.slow_opens.contains(&socket) {
+                        self.open_socket(socket, kind, &url);
+                    }
+                }
                 Pending::Frame(socket, _kind, frame) => {
                     if self.dead.contains(&socket) {
                         continue;
@@ -843,6 +982,25 @@ impl Sim {
             }
         }
         self.answer_polls(true);
+        if let Some(cut) = self.net.ws_idle_cut {
+            let idle: Vec<SocketId> = self
+                .streams
+                .iter()
+                .filter(|(_, s)| {
+                    s.kind == TransportKind::WebSocket && s.last_activity + cut <= self.now
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for socket in idle {
+                self.streams.remove(&socket);
+                self.server.idle_cuts += 1;
+                self.reply(Input::SocketClosed {
+                    socket,
+                    code: Some(1006),
+                    reason: "idle timeout".into(),
+                });
+            }
+        }
         // Timers.
         if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
             self.session.handle_timeout(self.now);
