@@ -16,7 +16,7 @@ use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
-use crate::io::{Action, HttpMethod, Input, TransportFailure};
+use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 use crate::ladder::{FailureWeight, Ladder};
 use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
 use crate::outbox::{Outbox, Pending};
@@ -584,7 +584,20 @@ impl Session {
                         link,
                         TransportFailure::of_kind(kind, detail),
                     ),
-                    Purpose::Send { link } => self.send_batch_failed(now, link, None),
+                    Purpose::Send { link } => {
+                        let transport = self.link(link).map(|l| l.kind);
+                        let failure = TransportFailure::of_kind(kind, detail);
+                        match transport.and_then(|t| tls_rejection(t, &failure)) {
+                            Some(cause) => self.finish(
+                                now,
+                                State::Failed {
+                                    error: cause.clone(),
+                                },
+                                cause,
+                            ),
+                            None => self.send_batch_failed(now, link, None),
+                        }
+                    }
                     Purpose::History => self.events.push_back(Event::History {
                         request,
                         result: Err(HistoryError::Network { detail }),
@@ -867,25 +880,28 @@ impl Session {
         link.opened_with_cursor = self.cursor;
         let token = self.creds.token().map(str::to_string);
         let endpoint = self.config.endpoint.clone();
+        let placement = self.config.stream_token;
         match kind {
             TransportKind::WebSocket | TransportKind::Sse => {
                 let socket = SocketId(id);
                 link.socket = Some(socket);
+                let in_query = placement.in_query(token.as_deref());
                 let (socket_kind, url) = if kind == TransportKind::WebSocket {
                     (
                         SocketKind::WebSocket,
-                        endpoint.websocket_url(token.as_deref(), self.cursor),
+                        endpoint.websocket_url(in_query, self.cursor),
                     )
                 } else {
                     (
                         SocketKind::EventSource,
-                        endpoint.sse_url(token.as_deref(), self.cursor),
+                        endpoint.sse_url(in_query, self.cursor),
                     )
                 };
                 self.actions.push_back(Action::OpenSocket {
                     socket,
                     kind: socket_kind,
                     url,
+                    bearer: placement.in_header(token.as_deref()),
                 });
             }
             TransportKind::LongPoll => {
@@ -895,17 +911,13 @@ impl Session {
                     request,
                     deadline: now + self.config.connect_timeout,
                 });
-                let url = endpoint.poll_url(
-                    token.as_deref(),
-                    self.cursor,
-                    self.config.poll_wait.as_millis() as u64,
-                    true,
-                );
+                let url =
+                    endpoint.poll_url(self.cursor, self.config.poll_wait.as_millis() as u64, true);
                 self.actions.push_back(Action::Http {
                     request,
                     method: HttpMethod::Get,
                     url,
-                    bearer: None,
+                    bearer: token,
                     body: None,
                 });
             }
@@ -917,11 +929,11 @@ impl Session {
     fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
         let url = self.config.endpoint.poll_url(
-            self.creds.token(),
             self.cursor,
             self.config.poll_wait.as_millis() as u64,
             false,
         );
+        let bearer = self.creds.token().map(str::to_string);
         let deadline = now + self.config.poll_wait + POLL_GRACE;
         let Some(link) = self.link_mut(id) else {
             return;
@@ -932,7 +944,7 @@ impl Session {
             request,
             method: HttpMethod::Get,
             url,
-            bearer: None,
+            bearer,
             body: None,
         });
     }
@@ -1451,6 +1463,16 @@ impl Session {
             return;
         };
         let transport = link.kind;
+        if let Some(cause) = tls_rejection(transport, &failure) {
+            self.finish(
+                now,
+                State::Failed {
+                    error: cause.clone(),
+                },
+                cause,
+            );
+            return;
+        }
         match failure.status {
             Some(401) => self.auth_rejected(now, failure.detail),
             Some(status @ (429 | 503)) => {
@@ -1754,9 +1776,81 @@ fn error_detail(body: &str) -> String {
     }
 }
 
+/// A failure that retrying cannot cure: the server's certificate was refused (the same
+/// certificate would be refused on every rung and every retry). The session fails at once with a
+/// cause naming it. Other TLS failures ([`FailureKind::Tls`]) are left to the ladder; a driver
+/// without TLS refuses `https://` before a session exists.
+fn tls_rejection(transport: TransportKind, failure: &TransportFailure) -> Option<Cause> {
+    match failure.kind {
+        FailureKind::Certificate if failure.status.is_none() => Some(Cause::TlsRejected {
+            transport,
+            detail: failure.detail.clone(),
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::hex8;
+    use super::*;
+
+    /// Connects on `rung` only and reports that its first attempt failed with `kind`.
+    fn first_attempt_fails(rung: TransportKind, kind: FailureKind) -> Session {
+        let mut config = Config::new("https://chat.test").unwrap();
+        config.token = Some("t".into());
+        config.transports = vec![rung];
+        let start = Instant::from_micros(1_000_000);
+        let mut session = Session::new(config, start);
+        session.connect(start);
+        let detail = "the certificate of chat.test:443 was refused: UnknownIssuer";
+        let input = match session.poll_action() {
+            Some(Action::OpenSocket { socket, .. }) => Input::SocketFailed {
+                socket,
+                failure: TransportFailure::of_kind(kind, detail),
+            },
+            Some(Action::Http { request, .. }) => Input::HttpFailed {
+                request,
+                kind,
+                detail: detail.into(),
+            },
+            other => panic!("expected an attempt, got {other:?}"),
+        };
+        session.handle_input(start + Duration::from_millis(5), input);
+        session
+    }
+
+    #[test]
+    fn a_refused_certificate_fails_the_session_at_once_on_every_rung() {
+        for rung in TransportKind::ALL {
+            let mut session = first_attempt_fails(rung, FailureKind::Certificate);
+            match session.state() {
+                State::Failed {
+                    error: Cause::TlsRejected { transport, detail },
+                } => {
+                    assert_eq!(*transport, rung);
+                    assert!(detail.contains("UnknownIssuer"), "{detail}");
+                }
+                other => panic!("{rung:?}: expected failed, got {other:?}"),
+            }
+            assert_eq!(
+                session.poll_timeout(),
+                None,
+                "{rung:?}: nothing left to retry"
+            );
+            while let Some(action) = session.poll_action() {
+                assert!(
+                    !matches!(action, Action::OpenSocket { .. } | Action::Http { .. }),
+                    "{rung:?}: retried with {action:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn other_failures_still_retry() {
+        let session = first_attempt_fails(TransportKind::WebSocket, FailureKind::Refused);
+        assert!(!session.state().is_final(), "{:?}", session.state());
+    }
 
     #[test]
     fn message_id_prefixes_are_eight_lowercase_hex_digits() {

@@ -5,10 +5,12 @@
 
 use crate::client::Client;
 use crate::error::BuildError;
+use crate::tls::{ExtraRoots, Tls};
 use crate::token::TokenProvider;
-use lifeline_core::{BackoffPolicy, Config, Session, TransportKind};
+use lifeline_core::{BackoffPolicy, Config, Session, StreamToken, TransportKind};
 use std::fmt::Display;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long [`Client::close`] waits for unacknowledged messages by default.
@@ -37,6 +39,8 @@ pub struct ClientBuilder {
     tokens: Option<TokenProvider>,
     seed: Option<u64>,
     close_timeout: Duration,
+    ca_files: Vec<PathBuf>,
+    extra_roots: ExtraRoots,
 }
 
 impl ClientBuilder {
@@ -47,6 +51,8 @@ impl ClientBuilder {
             tokens: None,
             seed: None,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            ca_files: Vec::new(),
+            extra_roots: ExtraRoots::default(),
         }
     }
 
@@ -139,6 +145,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trust the CA certificates in the PEM file at `path` (for a server whose certificate a
+    /// private CA signed), on top of the platform's roots. The file is read by
+    /// [`ClientBuilder::build`], which fails with [`BuildError::Tls`] if it holds no certificate.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Also trust the CA certificates in `pem` (PEM text), on top of the platform's roots.
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        let n = self.extra_roots.len() + 1;
+        self.extra_roots
+            .add(format!("added PEM certificate #{n}"), pem.into());
+        self
+    }
+
     /// Any other knob of the core's [`Config`] (first-frame deadline, race delay, probe backoff,
     /// retry limits, ...).
     ///
@@ -157,9 +179,20 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, BuildError> {
         let mut config = self.config?;
         tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let mut extra = self.extra_roots;
+        for path in &self.ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                BuildError::Tls(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
+            extra.add(path.display().to_string(), pem);
+        }
+        let secure = config.endpoint.key().starts_with("https://");
+        let tls = Tls::new(secure, &extra)?;
         config.seed = self.seed.unwrap_or_else(random_seed);
+        // A native client can set headers on every request: the token never goes in a URL.
+        config.stream_token = StreamToken::Header;
         let session = Session::new(config, crate::clock::now());
-        let channels = crate::driver::spawn(session, self.tokens);
+        let channels = crate::driver::spawn(session, self.tokens, tls);
         Ok(Client::from_channels(channels, self.close_timeout))
     }
 

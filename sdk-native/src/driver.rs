@@ -13,6 +13,7 @@ use crate::command::Command;
 use crate::error::{CallError, HistoryError, SendError};
 use crate::http::{self, HttpHandle};
 use crate::sse::{self, SseHandle};
+use crate::tls::Tls;
 use crate::token::TokenProvider;
 use crate::ws::{self, WsHandle};
 use lifeline_core::{
@@ -25,6 +26,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How many queued reports one loop turn handles before it looks at commands and timers again.
 const MAX_INPUTS_PER_TURN: usize = 64;
 
+/// How many reports of socket and HTTP tasks may wait for the driver. A task that finds the queue
+/// full waits (it stops reading its socket), so a fast server cannot make the client buffer
+/// without bound: TCP's own flow control takes over.
+pub const INPUT_QUEUE: usize = 256;
+
+/// Where socket and HTTP tasks report to the driver.
+pub(crate) type Inputs = mpsc::Sender<Box<Input>>;
+
 enum SocketHandle {
     Ws(WsHandle),
     Sse(#[allow(dead_code)] SseHandle),
@@ -33,8 +42,9 @@ enum SocketHandle {
 /// Everything the driver task owns.
 pub(crate) struct Driver {
     session: Session,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
     tokens: Option<TokenProvider>,
+    tls: Tls,
     http: Option<reqwest::Client>,
     sockets: HashMap<SocketId, SocketHandle>,
     requests: HashMap<RequestId, HttpHandle>,
@@ -55,11 +65,11 @@ pub(crate) struct Channels {
 }
 
 /// Spawns the driver task on the current runtime.
-pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels {
+pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>, tls: Tls) -> Channels {
     // Channel items are boxed: tokio allocates each channel's first block of 32 slots up front,
     // and with `Input` (64 bytes) and `Command` inline that alone cost an idle client ~4 KiB.
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
+    let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
     let (state_tx, state_rx) = watch::channel(session.state().clone());
     let (worked_tx, worked_rx) = watch::channel(session.last_worked_transport());
     let span = tracing::info_span!("lifeline", endpoint = %session.config().endpoint.key());
@@ -67,6 +77,7 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels
         session,
         inputs: inputs_tx,
         tokens,
+        tls,
         http: None,
         sockets: HashMap::new(),
         requests: HashMap::new(),
@@ -93,7 +104,7 @@ impl Driver {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Box<Command>>,
-        mut inputs: mpsc::UnboundedReceiver<Box<Input>>,
+        mut inputs: mpsc::Receiver<Box<Input>>,
     ) {
         loop {
             self.drain();
@@ -224,26 +235,39 @@ impl Driver {
     }
 
     fn http(&mut self) -> reqwest::Client {
+        let tls = &self.tls;
         self.http
             .get_or_insert_with(|| {
-                reqwest::Client::builder()
-                    .pool_max_idle_per_host(2)
+                tls.http(reqwest::Client::builder().pool_max_idle_per_host(2))
                     .build()
-                    .unwrap_or_default()
+                    .unwrap_or_else(|error| {
+                        // Only a TLS backend mismatch can fail here, and `Tls` rules it out.
+                        tracing::error!(%error, "HTTP client setup failed");
+                        reqwest::Client::default()
+                    })
             })
             .clone()
     }
 
     fn act(&mut self, action: Action) {
         match action {
-            Action::OpenSocket { socket, kind, url } => {
+            Action::OpenSocket {
+                socket,
+                kind,
+                url,
+                bearer,
+            } => {
                 let handle = match kind {
-                    SocketKind::WebSocket => {
-                        SocketHandle::Ws(ws::open(socket, url, self.inputs.clone()))
-                    }
+                    SocketKind::WebSocket => SocketHandle::Ws(ws::open(
+                        socket,
+                        url,
+                        bearer,
+                        &self.tls,
+                        self.inputs.clone(),
+                    )),
                     SocketKind::EventSource => {
                         let http = self.http();
-                        SocketHandle::Sse(sse::open(socket, url, http, self.inputs.clone()))
+                        SocketHandle::Sse(sse::open(socket, url, bearer, http, self.inputs.clone()))
                     }
                 };
                 self.sockets.insert(socket, handle);
@@ -289,7 +313,7 @@ impl Driver {
                         None => Err("no token provider is configured".to_owned()),
                     };
                     tracing::info!(ok = result.is_ok(), "token fetched");
-                    let _ = inputs.send(Box::new(Input::Token(result)));
+                    let _ = inputs.send(Box::new(Input::Token(result))).await;
                 });
             }
         }

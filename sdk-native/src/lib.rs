@@ -51,7 +51,17 @@
 //! until SSE, long polling or history needs one.
 //!
 //! ## Features
-//! - `tls`: `https://` and `wss://` endpoints (rustls, webpki roots). Off by default.
+//! - `tls` (on by default): `https://` and `wss://` endpoints, with rustls. The client trusts the
+//!   platform's CA roots (honouring `SSL_CERT_FILE` and `SSL_CERT_DIR`) and any CA added with
+//!   [`ClientBuilder::ca_file`] or [`ClientBuilder::add_root_certificate_pem`]; one TLS
+//!   configuration serves every transport. A certificate the client refuses ends the session
+//!   (state `failed`, cause [`Cause::TlsRejected`] naming the host and the reason) instead of
+//!   retrying. Without the feature, [`ClientBuilder::build`] refuses an `https://` URL.
+//!
+//! ## Credentials
+//! The token travels in `Authorization: Bearer` on every transport (WebSocket upgrade, SSE, long
+//! polls, sends, history), never in a URL, and no log line, error text, cause or `Debug` output of
+//! this crate contains it.
 //!
 //! ## Logging
 //! Every connection attempt runs in a `connect` span (transport, socket id, URL without the
@@ -64,10 +74,12 @@ pub mod clock;
 mod command;
 mod driver;
 mod error;
+mod failure;
 mod http;
 mod redact;
 mod sse;
 mod task;
+mod tls;
 mod token;
 mod ws;
 

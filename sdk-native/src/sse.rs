@@ -6,12 +6,12 @@
 //! or fails, this task reports it and stops. Reconnecting, with the right cursor and backoff, is
 //! the core's job. Nothing here keeps a timer.
 
+use crate::driver::Inputs;
 use crate::task::TaskGuard;
 use futures_util::StreamExt;
 use lifeline_core::{Input, SocketId, TransportFailure};
 use reqwest_eventsource::{retry, Error as SseError, Event, EventSource};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// The driver's side of one SSE stream: dropping it aborts the request.
@@ -20,12 +20,13 @@ pub(crate) struct SseHandle {
     _task: TaskGuard,
 }
 
-/// Starts opening `url` with `http`.
+/// Starts opening `url` with `http`, with `bearer` in `Authorization`, if any.
 pub(crate) fn open(
     socket: SocketId,
     url: String,
+    bearer: Option<String>,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
 ) -> SseHandle {
     let span = tracing::info_span!(
         "connect",
@@ -34,27 +35,37 @@ pub(crate) fn open(
         url = %crate::redact::url(&url)
     );
     SseHandle {
-        _task: TaskGuard::spawn(run(socket, url, http, inputs).instrument(span)),
+        _task: TaskGuard::spawn(run(socket, url, bearer, http, inputs).instrument(span)),
     }
 }
 
 async fn run(
     socket: SocketId,
     url: String,
+    bearer: Option<String>,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
 ) {
     let report = |input: Input| {
-        let _ = inputs.send(Box::new(input));
+        let inputs = inputs.clone();
+        async move {
+            let _ = inputs.send(Box::new(input)).await;
+        }
     };
     tracing::debug!("opening");
-    let mut source = match EventSource::new(http.get(&url)) {
+    let mut request = http.get(&url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let mut source = match EventSource::new(request) {
         Ok(source) => source,
         Err(error) => {
+            let (kind, detail) = crate::failure::describe(&url, &error);
             report(Input::SocketFailed {
                 socket,
-                failure: TransportFailure::network(error.to_string()),
-            });
+                failure: TransportFailure::of_kind(kind, detail),
+            })
+            .await;
             return;
         }
     };
@@ -63,17 +74,18 @@ async fn run(
         match item {
             Ok(Event::Open) => {
                 tracing::info!("opened");
-                report(Input::SocketOpened { socket });
+                report(Input::SocketOpened { socket }).await;
             }
             Ok(Event::Message(event)) => {
                 if let Some(delay) = event.retry {
-                    report(Input::SocketRetryHint { socket, delay });
+                    report(Input::SocketRetryHint { socket, delay }).await;
                 }
                 if !event.data.is_empty() {
                     report(Input::SocketText {
                         socket,
                         text: event.data,
-                    });
+                    })
+                    .await;
                 }
             }
             Err(SseError::StreamEnded) => {
@@ -82,13 +94,14 @@ async fn run(
                     socket,
                     code: None,
                     reason: "the event stream ended".to_owned(),
-                });
+                })
+                .await;
                 break;
             }
             Err(error) => {
-                let failure = failure(error);
+                let failure = failure(&url, error);
                 tracing::info!(detail = %failure.detail, status = ?failure.status, "failed");
-                report(Input::SocketFailed { socket, failure });
+                report(Input::SocketFailed { socket, failure }).await;
                 break;
             }
         }
@@ -96,7 +109,7 @@ async fn run(
     source.close();
 }
 
-fn failure(error: SseError) -> TransportFailure {
+fn failure(url: &str, error: SseError) -> TransportFailure {
     match error {
         SseError::InvalidStatusCode(status, response) => {
             let retry_after = response
@@ -114,6 +127,14 @@ fn failure(error: SseError) -> TransportFailure {
         SseError::InvalidContentType(value, _) => {
             TransportFailure::network(format!("not an event stream (Content-Type {value:?})"))
         }
-        other => TransportFailure::network(other.to_string()),
+        SseError::Transport(error) => {
+            let error = error.without_url();
+            let (kind, detail) = crate::failure::describe(url, &error);
+            TransportFailure::of_kind(kind, detail)
+        }
+        other => {
+            let (kind, detail) = crate::failure::describe(url, &other);
+            TransportFailure::of_kind(kind, detail)
+        }
     }
 }

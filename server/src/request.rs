@@ -60,8 +60,9 @@ pub fn authenticate(
         .and_then(|h| h.get(header::AUTHORIZATION))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(|t| t.trim().to_string());
     let token = from_header

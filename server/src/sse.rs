@@ -57,7 +57,7 @@ pub async fn handler(
     if let Err(e) = check_version(&params) {
         return e.into_response();
     }
-    let user = match authenticate(&shared, &params, None) {
+    let user = match authenticate(&shared, &params, Some(&headers)) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };

@@ -13,6 +13,7 @@ use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -40,6 +41,7 @@ type Source = SplitStream<WebSocket>;
 pub async fn handler(
     State(shared): State<AppState>,
     Query(params): Query<Params>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let faults = shared.faults.get();
@@ -47,7 +49,7 @@ pub async fn handler(
         return e.into_response();
     }
     let pre = check_version(&params)
-        .and_then(|_| authenticate(&shared, &params, None))
+        .and_then(|_| authenticate(&shared, &params, Some(&headers)))
         .and_then(|user| Ok((user, opt_u64(&params, "cursor")?)));
     let blackhole = faults.blackhole_ws;
     let tracker = shared.conns.tracker().clone();

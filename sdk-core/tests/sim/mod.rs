@@ -288,7 +288,9 @@ impl Sim {
 
     fn carry_out(&mut self, action: Action) {
         match action {
-            Action::OpenSocket { socket, kind, url } => self.open_socket(socket, kind, &url),
+            Action::OpenSocket {
+                socket, kind, url, ..
+            } => self.open_socket(socket, kind, &url),
             Action::SendText { socket, text } => {
                 if self.streams.contains_key(&socket) {
                     let frame = protocol::decode_client_frame(&text).expect("client frames valid");
