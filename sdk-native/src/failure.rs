@@ -57,7 +57,12 @@ fn of_one(e: &(dyn Error + 'static)) -> Option<FailureKind> {
             _ => {}
         }
     }
+    // Some layers (hyper-util's connector) hand the TLS error on boxed behind a type this crate
+    // cannot name, where no downcast reaches it; its text is rustls's own.
     let text = e.to_string();
+    if text.starts_with("invalid peer certificate") {
+        return Some(FailureKind::Certificate);
+    }
     if text.contains("failed to lookup address") || text.starts_with("dns error") {
         return Some(FailureKind::Dns);
     }
