@@ -46,6 +46,10 @@ pub enum SendError {
     /// The client closed (or failed for good) before the acknowledgement.
     #[error("the client is closed")]
     Closed,
+    /// [`crate::COMMAND_QUEUE`] calls are already waiting for the client's task; nothing was
+    /// queued. Slow down and retry.
+    #[error("too many calls are waiting for the client; nothing was queued")]
+    QueueFull,
 }
 
 /// Why [`crate::Client::subscribe`], [`crate::Client::unsubscribe`] or [`crate::Client::typing`]

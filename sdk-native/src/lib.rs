@@ -25,8 +25,8 @@
 //!     let mut events = client.events();
 //!     client.connect();
 //!     client.subscribe("general").await?;
-//!     let seq = client.send("general", "hello").await?;
-//!     println!("stored as #{seq}");
+//!     let acked = client.send("general", "hello").await?;
+//!     println!("{} stored as #{}", acked.id, acked.seq);
 //!     while let Some(event) = events.next().await {
 //!         match event {
 //!             Event::Message(m) => println!("#{} {}: {}", m.seq, m.from, m.body),
@@ -42,11 +42,15 @@
 //! - Messages reach [`Events`] exactly once and in sequence order, across reconnects and
 //!   transport switches; a gap the server cannot fill is reported as
 //!   [`Event::Discontinuity`] (fetch it with [`Client::history`]), never skipped silently.
-//! - Every [`Client::send`] resolves: with the server's sequence number, or with a
-//!   [`SendError`] (outbox full, too large, timeout, rejected, closed).
+//! - Every [`Client::send`] resolves: with the message's id and the server's sequence number
+//!   ([`Acked`]), or with a [`SendError`] (outbox full, too large, timeout, rejected, closed).
 //!
 //! ## Memory
-//! An idle WebSocket connection holds a 4 KiB read buffer and an empty write buffer (tungstenite's
+//! Every queue is bounded: the application's calls ([`COMMAND_QUEUE`]; `send` beyond it fails with
+//! [`SendError::QueueFull`]), the reports of socket and HTTP tasks ([`INPUT_QUEUE`]; a full queue
+//! pauses the socket's reads), each [`Events`] stream ([`DEFAULT_EVENT_QUEUE`]; a slow reader gets
+//! [`Event::Lagged`] with the number it missed), HTTP response bodies ([`MAX_BODY_BYTES`]) and
+//! WebSocket messages (64 KiB plus framing). An idle WebSocket connection holds a 4 KiB read buffer and an empty write buffer (tungstenite's
 //! default read buffer is 128 KiB); see [`ws_config`] for the reasons. No HTTP client is created
 //! until SSE, long polling or history needs one.
 //!
@@ -74,6 +78,7 @@ pub mod clock;
 mod command;
 mod driver;
 mod error;
+mod event;
 mod failure;
 mod http;
 mod redact;
@@ -84,14 +89,18 @@ mod token;
 mod ws;
 
 pub use builder::{ClientBuilder, DEFAULT_CLOSE_TIMEOUT};
-pub use client::{Client, Events};
+pub use client::{Acked, Client, Events};
+pub use command::COMMAND_QUEUE;
+pub use driver::INPUT_QUEUE;
 pub use error::{BuildError, CallError, HistoryError, SendError};
+pub use event::{Event, DEFAULT_EVENT_QUEUE};
+pub use http::MAX_BODY_BYTES;
 /// The session's instants (such as `State::Reconnecting`'s `next_attempt_at`) are
 /// [`Instant`]s on this process's clock; [`clock::to_std`] converts them.
 pub use lifeline_core::Instant;
 pub use lifeline_core::{
-    BackoffPolicy, Cause, Config, ErrorCode, Event, HistoryPage, Jitter, Message, MsgId,
-    SendFailure, Seq, State, TransportKind,
+    BackoffPolicy, Cause, ErrorCode, HistoryPage, Jitter, Message, MsgId, SendFailure, Seq, State,
+    TransportKind,
 };
 pub use token::TokenProvider;
 pub use ws::{config as ws_config, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};

@@ -4,7 +4,7 @@
 //! it the client fails at once with a certificate cause naming the host and the reason, and does
 //! not retry.
 
-use lifeline::{Cause, State, TransportKind};
+use lifeline::{Cause, Event, State, TransportKind};
 use lifeline_server::RunningServer;
 use lifeline_tests::harness::{self, WAIT};
 use lifeline_tests::recorder::Recorder;
@@ -135,13 +135,18 @@ async fn with_the_ca_file_every_transport_connects_and_delivers_over_tls() {
         client.subscribe("secure").await.unwrap();
         let body = format!("over TLS on {transport}");
         let ack = client.send("secure", &body).await.unwrap();
-        rec.wait_for("our own message back", WAIT, |events| {
-            events
+        // The message comes back, and the send resolved with the id and seq of the `Acked`
+        // event every listener sees.
+        rec.wait_for("our own message back and its Acked event", WAIT, |events| {
+            let back = events
                 .iter()
-                .any(|e| matches!(e, lifeline::Event::Message(m) if m.body == body))
+                .any(|e| matches!(e, Event::Message(m) if m.body == body && m.seq == ack.seq));
+            let acked = events
+                .iter()
+                .any(|e| matches!(e, Event::Acked { id, seq } if *id == ack.id && *seq == ack.seq));
+            back && acked
         })
         .await;
-        assert!(ack > 0);
         client.close().await;
     }
 }
