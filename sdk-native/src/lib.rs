@@ -81,6 +81,7 @@ mod error;
 mod event;
 mod failure;
 mod http;
+mod quiet;
 mod redact;
 mod sse;
 mod task;

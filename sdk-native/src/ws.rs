@@ -126,20 +126,15 @@ async fn run(
     // Boxed, so that the task's own allocation, which lives as long as the socket, does not
     // reserve room for the handshake's (much larger) state.
     #[cfg(feature = "tls")]
-    let connect = Box::pin(tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(config()),
-        true,
-        connector,
+    let connect = Box::pin(crate::quiet::without_handshake_logs(
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config()), true, connector),
     ));
     #[cfg(not(feature = "tls"))]
     let connect = {
         // `Tls::new` refused every secure URL: there is nothing to connect with.
         let _ = connector;
-        Box::pin(tokio_tungstenite::connect_async_with_config(
-            request,
-            Some(config()),
-            true,
+        Box::pin(crate::quiet::without_handshake_logs(
+            tokio_tungstenite::connect_async_with_config(request, Some(config()), true),
         ))
     };
     let mut ws = tokio::select! {
