@@ -13,6 +13,7 @@ use futures_core::Stream;
 use lifeline_core::{HistoryPage, MsgId, Seq, State, TransportKind};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -262,10 +263,23 @@ impl Client {
     /// # }
     /// ```
     pub fn events(&self) -> Events {
-        let (tx, rx) = mpsc::channel(self.event_queue);
+        self.events_with_capacity(self.event_queue)
+    }
+
+    /// Like [`Client::events`], with a queue of `capacity` events (at least 1) for this stream
+    /// only, instead of the builder's [`crate::ClientBuilder::event_queue`].
+    ///
+    /// ```no_run
+    /// # fn demo(client: lifeline::Client) {
+    /// let recent_only = client.events_with_capacity(8); // a reader that may fall behind
+    /// # drop(recent_only);
+    /// # }
+    /// ```
+    pub fn events_with_capacity(&self, capacity: usize) -> Events {
+        let (listener, rx, missed) = Listener::new(capacity);
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        listeners.push(Listener::new(tx));
-        Events { rx }
+        listeners.push(listener);
+        Events { rx, missed }
     }
 
     /// The current state.
@@ -337,12 +351,14 @@ impl Client {
 #[derive(Debug)]
 pub struct Events {
     rx: mpsc::Receiver<Event>,
+    missed: Arc<AtomicU64>,
 }
 
 impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        let this = &mut *self;
+        crate::event::poll_next(&mut this.rx, &this.missed, cx)
     }
 }

@@ -428,6 +428,6 @@ impl Driver {
             return;
         };
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        listeners.retain_mut(|l| l.offer(&event));
+        listeners.retain(|l| l.offer(&event));
     }
 }

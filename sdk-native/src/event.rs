@@ -11,6 +11,9 @@
 
 use crate::error::SendError;
 use lifeline_core::{Cause, ErrorCode, Message, MsgId, Seq, State, TransportKind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -105,38 +108,60 @@ impl Event {
 /// One reader's queue, as the driver holds it.
 pub(crate) struct Listener {
     tx: mpsc::Sender<Event>,
-    /// Events dropped since the reader last got one.
-    missed: u64,
+    /// Events dropped since the reader last heard of a lag, shared with its [`crate::Events`].
+    /// While it is above zero, every new event is dropped too, so that the reader's stream stays
+    /// in order: what it had, then `Lagged`, then what came after the notice.
+    missed: Arc<AtomicU64>,
 }
 
 impl Listener {
-    pub(crate) fn new(tx: mpsc::Sender<Event>) -> Self {
-        Listener { tx, missed: 0 }
+    /// A queue of `capacity` events, and the reader's end of it.
+    pub(crate) fn new(capacity: usize) -> (Self, mpsc::Receiver<Event>, Arc<AtomicU64>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let missed = Arc::new(AtomicU64::new(0));
+        let listener = Listener {
+            tx,
+            missed: Arc::clone(&missed),
+        };
+        (listener, rx, missed)
     }
 
     /// Queues `event` without waiting; `false` once the reader is gone.
-    pub(crate) fn offer(&mut self, event: &Event) -> bool {
+    pub(crate) fn offer(&self, event: &Event) -> bool {
         use mpsc::error::TrySendError;
-        if self.missed > 0 {
-            match self.tx.try_send(Event::Lagged {
-                missed: self.missed,
-            }) {
-                Ok(()) => self.missed = 0,
-                Err(TrySendError::Full(_)) => {
-                    self.missed += 1;
-                    return true;
-                }
-                Err(TrySendError::Closed(_)) => return false,
-            }
+        let lagging = self
+            .missed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                (m > 0).then_some(m + 1)
+            })
+            .is_ok();
+        if lagging {
+            return !self.tx.is_closed();
         }
         match self.tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                self.missed += 1;
+                self.missed.fetch_add(1, Ordering::AcqRel);
                 true
             }
             Err(TrySendError::Closed(_)) => false,
         }
+    }
+}
+
+/// The reader's side: the next queued event, or, once the queue is empty after a lag, the
+/// [`Event::Lagged`] notice.
+pub(crate) fn poll_next(
+    rx: &mut mpsc::Receiver<Event>,
+    missed: &AtomicU64,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Event>> {
+    match rx.poll_recv(cx) {
+        Poll::Pending => match missed.swap(0, Ordering::AcqRel) {
+            0 => Poll::Pending,
+            n => Poll::Ready(Some(Event::Lagged { missed: n })),
+        },
+        ready => ready,
     }
 }
 
@@ -145,22 +170,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_queue_counts_what_it_drops_and_says_so_first() {
-        let (tx, mut rx) = mpsc::channel(2);
-        let mut listener = Listener::new(tx);
+    fn a_full_queue_counts_what_it_drops_and_says_so_after_what_it_had() {
+        let (listener, mut rx, missed) = Listener::new(2);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut next = || match poll_next(&mut rx, &missed, &mut cx) {
+            Poll::Ready(event) => event,
+            Poll::Pending => None,
+        };
         let rtt = |ms| Event::RoundTrip {
             rtt: Duration::from_millis(ms),
         };
         for ms in 0..5 {
             assert!(listener.offer(&rtt(ms)));
         }
-        assert_eq!(rx.try_recv().unwrap(), rtt(0));
-        assert_eq!(rx.try_recv().unwrap(), rtt(1));
-        assert!(rx.try_recv().is_err());
+        assert_eq!(next(), Some(rtt(0)));
+        // Still lagging: dropped, to keep the order.
         assert!(listener.offer(&rtt(5)));
-        assert_eq!(rx.try_recv().unwrap(), Event::Lagged { missed: 3 });
-        assert_eq!(rx.try_recv().unwrap(), rtt(5));
+        assert_eq!(next(), Some(rtt(1)));
+        assert_eq!(next(), Some(Event::Lagged { missed: 4 }));
+        assert_eq!(next(), None);
+        assert!(listener.offer(&rtt(6)));
+        assert_eq!(next(), Some(rtt(6)));
         drop(rx);
-        assert!(!listener.offer(&rtt(6)));
+        assert!(!listener.offer(&rtt(7)));
     }
 }

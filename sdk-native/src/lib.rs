@@ -6,8 +6,7 @@
 //! The connection logic (the transport ladder WebSocket → Server-Sent Events → long polling,
 //! backoff, heartbeats, resume, the outbox, credentials) lives in the sans-IO
 //! [`lifeline_core::Session`]. This crate is its thin driver: one tokio task owns the session,
-//! performs its actions with tokio-tungstenite, reqwest-eventsource (its own retries switched
-//! off) and reqwest, and reports back what happened. It decides nothing about states, timing or
+//! performs its actions with tokio-tungstenite and reqwest, and reports back what happened. It decides nothing about states, timing or
 //! transports.
 //!
 //! ```no_run
@@ -49,7 +48,8 @@
 //! Every queue is bounded: the application's calls ([`COMMAND_QUEUE`]; `send` beyond it fails with
 //! [`SendError::QueueFull`]), the reports of socket and HTTP tasks ([`INPUT_QUEUE`]; a full queue
 //! pauses the socket's reads), each [`Events`] stream ([`DEFAULT_EVENT_QUEUE`]; a slow reader gets
-//! [`Event::Lagged`] with the number it missed), HTTP response bodies ([`MAX_BODY_BYTES`]) and
+//! [`Event::Lagged`] with the number it missed), HTTP response bodies ([`MAX_BODY_BYTES`]), SSE
+//! events ([`MAX_EVENT_BYTES`]) and
 //! WebSocket messages (64 KiB plus framing). An idle WebSocket connection holds a 4 KiB read buffer and an empty write buffer (tungstenite's
 //! default read buffer is 128 KiB); see [`ws_config`] for the reasons. No HTTP client is created
 //! until SSE, long polling or history needs one.
@@ -84,6 +84,7 @@ mod http;
 mod quiet;
 mod redact;
 mod sse;
+mod sse_decoder;
 mod task;
 mod tls;
 mod token;
@@ -103,5 +104,6 @@ pub use lifeline_core::{
     BackoffPolicy, Cause, ErrorCode, HistoryPage, Jitter, Message, MsgId, SendFailure, Seq, State,
     TransportKind,
 };
+pub use sse_decoder::MAX_EVENT_BYTES;
 pub use token::TokenProvider;
 pub use ws::{config as ws_config, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
