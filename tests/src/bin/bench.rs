@@ -3,7 +3,9 @@
 //!
 //! Modes: no argument runs everything (it starts the server as a child process of this binary,
 //! `bench serve`, and measures memory in child processes, `bench mem sdk|raw URL N`, so that one
-//! measurement's freed memory cannot flatter the next). Not part of the test suite.
+//! measurement's freed memory cannot flatter the next; `bench slowmem slow|fast URL` measures a
+//! client that receives a flood of messages with one event stream never read, next to the same
+//! client whose only stream keeps up). Not part of the test suite.
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline::{Client, Event, TransportKind};
@@ -49,6 +51,10 @@ fn main() {
         Some("mem") => {
             let n: usize = args[3].parse().unwrap();
             let kib = rt.block_on(memory(&args[1], &args[2], n));
+            println!("{kib:.1}");
+        }
+        Some("slowmem") => {
+            let kib = rt.block_on(slow_reader_memory(&args[1], &args[2]));
             println!("{kib:.1}");
         }
         _ => rt.block_on(all()),
@@ -147,6 +153,26 @@ async fn all() {
     let raw4k = mem("raw4k");
     line("idle_conn_kib_2000", sdk, raw);
     line("idle_conn_kib_2000_vs_raw_4k", sdk, raw4k);
+
+    let slowmem = |kind: &str| {
+        let out = Command::new(&exe)
+            .args(["slowmem", kind, &url])
+            .output()
+            .expect("memory child");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(f64::NAN)
+    };
+    // The baseline is the same client with no stream left unread: the difference is what a
+    // reader that never reads costs (bounded by its queue, not by the number of messages).
+    let slow = slowmem("slow");
+    let fast = slowmem("fast");
+    line(
+        &format!("unread_stream_rss_growth_kib_{SLOW_READER_MSGS}_msgs"),
+        slow,
+        fast,
+    );
 
     drop(server.stdin.take());
     let _ = server.wait();
@@ -429,4 +455,57 @@ async fn memory(kind: &str, url: &str, n: usize) -> f64 {
     }
     let after = rss_kib();
     (after - before) / n as f64
+}
+
+/// Messages that flow past the unread stream in `bench slowmem`.
+const SLOW_READER_MSGS: usize = 20_000;
+
+/// Resident memory growth (KiB) of a client while `SLOW_READER_MSGS` messages arrive: with an
+/// extra event stream that is never read (`slow`), or without it (`fast`). One stream that keeps
+/// up counts the messages in both cases.
+async fn slow_reader_memory(kind: &str, url: &str) -> f64 {
+    let addr = url.trim_start_matches("http://").to_string();
+    let client = Client::builder(url)
+        .token(token("slowmem-reader"))
+        .transports([TransportKind::WebSocket])
+        .build()
+        .unwrap();
+    let mut counted = client.events();
+    let unread = (kind == "slow").then(|| client.events());
+    client.connect();
+    client.subscribe("slowmem").await.unwrap();
+    let before = rss_kib();
+    let mut ws = raw_ws(&addr, "slowmem-writer").await;
+    ws.send(WsMessage::text(r#"{"type":"subscribe","conv":"slowmem"}"#))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    let pid = std::process::id();
+    let writer = tokio::spawn(async move {
+        for i in 0..SLOW_READER_MSGS {
+            let frame = format!(
+                r#"{{"type":"send","id":"slow-{pid}-{i}","conv":"slowmem","body":"{BODY}"}}"#
+            );
+            tx.feed(WsMessage::text(frame)).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        tx
+    });
+    // Messages read plus messages this (keeping-up) stream was told it missed in a burst.
+    let mut seen = 0;
+    while seen < SLOW_READER_MSGS as u64 {
+        match tokio::time::timeout(Duration::from_secs(10), counted.next()).await {
+            Ok(Some(Event::Message(_))) => seen += 1,
+            Ok(Some(Event::Lagged { missed })) => seen += missed,
+            Ok(Some(_)) => {}
+            _ => panic!("bench: {seen} of {SLOW_READER_MSGS} messages, then nothing"),
+        }
+    }
+    let after = rss_kib();
+    drop(writer.await);
+    drain.abort();
+    drop(unread);
+    client.close().await;
+    after - before
 }
