@@ -134,3 +134,27 @@ fn client_config(
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_the_feature_a_secure_url_is_refused_at_build() {
+        let refused = Tls::new(true, &ExtraRoots::default());
+        assert!(matches!(refused, Err(BuildError::TlsNotCompiled)));
+        assert!(Tls::new(false, &ExtraRoots::default()).is_ok());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_pem_without_a_certificate_is_refused() {
+        let mut extra = ExtraRoots::default();
+        extra.add("ca.pem".into(), b"not a certificate".to_vec());
+        match Tls::new(true, &extra) {
+            Err(BuildError::Tls(text)) => assert!(text.contains("ca.pem"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
