@@ -584,20 +584,8 @@ impl Session {
                         link,
                         TransportFailure::of_kind(kind, detail),
                     ),
-                    Purpose::Send { link } => {
-                        let transport = self.link(link).map(|l| l.kind);
-                        let failure = TransportFailure::of_kind(kind, detail);
-                        match transport.and_then(|t| tls_rejection(t, &failure)) {
-                            Some(cause) => self.finish(
-                                now,
-                                State::Failed {
-                                    error: cause.clone(),
-                                },
-                                cause,
-                            ),
-                            None => self.send_batch_failed(now, link, None),
-                        }
-                    }
+                    // A certificate refused here would have failed the link's own open first.
+                    Purpose::Send { link } => self.send_batch_failed(now, link, None),
                     Purpose::History => self.events.push_back(Event::History {
                         request,
                         result: Err(HistoryError::Network { detail }),
