@@ -142,9 +142,8 @@ impl Cause {
                 text!(transport, " went silent past its deadline")
             }
             Cause::ServerGoingAway => "the server is going away".into(),
-            Cause::TlsRejected { transport, detail } => {
-                text!(transport, ": TLS certificate refused: ", detail)
-            }
+            // The driver's detail names the certificate's host and the reason.
+            Cause::TlsRejected { transport, detail } => text!(transport, ": ", detail),
             Cause::AuthRejected { detail } => text!("credentials rejected: ", detail),
             Cause::TokenUnavailable { detail } => text!("no token: ", detail),
             Cause::ServerBusy => "the server asked to wait".into(),
