@@ -53,7 +53,9 @@ pub fn config() -> WebSocketConfig {
 struct Outgoing(String);
 
 /// The driver's side of one WebSocket: dropping it closes the socket (gracefully, bounded by a
-/// second) and ends the task.
+/// second) and ends the task. Its frame queue needs no bound of its own: the core only writes
+/// what its bounded outbox holds plus pings and subscriptions, and the task drains it as fast as
+/// the socket takes it.
 #[derive(Debug)]
 pub(crate) struct WsHandle {
     out: mpsc::UnboundedSender<Box<Outgoing>>,

@@ -166,3 +166,21 @@ async fn a_long_poll_body_over_the_limit_fails_the_request() {
     client.connect();
     wait_for_cause(&rec, &format!("larger than {MAX_BODY_BYTES} bytes")).await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn sends_beyond_the_command_queue_are_refused_not_buffered() {
+    let client = lifeline::Client::builder("http://127.0.0.1:9")
+        .token("t")
+        .build()
+        .unwrap();
+    // On this one thread the client's task cannot run until we await: its queue fills up.
+    let mut sends: Vec<_> = (0..=lifeline::COMMAND_QUEUE)
+        .map(|i| client.send("general", &format!("m{i}")))
+        .collect();
+    let over = sends.pop().unwrap();
+    assert_eq!(over.await, Err(lifeline::SendError::QueueFull));
+    // The ones that fit were queued and resolve (here: closed, as the client goes away).
+    client.close_within(std::time::Duration::ZERO).await;
+    let first = sends.swap_remove(0).await;
+    assert_eq!(first, Err(lifeline::SendError::Closed));
+}
