@@ -11,9 +11,10 @@ use lifeline_core::{FailureKind, HttpMethod, Input, RequestId};
 use std::time::Duration;
 use tracing::Instrument;
 
-/// The largest response body read: a long poll answers with at most a batch of 64 KiB frames;
-/// 4 MiB leaves room for that and refuses anything that could exhaust memory.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The largest response body read. The largest legal answer is a history page of 100 messages
+/// of at most 64 KiB each (6.25 MiB; a long poll or send answer holds at most 64 frames, 4 MiB);
+/// 8 MiB leaves room for that and refuses anything that could exhaust memory.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// One request in flight: dropping it aborts the request.
 #[derive(Debug)]

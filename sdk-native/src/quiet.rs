@@ -21,8 +21,14 @@ fn muted(metadata: &Metadata<'_>) -> bool {
 /// `future`, with tungstenite's handshake records dropped and every other one passed to the
 /// subscriber that is current now.
 pub(crate) fn without_handshake_logs<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    use futures_util::future::Either;
+    use tracing::level_filters::LevelFilter;
+    // The request is logged at TRACE: when no subscriber wants TRACE, there is nothing to filter.
+    if LevelFilter::current() < LevelFilter::TRACE {
+        return Either::Left(future);
+    }
     let inner = tracing::dispatcher::get_default(Dispatch::clone);
-    future.with_subscriber(Dispatch::new(Muffled { inner }))
+    Either::Right(future.with_subscriber(Dispatch::new(Muffled { inner })))
 }
 
 /// A subscriber that forwards to `inner` all but the muted records.

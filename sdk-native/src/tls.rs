@@ -13,9 +13,16 @@ use crate::error::BuildError;
 use std::sync::Arc;
 
 /// Extra CA certificates, as PEM text, with where each came from (for error messages).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct ExtraRoots {
     pems: Vec<(String, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origins: Vec<&str> = self.pems.iter().map(|(o, _)| o.as_str()).collect();
+        f.debug_tuple("ExtraRoots").field(&origins).finish()
+    }
 }
 
 impl ExtraRoots {

@@ -60,7 +60,8 @@ async fn provoke(url: &str, transport: TransportKind, fault: Fault, seed: u64) -
     let client = harness::client(url, seed)
         .token(TOKEN)
         .transports([transport])
-        .send_timeout(Duration::from_millis(1_500))
+        .send_timeout(Duration::from_millis(1_000))
+        .connect_timeout(Duration::from_millis(800))
         .build()
         .unwrap();
     let rec = Recorder::start(&client);
@@ -84,14 +85,15 @@ async fn provoke(url: &str, transport: TransportKind, fault: Fault, seed: u64) -
     )
     .await;
     // History and send fail too (on the network, or because the client failed).
-    let history = tokio::time::timeout(Duration::from_secs(3), client.history("general", None, 5));
+    // A black hole never answers: a second is enough for the others.
+    let history = tokio::time::timeout(Duration::from_secs(1), client.history("general", None, 5));
     if let Ok(result) = history.await {
         texts.push(format!("{result:?}"));
         if let Err(e) = result {
             texts.push(e.to_string());
         }
     }
-    if let Ok(result) = tokio::time::timeout(Duration::from_secs(3), send).await {
+    if let Ok(result) = tokio::time::timeout(Duration::from_secs(2), send).await {
         texts.push(format!("{result:?}"));
         if let Err(e) = result {
             texts.push(e.to_string());
