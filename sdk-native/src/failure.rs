@@ -108,6 +108,26 @@ mod tests {
         assert_eq!(detail, "refused");
     }
 
+    async fn closed_port() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        addr.to_string()
+    }
+
+    #[tokio::test]
+    async fn real_refused_connections_are_refused_on_http_and_websocket() {
+        let addr = closed_port().await;
+        let url = format!("http://{addr}/v1/poll?v=1");
+        let error = reqwest::get(&url).await.unwrap_err().without_url();
+        assert_eq!(describe(&url, &error).0, FailureKind::Refused, "{error:?}");
+        let url = format!("ws://{addr}/v1/ws?v=1");
+        let error = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap_err();
+        assert_eq!(describe(&url, &error).0, FailureKind::Refused, "{error:?}");
+    }
+
     #[cfg(feature = "tls")]
     #[test]
     fn a_certificate_error_inside_an_io_error_is_a_certificate_failure() {
