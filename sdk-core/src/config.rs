@@ -4,12 +4,12 @@
 //! Plain data: it is read by the session and never changes after `Session::new`.
 
 use crate::backoff::BackoffPolicy;
-use crate::endpoints::{BadEndpoint, Endpoint};
+use crate::endpoints::{BadEndpoint, Endpoint, StreamToken};
 use crate::transport::TransportKind;
 use std::time::Duration;
 
-/// Everything a session needs to know before it starts.
-#[derive(Debug, Clone)]
+/// Everything a session needs to know before it starts. Its `Debug` output hides the token.
+#[derive(Clone)]
 pub struct Config {
     /// The server.
     pub endpoint: Endpoint,
@@ -19,6 +19,9 @@ pub struct Config {
     /// Whether the application can supply fresh tokens ([`crate::Action::FetchToken`]). Without
     /// one, a rejected token is fatal at once, since retrying it could only loop.
     pub token_provider: bool,
+    /// Where a WebSocket's or SSE stream's token travels: the query (the default, all a browser
+    /// can do) or `Authorization: Bearer` (native drivers). Other requests always use the header.
+    pub stream_token: StreamToken,
     /// The rungs the session may use, best first. Default: all three.
     pub transports: Vec<TransportKind>,
     /// The rung to start on, usually the one that last worked for this endpoint (remembered by
@@ -89,6 +92,27 @@ pub struct Config {
     pub send_timeout: Duration,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token_provider", &self.token_provider)
+            .field("stream_token", &self.stream_token)
+            .field("transports", &self.transports)
+            .field("initial_transport", &self.initial_transport)
+            .field("backoff", &self.backoff)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_frame_timeout", &self.first_frame_timeout)
+            .field("race_after", &self.race_after)
+            .field("ping_interval", &self.ping_interval)
+            .field("liveness_timeout", &self.liveness_timeout)
+            .field("poll_wait", &self.poll_wait)
+            .field("send_timeout", &self.send_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Config {
     /// A configuration with the defaults for the server at `url`.
     pub fn new(url: &str) -> Result<Self, BadEndpoint> {
@@ -96,6 +120,7 @@ impl Config {
             endpoint: Endpoint::parse(url)?,
             token: None,
             token_provider: false,
+            stream_token: StreamToken::Query,
             transports: TransportKind::ALL.to_vec(),
             initial_transport: None,
             seed: 0,

@@ -1,9 +1,12 @@
 //! Where each transport of protocol version 1 lives: the URLs of the WebSocket, the SSE stream, the
 //! long poll, the HTTP send and the history endpoint, with their query parameters.
 //!
-//! Browsers cannot set headers on a WebSocket or an `EventSource`, so streams carry the token in
-//! the query; plain HTTP requests carry it as `Authorization: Bearer`. This module only builds
-//! strings: it performs no request and holds no state.
+//! How the token travels is decided here ([`StreamToken`]): plain HTTP requests (long polls, sends,
+//! history) always carry it as `Authorization: Bearer`, never in a URL. Browsers cannot set headers
+//! on a WebSocket or an `EventSource`, so for those two only a browser driver puts it in the query
+//! ([`StreamToken::Query`]); a native driver sends it as a header there too
+//! ([`StreamToken::Header`]). This module only builds strings: it performs no request and holds no
+//! state.
 
 use crate::json::write_u64;
 use crate::protocol::{Seq, PROTOCOL_VERSION};
@@ -12,6 +15,37 @@ use std::fmt;
 
 /// How long the server may hold a long poll open before answering with no frames.
 pub const DEFAULT_POLL_WAIT_MS: u64 = 10_000;
+
+/// Where the token of a WebSocket or SSE stream travels. Every other request carries it in
+/// `Authorization: Bearer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamToken {
+    /// In the `token` query parameter: the only way a browser's `WebSocket` and `EventSource` can
+    /// send it. The default, since the browser SDK cannot do otherwise.
+    #[default]
+    Query,
+    /// In `Authorization: Bearer` on the upgrade or stream request, so that the token never
+    /// appears in a URL (and so in no proxy log or error text). Native drivers use this.
+    Header,
+}
+
+impl StreamToken {
+    /// The token to put in a stream's query under this placement.
+    pub fn in_query(self, token: Option<&str>) -> Option<&str> {
+        match self {
+            StreamToken::Query => token,
+            StreamToken::Header => None,
+        }
+    }
+
+    /// The token to send as `Authorization: Bearer` on a stream under this placement.
+    pub fn in_header(self, token: Option<&str>) -> Option<String> {
+        match self {
+            StreamToken::Query => None,
+            StreamToken::Header => token.map(str::to_string),
+        }
+    }
+}
 
 /// The base URL of a Lifeline server, such as `http://127.0.0.1:8080` or `https://chat.example/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,16 +164,11 @@ impl Endpoint {
         Self::stream_query(self.http("sse"), token, cursor)
     }
 
-    /// `http(s)://…/v1/poll?v=1&token=…&cursor=…&wait_ms=…[&hello=1]`. The first poll of a
-    /// session asks for `hello=1`, which the server answers at once.
-    pub fn poll_url(
-        &self,
-        token: Option<&str>,
-        cursor: Option<Seq>,
-        wait_ms: u64,
-        hello: bool,
-    ) -> String {
-        let mut url = Self::stream_query(self.http("poll"), token, cursor);
+    /// `http(s)://…/v1/poll?v=1&cursor=…&wait_ms=…[&hello=1]`, to be fetched with
+    /// `Authorization: Bearer …`. The first poll of a session asks for `hello=1`, which the server
+    /// answers at once.
+    pub fn poll_url(&self, cursor: Option<Seq>, wait_ms: u64, hello: bool) -> String {
+        let mut url = Self::stream_query(self.http("poll"), None, cursor);
         url.push_str("&wait_ms=");
         write_u64(&mut url, wait_ms);
         if hello {
@@ -206,14 +235,27 @@ mod tests {
         );
         assert_eq!(e.sse_url(None, None), "http://127.0.0.1:8080/v1/sse?v=1");
         assert_eq!(
-            e.poll_url(Some("t"), Some(3), 10_000, true),
-            "http://127.0.0.1:8080/v1/poll?v=1&token=t&cursor=3&wait_ms=10000&hello=1"
+            e.poll_url(Some(3), 10_000, true),
+            "http://127.0.0.1:8080/v1/poll?v=1&cursor=3&wait_ms=10000&hello=1"
         );
         assert_eq!(e.send_url(), "http://127.0.0.1:8080/v1/send?v=1");
         assert_eq!(
             e.history_url("general", Some(9), 50),
             "http://127.0.0.1:8080/v1/history?v=1&conv=general&limit=50&before=9"
         );
+    }
+
+    #[test]
+    fn a_header_placement_keeps_the_token_out_of_stream_urls() {
+        let e = Endpoint::parse("http://h").unwrap();
+        let header = StreamToken::Header;
+        assert_eq!(
+            e.websocket_url(header.in_query(Some("secret")), None),
+            "ws://h/v1/ws?v=1"
+        );
+        assert_eq!(header.in_header(Some("secret")).as_deref(), Some("secret"));
+        assert_eq!(StreamToken::Query.in_header(Some("secret")), None);
+        assert_eq!(StreamToken::Query.in_query(Some("secret")), Some("secret"));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use crate::transport::{RequestId, SocketId, SocketKind};
 use std::time::Duration;
 
-/// A fact reported by the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A fact reported by the driver. Its `Debug` output hides the token of [`Input::Token`].
+#[derive(Clone, PartialEq, Eq)]
 pub enum Input {
     /// The socket opened (WebSocket upgrade done, or SSE response `200` with headers received).
     SocketOpened { socket: SocketId },
@@ -128,16 +128,21 @@ pub enum HttpMethod {
     Post,
 }
 
-/// Something the session asks the driver to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something the session asks the driver to do. Its `Debug` output hides every token (`bearer`
+/// and a `token` query parameter).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Action {
     /// Open a socket to `url`. Report `SocketOpened`, then `SocketText`s, then `SocketClosed` or
     /// `SocketFailed`, all tagged with `socket`. For an SSE stream, the driver must not reconnect
-    /// by itself: when the stream ends or fails, it reports that and stops.
+    /// by itself: when the stream ends or fails, it reports that and stops. `bearer`, when
+    /// present, goes in `Authorization: Bearer …` on the upgrade or stream request
+    /// ([`crate::StreamToken::Header`]); with [`crate::StreamToken::Query`] it is `None` and the
+    /// token is in `url`.
     OpenSocket {
         socket: SocketId,
         kind: SocketKind,
         url: String,
+        bearer: Option<String>,
     },
     /// Send one text frame on an open WebSocket.
     SendText { socket: SocketId, text: String },
@@ -157,4 +162,188 @@ pub enum Action {
     /// Ask the application's token provider for a fresh token; report it with `Input::Token`.
     /// The session never has more than one such request in flight.
     FetchToken,
+}
+
+/// What `Debug` shows instead of a secret.
+const HIDDEN: &str = "***";
+
+/// `url` with the value of a `token` query parameter hidden.
+fn hide_query_token(url: &str) -> String {
+    match url.find("token=") {
+        Some(at) if at > 0 && matches!(url.as_bytes()[at - 1], b'?' | b'&') => {
+            let value_at = at + "token=".len();
+            let end = url[value_at..]
+                .find('&')
+                .map_or(url.len(), |i| value_at + i);
+            let mut out = String::with_capacity(url.len());
+            out.push_str(&url[..value_at]);
+            out.push_str(HIDDEN);
+            out.push_str(&hide_query_token(&url[end..]));
+            out
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn hide(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| HIDDEN)
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::OpenSocket {
+                socket,
+                kind,
+                url,
+                bearer,
+            } => f
+                .debug_struct("OpenSocket")
+                .field("socket", socket)
+                .field("kind", kind)
+                .field("url", &hide_query_token(url))
+                .field("bearer", &hide(bearer))
+                .finish(),
+            Action::SendText { socket, text } => f
+                .debug_struct("SendText")
+                .field("socket", socket)
+                .field("text", text)
+                .finish(),
+            Action::CloseSocket { socket } => f
+                .debug_struct("CloseSocket")
+                .field("socket", socket)
+                .finish(),
+            Action::Http {
+                request,
+                method,
+                url,
+                bearer,
+                body,
+            } => f
+                .debug_struct("Http")
+                .field("request", request)
+                .field("method", method)
+                .field("url", &hide_query_token(url))
+                .field("bearer", &hide(bearer))
+                .field("body", body)
+                .finish(),
+            Action::AbortHttp { request } => f
+                .debug_struct("AbortHttp")
+                .field("request", request)
+                .finish(),
+            Action::FetchToken => f.write_str("FetchToken"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::SocketOpened { socket } => f
+                .debug_struct("SocketOpened")
+                .field("socket", socket)
+                .finish(),
+            Input::SocketText { socket, text } => f
+                .debug_struct("SocketText")
+                .field("socket", socket)
+                .field("text", text)
+                .finish(),
+            Input::SocketBinary { socket, len } => f
+                .debug_struct("SocketBinary")
+                .field("socket", socket)
+                .field("len", len)
+                .finish(),
+            Input::SocketRetryHint { socket, delay } => f
+                .debug_struct("SocketRetryHint")
+                .field("socket", socket)
+                .field("delay", delay)
+                .finish(),
+            Input::SocketClosed {
+                socket,
+                code,
+                reason,
+            } => f
+                .debug_struct("SocketClosed")
+                .field("socket", socket)
+                .field("code", code)
+                .field("reason", reason)
+                .finish(),
+            Input::SocketFailed { socket, failure } => f
+                .debug_struct("SocketFailed")
+                .field("socket", socket)
+                .field("failure", failure)
+                .finish(),
+            Input::HttpResponse {
+                request,
+                status,
+                retry_after,
+                body,
+            } => f
+                .debug_struct("HttpResponse")
+                .field("request", request)
+                .field("status", status)
+                .field("retry_after", retry_after)
+                .field("body", body)
+                .finish(),
+            Input::HttpFailed {
+                request,
+                kind,
+                detail,
+            } => f
+                .debug_struct("HttpFailed")
+                .field("request", request)
+                .field("kind", kind)
+                .field("detail", detail)
+                .finish(),
+            Input::Token(result) => f
+                .debug_tuple("Token")
+                .field(&result.as_ref().map(|_| HIDDEN))
+                .finish(),
+            Input::Network { online } => f.debug_struct("Network").field("online", online).finish(),
+            Input::Visibility { visible } => f
+                .debug_struct("Visibility")
+                .field("visible", visible)
+                .finish(),
+            Input::Resumed => f.write_str("Resumed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_every_token() {
+        let action = Action::OpenSocket {
+            socket: SocketId(1),
+            kind: SocketKind::WebSocket,
+            url: "ws://h/v1/ws?v=1&token=s3cret&cursor=2".into(),
+            bearer: Some("s3cret".into()),
+        };
+        let http = Action::Http {
+            request: RequestId(2),
+            method: HttpMethod::Get,
+            url: "http://h/v1/poll?token=s3cret".into(),
+            bearer: Some("s3cret".into()),
+            body: None,
+        };
+        let input = Input::Token(Ok("s3cret".into()));
+        for text in [
+            format!("{action:?}"),
+            format!("{http:?}"),
+            format!("{input:?}"),
+        ] {
+            assert!(!text.contains("s3cret"), "{text}");
+            assert!(text.contains("***"), "{text}");
+        }
+        assert_eq!(
+            hide_query_token("ws://h/v1/ws?v=1&token=a&cursor=2"),
+            "ws://h/v1/ws?v=1&token=***&cursor=2"
+        );
+        assert_eq!(
+            hide_query_token("http://h/x?mytoken=a"),
+            "http://h/x?mytoken=a"
+        );
+    }
 }

@@ -57,7 +57,7 @@ pub mod transport;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
 pub use config::Config;
-pub use endpoints::{BadEndpoint, Endpoint};
+pub use endpoints::{BadEndpoint, Endpoint, StreamToken};
 pub use event::{Event, HistoryError, MsgId, SendError, SendFailure};
 pub use io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 pub use protocol::{ErrorCode, HistoryPage, Message, Seq};

@@ -639,6 +639,7 @@ impl Session {
                         link,
                         TransportFailure::of_kind(kind, detail),
                     ),
+                    // A certificate refused here would have failed the link's own open first.
                     Purpose::Send { link } => self.send_batch_failed(now, link, None),
                     Purpose::History => self.events.push_back(Event::History {
                         request,
@@ -972,25 +973,28 @@ impl Session {
         link.opened_with_cursor = self.cursor;
         let token = self.creds.token().map(str::to_string);
         let endpoint = self.config.endpoint.clone();
+        let placement = self.config.stream_token;
         match kind {
             TransportKind::WebSocket | TransportKind::Sse => {
                 let socket = SocketId(id);
                 link.socket = Some(socket);
+                let in_query = placement.in_query(token.as_deref());
                 let (socket_kind, url) = if kind == TransportKind::WebSocket {
                     (
                         SocketKind::WebSocket,
-                        endpoint.websocket_url(token.as_deref(), self.cursor),
+                        endpoint.websocket_url(in_query, self.cursor),
                     )
                 } else {
                     (
                         SocketKind::EventSource,
-                        endpoint.sse_url(token.as_deref(), self.cursor),
+                        endpoint.sse_url(in_query, self.cursor),
                     )
                 };
                 self.actions.push_back(Action::OpenSocket {
                     socket,
                     kind: socket_kind,
                     url,
+                    bearer: placement.in_header(token.as_deref()),
                 });
             }
             TransportKind::LongPoll => {
@@ -1001,17 +1005,12 @@ impl Session {
                     sent_at: now,
                     deadline: now + self.config.connect_timeout,
                 });
-                let url = endpoint.poll_url(
-                    token.as_deref(),
-                    self.cursor,
-                    self.keepalive.poll_wait_ms(),
-                    true,
-                );
+                let url = endpoint.poll_url(self.cursor, self.keepalive.poll_wait_ms(), true);
                 self.actions.push_back(Action::Http {
                     request,
                     method: HttpMethod::Get,
                     url,
-                    bearer: None,
+                    bearer: token,
                     body: None,
                 });
             }
@@ -1023,10 +1022,8 @@ impl Session {
     fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
         let wait_ms = self.keepalive.poll_wait_ms();
-        let url = self
-            .config
-            .endpoint
-            .poll_url(self.creds.token(), self.cursor, wait_ms, false);
+        let url = self.config.endpoint.poll_url(self.cursor, wait_ms, false);
+        let bearer = self.creds.token().map(str::to_string);
         let deadline = Instant::from_micros(
             now.as_micros()
                 .saturating_add(wait_ms.saturating_mul(1_000)),
@@ -1044,7 +1041,7 @@ impl Session {
             request,
             method: HttpMethod::Get,
             url,
-            bearer: None,
+            bearer,
             body: None,
         });
     }
@@ -1679,6 +1676,16 @@ impl Session {
             return;
         };
         let transport = link.kind;
+        if let Some(cause) = tls_rejection(transport, &failure) {
+            self.finish(
+                now,
+                State::Failed {
+                    error: cause.clone(),
+                },
+                cause,
+            );
+            return;
+        }
         match failure.status {
             Some(401) => self.auth_rejected(now, failure.detail),
             Some(status @ (429 | 503)) => {
@@ -2042,5 +2049,82 @@ fn detail_of(body: &str, status: Option<u16>) -> String {
         (Some(e), _) => text!(e.code, ": ", e.message),
         (None, Some(status)) => text!("HTTP ", status, " from the server or a proxy"),
         (None, None) => body.chars().take(200).collect(),
+    }
+}
+
+/// A failure that retrying cannot cure: the server's certificate was refused (the same
+/// certificate would be refused on every rung and every retry). The session fails at once with a
+/// cause naming it. Other TLS failures ([`FailureKind::Tls`]) are left to the ladder; a driver
+/// without TLS refuses `https://` before a session exists.
+fn tls_rejection(transport: TransportKind, failure: &TransportFailure) -> Option<Cause> {
+    match failure.kind {
+        FailureKind::Certificate if failure.status.is_none() => Some(Cause::TlsRejected {
+            transport,
+            detail: failure.detail.clone(),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connects on `rung` only and reports that its first attempt failed with `kind`.
+    fn first_attempt_fails(rung: TransportKind, kind: FailureKind) -> Session {
+        let mut config = Config::new("https://chat.test").unwrap();
+        config.token = Some("t".into());
+        config.transports = vec![rung];
+        let start = Instant::from_micros(1_000_000);
+        let mut session = Session::new(config, start);
+        session.connect(start);
+        let detail = "the certificate of chat.test:443 was refused: UnknownIssuer";
+        let input = match session.poll_action() {
+            Some(Action::OpenSocket { socket, .. }) => Input::SocketFailed {
+                socket,
+                failure: TransportFailure::of_kind(kind, detail),
+            },
+            Some(Action::Http { request, .. }) => Input::HttpFailed {
+                request,
+                kind,
+                detail: detail.into(),
+            },
+            other => panic!("expected an attempt, got {other:?}"),
+        };
+        session.handle_input(start + Duration::from_millis(5), input);
+        session
+    }
+
+    #[test]
+    fn a_refused_certificate_fails_the_session_at_once_on_every_rung() {
+        for rung in TransportKind::ALL {
+            let mut session = first_attempt_fails(rung, FailureKind::Certificate);
+            match session.state() {
+                State::Failed {
+                    error: Cause::TlsRejected { transport, detail },
+                } => {
+                    assert_eq!(*transport, rung);
+                    assert!(detail.contains("UnknownIssuer"), "{detail}");
+                }
+                other => panic!("{rung:?}: expected failed, got {other:?}"),
+            }
+            assert_eq!(
+                session.poll_timeout(),
+                None,
+                "{rung:?}: nothing left to retry"
+            );
+            while let Some(action) = session.poll_action() {
+                assert!(
+                    !matches!(action, Action::OpenSocket { .. } | Action::Http { .. }),
+                    "{rung:?}: retried with {action:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn other_failures_still_retry() {
+        let session = first_attempt_fails(TransportKind::WebSocket, FailureKind::Refused);
+        assert!(!session.state().is_final(), "{:?}", session.state());
     }
 }

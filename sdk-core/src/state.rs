@@ -91,6 +91,13 @@ pub enum Cause {
     HeartbeatTimeout { transport: TransportKind },
     /// The server said it is going away.
     ServerGoingAway,
+    /// The server's TLS certificate was not accepted: fatal, since retrying cannot change it.
+    /// `detail` names the certificate's host and why it was refused (unknown issuer, expired,
+    /// wrong name, ...).
+    TlsRejected {
+        transport: TransportKind,
+        detail: String,
+    },
     /// The server refused the credentials.
     AuthRejected { detail: String },
     /// The token provider failed.
@@ -135,6 +142,8 @@ impl Cause {
                 text!(transport, " went silent past its deadline")
             }
             Cause::ServerGoingAway => "the server is going away".into(),
+            // The driver's detail names the certificate's host and the reason.
+            Cause::TlsRejected { transport, detail } => text!(transport, ": ", detail),
             Cause::AuthRejected { detail } => text!("credentials rejected: ", detail),
             Cause::TokenUnavailable { detail } => text!("no token: ", detail),
             Cause::ServerBusy => "the server asked to wait".into(),

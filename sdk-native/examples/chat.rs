@@ -46,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("* missed messages {last_seen}..{resumed_after}: see history")
                 }
                 Event::Typing { user, .. } => println!("* {user} is typing"),
+                Event::Lagged { missed } => println!("* {missed} events skipped: see history"),
                 _ => {}
             }
         }

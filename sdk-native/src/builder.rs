@@ -5,10 +5,12 @@
 
 use crate::client::Client;
 use crate::error::BuildError;
+use crate::tls::{ExtraRoots, Tls};
 use crate::token::TokenProvider;
-use lifeline_core::{BackoffPolicy, Config, Session, TransportKind};
+use lifeline_core::{BackoffPolicy, Config, Session, StreamToken, TransportKind};
 use std::fmt::Display;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long [`Client::close`] waits for unacknowledged messages by default.
@@ -37,6 +39,9 @@ pub struct ClientBuilder {
     tokens: Option<TokenProvider>,
     seed: Option<u64>,
     close_timeout: Duration,
+    ca_files: Vec<PathBuf>,
+    extra_roots: ExtraRoots,
+    event_queue: usize,
 }
 
 impl ClientBuilder {
@@ -47,6 +52,9 @@ impl ClientBuilder {
             tokens: None,
             seed: None,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            ca_files: Vec::new(),
+            extra_roots: ExtraRoots::default(),
+            event_queue: crate::event::DEFAULT_EVENT_QUEUE,
         }
     }
 
@@ -134,23 +142,82 @@ impl ClientBuilder {
         self
     }
 
+    /// How many events wait for each [`crate::Events`] reader before it is told it lagged
+    /// ([`crate::Event::Lagged`]). Default [`crate::DEFAULT_EVENT_QUEUE`]; at least 1.
+    pub fn event_queue(mut self, events: usize) -> Self {
+        self.event_queue = events.max(1);
+        self
+    }
+
     /// How long [`Client::close`] waits for unacknowledged messages. Default 5 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
     }
 
-    /// Any other knob of the core's [`Config`] (first-frame deadline, race delay, probe backoff,
-    /// retry limits, ...).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let builder = lifeline::Client::builder("http://127.0.0.1:8787")
-    ///     .configure(|c| c.max_attempts = Some(5));
-    /// # drop(builder);
-    /// ```
-    pub fn configure(self, f: impl FnOnce(&mut Config)) -> Self {
-        self.edit(f)
+    /// Also trust the CA certificates in the PEM file at `path` (for a server whose certificate a
+    /// private CA signed), on top of the platform's roots. The file is read by
+    /// [`ClientBuilder::build`], which fails with [`BuildError::Tls`] if it holds no certificate.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Also trust the CA certificates in `pem` (PEM text), on top of the platform's roots.
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        let n = self.extra_roots.len() + 1;
+        self.extra_roots
+            .add(format!("added PEM certificate #{n}"), pem.into());
+        self
+    }
+
+    /// A transport that opened but did not deliver the server's `hello` within this long has
+    /// failed, and that rung counts as not working here (a proxy that upgrades and then passes
+    /// nothing, or buffers SSE). Default 5 s.
+    pub fn first_frame_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.first_frame_timeout = timeout)
+    }
+
+    /// When the first rung has not delivered `hello` after this long, the next rung starts in
+    /// parallel and whichever speaks first wins. Default 3 s.
+    pub fn race_after(self, delay: Duration) -> Self {
+        self.edit(|c| c.race_after = delay)
+    }
+
+    /// After a freeze or a late timer, a silent transport gets this long to prove it is alive.
+    /// Default 3 s.
+    pub fn verify_grace(self, grace: Duration) -> Self {
+        self.edit(|c| c.verify_grace = grace)
+    }
+
+    /// How long the server may hold a long poll before answering with nothing. Default 10 s.
+    pub fn poll_wait(self, wait: Duration) -> Self {
+        self.edit(|c| c.poll_wait = wait)
+    }
+
+    /// A connection must stay healthy this long before past failures are forgotten. Default 10 s.
+    pub fn stable_after(self, after: Duration) -> Self {
+        self.edit(|c| c.stable_after = after)
+    }
+
+    /// The backoff between probes of a better transport while on a worse one. Default: full
+    /// jitter, 4 s base, 60 s cap (see [`BackoffPolicy::probe`]).
+    pub fn probe_backoff(self, policy: BackoffPolicy) -> Self {
+        self.edit(|c| c.probe_backoff = policy)
+    }
+
+    /// Give up (state `failed`, cause `RetryLimit`) after this many attempts in a row, or after
+    /// retrying for `duration`. Default: never.
+    pub fn retry_limits(self, attempts: Option<u32>, duration: Option<Duration>) -> Self {
+        self.edit(|c| {
+            c.max_attempts = attempts;
+            c.max_retry_duration = duration;
+        })
+    }
+
+    /// Step down a transport after this many consecutive failures of it. Default 2.
+    pub fn step_down_after(self, failures: u32) -> Self {
+        self.edit(|c| c.step_down_after = failures)
     }
 
     /// Builds an idle client and starts its driver task on the current tokio runtime. Call
@@ -158,10 +225,25 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, BuildError> {
         let mut config = self.config?;
         tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let mut extra = self.extra_roots;
+        for path in &self.ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                BuildError::Tls(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
+            extra.add(path.display().to_string(), pem);
+        }
+        let secure = config.endpoint.key().starts_with("https://");
+        let tls = Tls::new(secure, &extra)?;
         config.seed = self.seed.unwrap_or_else(random_seed);
+        // A native client can set headers on every request: the token never goes in a URL.
+        config.stream_token = StreamToken::Header;
         let session = Session::new(config, crate::clock::now());
-        let channels = crate::driver::spawn(session, self.tokens);
-        Ok(Client::from_channels(channels, self.close_timeout))
+        let channels = crate::driver::spawn(session, self.tokens, tls);
+        Ok(Client::from_channels(
+            channels,
+            self.close_timeout,
+            self.event_queue,
+        ))
     }
 
     /// [`ClientBuilder::build`], then [`Client::connect`].

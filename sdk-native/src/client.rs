@@ -5,16 +5,28 @@
 //! the session or a socket.
 
 use crate::builder::ClientBuilder;
-use crate::command::Command;
-use crate::driver::Channels;
+use crate::command::{Command, Control};
+use crate::driver::{Channels, Listeners};
 use crate::error::{CallError, HistoryError, SendError};
+use crate::event::{Event, Listener};
 use futures_core::Stream;
-use lifeline_core::{Event, HistoryPage, Input, Seq, State, TransportKind};
+use lifeline_core::{HistoryPage, MsgId, Seq, State, TransportKind};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// What a successful [`Client::send`] resolves with: the id the client gave the message (the
+/// same as in the [`Event::Acked`] every listener sees) and the sequence number the server
+/// stored it under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Acked {
+    pub id: MsgId,
+    pub seq: Seq,
+}
 
 /// A connection to a Lifeline server that stays up by itself: it reconnects with backoff, falls
 /// back from WebSocket to Server-Sent Events to long polling and climbs back, resumes from its
@@ -33,8 +45,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// let mut events = client.events(); // before connect, so that nothing is missed
 /// client.connect();
 /// client.subscribe("general").await?;
-/// let seq = client.send("general", "hello").await?;
-/// println!("stored as #{seq}");
+/// let acked = client.send("general", "hello").await?;
+/// println!("{} stored as #{}", acked.id, acked.seq);
 /// while let Some(event) = events.next().await {
 ///     if let Event::Message(m) = event {
 ///         println!("{}: {}", m.from, m.body);
@@ -44,7 +56,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    commands: mpsc::UnboundedSender<Box<Command>>,
+    commands: mpsc::Sender<Box<Command>>,
+    control: Arc<watch::Sender<Control>>,
+    listeners: Listeners,
+    event_queue: usize,
     state: watch::Receiver<State>,
     worked: watch::Receiver<Option<TransportKind>>,
     close_timeout: Duration,
@@ -70,38 +85,48 @@ impl Client {
         ClientBuilder::new(url)
     }
 
-    pub(crate) fn from_channels(channels: Channels, close_timeout: Duration) -> Self {
+    pub(crate) fn from_channels(
+        channels: Channels,
+        close_timeout: Duration,
+        event_queue: usize,
+    ) -> Self {
         Client {
             commands: channels.commands,
+            control: channels.control,
+            listeners: channels.listeners,
+            event_queue,
             state: channels.state,
             worked: channels.worked,
             close_timeout,
         }
     }
 
-    fn command(&self, command: Command) {
+    /// Queues `command`, waiting for room in the driver's queue.
+    async fn command(&self, command: Command) {
         // The driver only stops when every handle is gone, so this cannot fail while `self` lives.
-        let _ = self.commands.send(Box::new(command));
+        let _ = self.commands.send(Box::new(command)).await;
     }
 
     /// Starts connecting (does nothing unless the client is idle). Returns at once; watch
     /// [`Client::state`] or the [`Event::StateChanged`] events to see it happen.
     pub fn connect(&self) {
-        self.command(Command::Connect);
+        self.control.send_modify(|c| c.connects += 1);
     }
 
-    /// Sends `body` to `conv` and resolves when the server has stored it, with its sequence
-    /// number. The message waits in the outbox while no transport is live and is retransmitted
+    /// Sends `body` to `conv` and resolves when the server has stored it, with the message's id
+    /// and sequence number ([`Acked`]; the id matches the [`Event::Acked`] listeners see). The message waits in the outbox while no transport is live and is retransmitted
     /// after every reconnect until acknowledged; the server deduplicates retransmissions, so it is
     /// stored exactly once.
     ///
     /// The message is queued when `send` is called, not when the future is first polled: messages
     /// sent from one task keep their call order even when their futures are awaited together.
+    /// If [`crate::COMMAND_QUEUE`] calls are already waiting for the client's task, the message is
+    /// refused with [`SendError::QueueFull`] (nothing queued) rather than buffered without bound.
     ///
     /// ```no_run
     /// # async fn demo(client: lifeline::Client) {
     /// match client.send("general", "hi").await {
-    ///     Ok(seq) => println!("stored as #{seq}"),
+    ///     Ok(acked) => println!("stored as #{}", acked.seq),
     ///     Err(lifeline::SendError::OutboxFull { .. }) => println!("slow down"),
     ///     Err(e) => println!("not sent: {e}"),
     /// }
@@ -115,14 +140,20 @@ impl Client {
         &self,
         conv: &str,
         body: &str,
-    ) -> impl Future<Output = Result<Seq, SendError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Acked, SendError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.command(Command::Send {
+        let queued = self.commands.try_send(Box::new(Command::Send {
             conv: conv.to_owned(),
             body: body.to_owned(),
             reply,
-        });
-        async move { answer.await.unwrap_or(Err(SendError::Closed)) }
+        }));
+        async move {
+            match queued {
+                Ok(()) => answer.await.unwrap_or(Err(SendError::Closed)),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(SendError::QueueFull),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            }
+        }
     }
 
     /// Joins `conv` (a durable membership on the server) and resolves when the server has
@@ -139,7 +170,8 @@ impl Client {
         self.command(Command::Subscribe {
             conv: conv.to_owned(),
             reply,
-        });
+        })
+        .await;
         answer.await.unwrap_or(Err(CallError::Closed))
     }
 
@@ -155,7 +187,8 @@ impl Client {
         self.command(Command::Unsubscribe {
             conv: conv.to_owned(),
             reply,
-        });
+        })
+        .await;
         answer.await.unwrap_or(Err(CallError::Closed))
     }
 
@@ -172,7 +205,8 @@ impl Client {
         self.command(Command::Typing {
             conv: conv.to_owned(),
             reply,
-        });
+        })
+        .await;
         answer.await.unwrap_or(Err(CallError::Closed))
     }
 
@@ -207,14 +241,17 @@ impl Client {
             before,
             limit,
             reply,
-        });
+        })
+        .await;
         answer.await.unwrap_or(Err(HistoryError::Closed))
     }
 
     /// Every event from now on: state changes (with transport and cause), messages (exactly once,
     /// in order), acknowledgements, presence, typing, discontinuities. Each call makes a new,
     /// independent stream; call it before [`Client::connect`] to miss nothing. The stream ends
-    /// when the client is dropped. Events queue in memory until read, so keep reading it.
+    /// when the client is dropped. At most [`crate::ClientBuilder::event_queue`] events wait for
+    /// each stream; a reader that falls further behind gets [`Event::Lagged`] with the number it
+    /// missed instead of unbounded memory growth (see [`crate::Event`]).
     ///
     /// ```no_run
     /// # async fn demo(client: lifeline::Client) {
@@ -226,9 +263,23 @@ impl Client {
     /// # }
     /// ```
     pub fn events(&self) -> Events {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.command(Command::Listen { events: tx });
-        Events { rx }
+        self.events_with_capacity(self.event_queue)
+    }
+
+    /// Like [`Client::events`], with a queue of `capacity` events (at least 1) for this stream
+    /// only, instead of the builder's [`crate::ClientBuilder::event_queue`].
+    ///
+    /// ```no_run
+    /// # fn demo(client: lifeline::Client) {
+    /// let recent_only = client.events_with_capacity(8); // a reader that may fall behind
+    /// # drop(recent_only);
+    /// # }
+    /// ```
+    pub fn events_with_capacity(&self, capacity: usize) -> Events {
+        let (listener, rx, missed) = Listener::new(capacity);
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.push(listener);
+        Events { rx, missed }
     }
 
     /// The current state.
@@ -262,13 +313,16 @@ impl Client {
 
     /// Tells the client that the network went offline or came back (for platforms that know).
     pub fn network_changed(&self, online: bool) {
-        self.command(Command::Platform(Input::Network { online }));
+        self.control.send_modify(|c| {
+            c.network_changes += 1;
+            c.online = online;
+        });
     }
 
     /// Tells the client the process was suspended (a laptop slept): it checks its connection at
     /// once instead of waiting for a heartbeat deadline.
     pub fn resumed(&self) {
-        self.command(Command::Platform(Input::Resumed));
+        self.control.send_modify(|c| c.resumes += 1);
     }
 
     /// Closes gracefully: refuses new sends, waits (up to the close timeout, see
@@ -288,7 +342,7 @@ impl Client {
     /// Like [`Client::close`], with an explicit drain timeout (zero closes at once).
     pub async fn close_within(&self, timeout: Duration) {
         let (reply, answer) = oneshot::channel();
-        self.command(Command::Close { timeout, reply });
+        self.command(Command::Close { timeout, reply }).await;
         let _ = answer.await;
     }
 }
@@ -296,13 +350,15 @@ impl Client {
 /// The stream of a client's events; see [`Client::events`].
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::UnboundedReceiver<Event>,
+    rx: mpsc::Receiver<Event>,
+    missed: Arc<AtomicU64>,
 }
 
 impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        let this = &mut *self;
+        crate::event::poll_next(&mut this.rx, &this.missed, cx)
     }
 }

@@ -3,17 +3,32 @@
 //!
 //! Types only; the driver carries them out.
 
+use crate::client::Acked;
 use crate::error::{CallError, HistoryError, SendError};
-use lifeline_core::{Event, HistoryPage, Input, Seq};
+use lifeline_core::{HistoryPage, Seq};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+/// How many calls may wait for the driver task. `send` refuses a message beyond that
+/// ([`SendError::QueueFull`]); the other calls wait for room.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// Facts the application tells without waiting for an answer, kept as the latest value (so they
+/// need no queue): how many times `connect`, `network_changed` and `resumed` were called, and the
+/// last network state given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Control {
+    pub connects: u64,
+    pub network_changes: u64,
+    pub online: bool,
+    pub resumes: u64,
+}
 
 pub(crate) enum Command {
-    Connect,
     Send {
         conv: String,
         body: String,
-        reply: oneshot::Sender<Result<Seq, SendError>>,
+        reply: oneshot::Sender<Result<Acked, SendError>>,
     },
     Subscribe {
         conv: String,
@@ -33,12 +48,6 @@ pub(crate) enum Command {
         limit: u32,
         reply: oneshot::Sender<Result<HistoryPage, HistoryError>>,
     },
-    /// Register a listener for every event from now on.
-    Listen {
-        events: mpsc::UnboundedSender<Event>,
-    },
-    /// A platform fact the application knows and the driver cannot see (network, sleep).
-    Platform(Input),
     Close {
         timeout: Duration,
         reply: oneshot::Sender<()>,

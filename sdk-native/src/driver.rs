@@ -8,22 +8,38 @@
 //! keeps is bookkeeping only: the handles of the tasks it started and the callers waiting for an
 //! answer.
 
+use crate::client::Acked;
 use crate::clock::{self, now};
-use crate::command::Command;
+use crate::command::{Command, Control, COMMAND_QUEUE};
 use crate::error::{CallError, HistoryError, SendError};
+use crate::event::{Event as AppEvent, Listener};
 use crate::http::{self, HttpHandle};
 use crate::sse::{self, SseHandle};
+use crate::tls::Tls;
 use crate::token::TokenProvider;
 use crate::ws::{self, WsHandle};
 use lifeline_core::{
-    Action, Event, HistoryPage, Input, MsgId, RequestId, Seq, Session, SocketId, SocketKind, State,
+    Action, Event, HistoryPage, Input, MsgId, RequestId, Session, SocketId, SocketKind, State,
     TransportKind,
 };
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// The readers of a client's events, shared by the driver (which fills their queues) and every
+/// [`crate::Client`] handle (which adds readers without a round trip through the driver).
+pub(crate) type Listeners = Arc<Mutex<Vec<Listener>>>;
 
 /// How many queued reports one loop turn handles before it looks at commands and timers again.
 const MAX_INPUTS_PER_TURN: usize = 64;
+
+/// How many reports of socket and HTTP tasks may wait for the driver. A task that finds the queue
+/// full waits (it stops reading its socket), so a fast server cannot make the client buffer
+/// without bound: TCP's own flow control takes over.
+pub const INPUT_QUEUE: usize = 256;
+
+/// Where socket and HTTP tasks report to the driver.
+pub(crate) type Inputs = mpsc::Sender<Box<Input>>;
 
 enum SocketHandle {
     Ws(WsHandle),
@@ -33,33 +49,40 @@ enum SocketHandle {
 /// Everything the driver task owns.
 pub(crate) struct Driver {
     session: Session,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
     tokens: Option<TokenProvider>,
+    tls: Tls,
     http: Option<reqwest::Client>,
     sockets: HashMap<SocketId, SocketHandle>,
     requests: HashMap<RequestId, HttpHandle>,
-    sends: HashMap<MsgId, oneshot::Sender<Result<Seq, SendError>>>,
+    sends: HashMap<MsgId, oneshot::Sender<Result<Acked, SendError>>>,
     histories: HashMap<RequestId, oneshot::Sender<Result<HistoryPage, HistoryError>>>,
     subscribes: HashMap<String, Vec<oneshot::Sender<Result<(), CallError>>>>,
     closers: Vec<oneshot::Sender<()>>,
-    listeners: Vec<mpsc::UnboundedSender<Event>>,
+    listeners: Listeners,
+    /// The application's facts as last handled.
+    control: Control,
     state: watch::Sender<State>,
     worked: watch::Sender<Option<TransportKind>>,
 }
 
 /// The channels a [`crate::Client`] keeps.
 pub(crate) struct Channels {
-    pub commands: mpsc::UnboundedSender<Box<Command>>,
+    pub commands: mpsc::Sender<Box<Command>>,
+    pub control: Arc<watch::Sender<Control>>,
+    pub listeners: Listeners,
     pub state: watch::Receiver<State>,
     pub worked: watch::Receiver<Option<TransportKind>>,
 }
 
 /// Spawns the driver task on the current runtime.
-pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels {
+pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>, tls: Tls) -> Channels {
     // Channel items are boxed: tokio allocates each channel's first block of 32 slots up front,
     // and with `Input` (64 bytes) and `Command` inline that alone cost an idle client ~4 KiB.
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (control_tx, control_rx) = watch::channel(Control::default());
+    let listeners = Listeners::default();
+    let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
     let (state_tx, state_rx) = watch::channel(session.state().clone());
     let (worked_tx, worked_rx) = watch::channel(session.last_worked_transport());
     let span = tracing::info_span!("lifeline", endpoint = %session.config().endpoint.key());
@@ -67,6 +90,7 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels
         session,
         inputs: inputs_tx,
         tokens,
+        tls,
         http: None,
         sockets: HashMap::new(),
         requests: HashMap::new(),
@@ -74,16 +98,19 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels
         histories: HashMap::new(),
         subscribes: HashMap::new(),
         closers: Vec::new(),
-        listeners: Vec::new(),
+        listeners: Arc::clone(&listeners),
+        control: Control::default(),
         state: state_tx,
         worked: worked_tx,
     };
     tokio::spawn(tracing::Instrument::instrument(
-        Box::pin(driver.run(commands_rx, inputs_rx)),
+        Box::pin(driver.run(commands_rx, control_rx, inputs_rx)),
         span,
     ));
     Channels {
         commands: commands_tx,
+        control: Arc::new(control_tx),
+        listeners,
         state: state_rx,
         worked: worked_rx,
     }
@@ -92,9 +119,11 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>) -> Channels
 impl Driver {
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<Box<Command>>,
-        mut inputs: mpsc::UnboundedReceiver<Box<Input>>,
+        mut commands: mpsc::Receiver<Box<Command>>,
+        mut control: watch::Receiver<Control>,
+        mut inputs: mpsc::Receiver<Box<Input>>,
     ) {
+        let mut control_open = true;
         loop {
             self.drain();
             let deadline = self.session.poll_timeout();
@@ -114,6 +143,14 @@ impl Driver {
                         self.report(*input);
                     }
                 }
+                changed = control.changed(), if control_open => match changed {
+                    Ok(()) => {
+                        let latest = *control.borrow_and_update();
+                        self.control_changed(latest);
+                    }
+                    // Every handle is gone; `commands` closes too and ends the loop.
+                    Err(_) => control_open = false,
+                },
                 command = commands.recv() => match command {
                     Some(command) => self.command(*command),
                     None => {
@@ -147,10 +184,28 @@ impl Driver {
         self.session.handle_input(now(), input);
     }
 
+    /// Hands the session what changed in the application's facts since the last look.
+    fn control_changed(&mut self, latest: Control) {
+        let seen = std::mem::replace(&mut self.control, latest);
+        if latest.connects != seen.connects {
+            self.session.connect(now());
+        }
+        if latest.network_changes != seen.network_changes {
+            self.session.handle_input(
+                now(),
+                Input::Network {
+                    online: latest.online,
+                },
+            );
+        }
+        if latest.resumes != seen.resumes {
+            self.session.handle_input(now(), Input::Resumed);
+        }
+    }
+
     fn command(&mut self, command: Command) {
         let now = now();
         match command {
-            Command::Connect => self.session.connect(now),
             Command::Send { conv, body, reply } => {
                 // The id's 16 random bytes come from the operating system for every send, never
                 // from the session's seed, which two clients may share.
@@ -212,8 +267,6 @@ impl Driver {
                     let _ = reply.send(Err(e.into()));
                 }
             },
-            Command::Listen { events } => self.listeners.push(events),
-            Command::Platform(input) => self.session.handle_input(now, input),
             Command::Close { timeout, reply } => {
                 if self.session.state().is_final() {
                     let _ = reply.send(());
@@ -236,26 +289,39 @@ impl Driver {
     }
 
     fn http(&mut self) -> reqwest::Client {
+        let tls = &self.tls;
         self.http
             .get_or_insert_with(|| {
-                reqwest::Client::builder()
-                    .pool_max_idle_per_host(2)
+                tls.http(reqwest::Client::builder().pool_max_idle_per_host(2))
                     .build()
-                    .unwrap_or_default()
+                    .unwrap_or_else(|error| {
+                        // Only a TLS backend mismatch can fail here, and `Tls` rules it out.
+                        tracing::error!(%error, "HTTP client setup failed");
+                        reqwest::Client::default()
+                    })
             })
             .clone()
     }
 
     fn act(&mut self, action: Action) {
         match action {
-            Action::OpenSocket { socket, kind, url } => {
+            Action::OpenSocket {
+                socket,
+                kind,
+                url,
+                bearer,
+            } => {
                 let handle = match kind {
-                    SocketKind::WebSocket => {
-                        SocketHandle::Ws(ws::open(socket, url, self.inputs.clone()))
-                    }
+                    SocketKind::WebSocket => SocketHandle::Ws(ws::open(
+                        socket,
+                        url,
+                        bearer,
+                        &self.tls,
+                        self.inputs.clone(),
+                    )),
                     SocketKind::EventSource => {
                         let http = self.http();
-                        SocketHandle::Sse(sse::open(socket, url, http, self.inputs.clone()))
+                        SocketHandle::Sse(sse::open(socket, url, bearer, http, self.inputs.clone()))
                     }
                 };
                 self.sockets.insert(socket, handle);
@@ -301,7 +367,7 @@ impl Driver {
                         None => Err("no token provider is configured".to_owned()),
                     };
                     tracing::info!(ok = result.is_ok(), "token fetched");
-                    let _ = inputs.send(Box::new(Input::Token(result)));
+                    let _ = inputs.send(Box::new(Input::Token(result))).await;
                 });
             }
         }
@@ -337,7 +403,10 @@ impl Driver {
             }
             Event::Acked { id, seq } => {
                 if let Some(reply) = self.sends.remove(id) {
-                    let _ = reply.send(Ok(*seq));
+                    let _ = reply.send(Ok(Acked {
+                        id: id.clone(),
+                        seq: *seq,
+                    }));
                 }
             }
             Event::SendFailed { id, failure } => {
@@ -367,6 +436,10 @@ impl Driver {
             }
             _ => {}
         }
-        self.listeners.retain(|l| l.send(event.clone()).is_ok());
+        let Some(event) = AppEvent::from_core(event) else {
+            return;
+        };
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|l| l.offer(&event));
     }
 }

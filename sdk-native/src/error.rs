@@ -15,6 +15,13 @@ pub enum BuildError {
     /// `build` was called outside a tokio runtime.
     #[error("the client must be built inside a tokio runtime")]
     NoRuntime,
+    /// TLS could not be set up: an added CA certificate is unreadable, or no CA is trusted at all.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The URL is `https://` or `wss://` (or a CA was added) but this build has no TLS (the `tls`
+    /// feature of the `lifeline` crate is off).
+    #[error("https:// and wss:// need the `tls` feature of the lifeline crate, which is off")]
+    TlsNotCompiled,
 }
 
 /// Why [`crate::Client::send`] did not resolve with the server's acknowledgement.
@@ -44,6 +51,10 @@ pub enum SendError {
     /// The client closed (or failed for good) before the acknowledgement.
     #[error("the client is closed")]
     Closed,
+    /// [`crate::COMMAND_QUEUE`] calls are already waiting for the client's task; nothing was
+    /// queued. Slow down and retry.
+    #[error("too many calls are waiting for the client; nothing was queued")]
+    QueueFull,
 }
 
 /// Why [`crate::Client::subscribe`], [`crate::Client::unsubscribe`] or [`crate::Client::typing`]

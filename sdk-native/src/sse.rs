@@ -1,17 +1,17 @@
 //! The Server-Sent Events rung: one task per [`lifeline_core::Action::OpenSocket`] of kind
-//! EventSource. It opens the stream with reqwest-eventsource and reports each event's `data` (one
-//! protocol frame), `retry:` hints, and how the stream ended.
+//! EventSource. It opens the stream with reqwest (the token in `Authorization`), decodes it with
+//! the bounded decoder of `sse_decoder.rs`, and reports each event's `data` (one protocol frame),
+//! `retry:` hints, and how the stream ended.
 //!
-//! reqwest-eventsource's own reconnection is switched off (`retry::Never`): when the stream ends
-//! or fails, this task reports it and stops. Reconnecting, with the right cursor and backoff, is
-//! the core's job. Nothing here keeps a timer.
+//! It never reconnects: when the stream ends or fails, this task reports it and stops.
+//! Reconnecting, with the right cursor and backoff, is the core's job. Nothing here keeps a timer.
+//! An event larger than [`MAX_EVENT_BYTES`] fails the stream instead of being buffered.
 
+use crate::driver::Inputs;
+use crate::sse_decoder::{Decoder, Item, MAX_EVENT_BYTES};
 use crate::task::TaskGuard;
-use futures_util::StreamExt;
 use lifeline_core::{Input, SocketId, TransportFailure};
-use reqwest_eventsource::{retry, Error as SseError, Event, EventSource};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// The driver's side of one SSE stream: dropping it aborts the request.
@@ -20,12 +20,13 @@ pub(crate) struct SseHandle {
     _task: TaskGuard,
 }
 
-/// Starts opening `url` with `http`.
+/// Starts opening `url` with `http`, with `bearer` in `Authorization`, if any.
 pub(crate) fn open(
     socket: SocketId,
     url: String,
+    bearer: Option<String>,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
 ) -> SseHandle {
     let span = tracing::info_span!(
         "connect",
@@ -34,86 +35,124 @@ pub(crate) fn open(
         url = %crate::redact::url(&url)
     );
     SseHandle {
-        _task: TaskGuard::spawn(run(socket, url, http, inputs).instrument(span)),
+        _task: TaskGuard::spawn(run(socket, url, bearer, http, inputs).instrument(span)),
     }
 }
 
 async fn run(
     socket: SocketId,
     url: String,
+    bearer: Option<String>,
     http: reqwest::Client,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
 ) {
     let report = |input: Input| {
-        let _ = inputs.send(Box::new(input));
+        let inputs = inputs.clone();
+        async move {
+            let _ = inputs.send(Box::new(input)).await;
+        }
     };
     tracing::debug!("opening");
-    let mut source = match EventSource::new(http.get(&url)) {
-        Ok(source) => source,
+    let mut request = http
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "text/event-stream");
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let mut response = match request.send().await {
+        Ok(response) => response,
         Err(error) => {
-            report(Input::SocketFailed {
-                socket,
-                failure: TransportFailure::network(error.to_string()),
-            });
+            let failure = network_failure(&url, error);
+            tracing::info!(detail = %failure.detail, "failed");
+            report(Input::SocketFailed { socket, failure }).await;
             return;
         }
     };
-    source.set_retry_policy(Box::new(retry::Never));
-    while let Some(item) = source.next().await {
-        match item {
-            Ok(Event::Open) => {
-                tracing::info!("opened");
-                report(Input::SocketOpened { socket });
-            }
-            Ok(Event::Message(event)) => {
-                if let Some(delay) = event.retry {
-                    report(Input::SocketRetryHint { socket, delay });
-                }
-                if !event.data.is_empty() {
-                    report(Input::SocketText {
-                        socket,
-                        text: event.data,
-                    });
-                }
-            }
-            Err(SseError::StreamEnded) => {
+    if let Some(failure) = refusal(&response) {
+        tracing::info!(detail = %failure.detail, status = ?failure.status, "refused");
+        report(Input::SocketFailed { socket, failure }).await;
+        return;
+    }
+    tracing::info!("opened");
+    report(Input::SocketOpened { socket }).await;
+    let mut decoder = Decoder::default();
+    let mut items = Vec::new();
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
                 tracing::info!("ended");
                 report(Input::SocketClosed {
                     socket,
                     code: None,
                     reason: "the event stream ended".to_owned(),
-                });
-                break;
+                })
+                .await;
+                return;
             }
             Err(error) => {
-                let failure = failure(error);
-                tracing::info!(detail = %failure.detail, status = ?failure.status, "failed");
-                report(Input::SocketFailed { socket, failure });
-                break;
+                let failure = network_failure(&url, error);
+                tracing::info!(detail = %failure.detail, "broke");
+                report(Input::SocketFailed { socket, failure }).await;
+                return;
             }
+        };
+        if decoder.feed(&chunk, &mut items).is_err() {
+            let detail = format!("an event is larger than {MAX_EVENT_BYTES} bytes");
+            tracing::info!(%detail, "refused an event");
+            report(Input::SocketFailed {
+                socket,
+                failure: TransportFailure::network(detail),
+            })
+            .await;
+            return;
+        }
+        for item in items.drain(..) {
+            report(match item {
+                Item::Data(text) if text.is_empty() => continue,
+                Item::Data(text) => Input::SocketText { socket, text },
+                Item::Retry(ms) => Input::SocketRetryHint {
+                    socket,
+                    delay: Duration::from_millis(ms),
+                },
+            })
+            .await;
         }
     }
-    source.close();
 }
 
-fn failure(error: SseError) -> TransportFailure {
-    match error {
-        SseError::InvalidStatusCode(status, response) => {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            TransportFailure::status(
-                status.as_u16(),
-                retry_after,
-                format!("event stream refused with HTTP {status}"),
-            )
-        }
-        SseError::InvalidContentType(value, _) => {
-            TransportFailure::network(format!("not an event stream (Content-Type {value:?})"))
-        }
-        other => TransportFailure::network(other.to_string()),
+/// A failure without a response, classified, with the URL left out of the text.
+fn network_failure(url: &str, error: reqwest::Error) -> TransportFailure {
+    let error = error.without_url();
+    let (kind, detail) = crate::failure::describe(url, &error);
+    TransportFailure::of_kind(kind, detail)
+}
+
+/// Why `response` is not an event stream, if it is not.
+fn refusal(response: &reqwest::Response) -> Option<TransportFailure> {
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return Some(TransportFailure::status(
+            status.as_u16(),
+            retry_after,
+            format!("event stream refused with HTTP {status}"),
+        ));
     }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("text/event-stream") {
+        return Some(TransportFailure::network(format!(
+            "not an event stream (Content-Type {content_type:?})"
+        )));
+    }
+    None
 }

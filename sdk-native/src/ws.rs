@@ -14,12 +14,19 @@
 //! queued together go out in one write), and the write buffer starts empty. Messages and frames
 //! larger than the protocol's 64 KiB limit (plus slack) are refused rather than buffered.
 
+use crate::driver::Inputs;
+use crate::tls::Tls;
 use futures_util::{SinkExt, StreamExt};
 use lifeline_core::{Input, SocketId, TransportFailure};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::UrlError;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::Connector;
 use tracing::Instrument;
 
 /// The read chunk allocated per connection (see the module documentation).
@@ -46,7 +53,9 @@ pub fn config() -> WebSocketConfig {
 struct Outgoing(String);
 
 /// The driver's side of one WebSocket: dropping it closes the socket (gracefully, bounded by a
-/// second) and ends the task.
+/// second) and ends the task. Its frame queue needs no bound of its own: the core only writes
+/// what its bounded outbox holds plus pings and subscriptions, and the task drains it as fast as
+/// the socket takes it.
 #[derive(Debug)]
 pub(crate) struct WsHandle {
     out: mpsc::UnboundedSender<Box<Outgoing>>,
@@ -59,11 +68,14 @@ impl WsHandle {
     }
 }
 
-/// Starts opening `url` and returns the handle that feeds it.
+/// Starts opening `url` (with `bearer` in `Authorization`, if any) and returns the handle that
+/// feeds it.
 pub(crate) fn open(
     socket: SocketId,
     url: String,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    bearer: Option<String>,
+    tls: &Tls,
+    inputs: Inputs,
 ) -> WsHandle {
     // Boxed items keep the channel's first block (32 slots, allocated up front) at 256 bytes.
     let (out, out_rx) = mpsc::unbounded_channel();
@@ -73,34 +85,67 @@ pub(crate) fn open(
         socket = socket.0,
         url = %crate::redact::url(&url)
     );
-    tokio::spawn(run(socket, url, out_rx, inputs).instrument(span));
+    let connector = tls.ws_connector();
+    tokio::spawn(run(socket, url, bearer, connector, out_rx, inputs).instrument(span));
     WsHandle { out }
+}
+
+/// The upgrade request: `url`, with the token as `Authorization: Bearer` (marked sensitive).
+fn upgrade_request(url: &str, bearer: Option<String>) -> Result<Request, WsError> {
+    let mut request = url.into_client_request()?;
+    if let Some(token) = bearer {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| WsError::Url(UrlError::UnableToConnect("invalid token".to_owned())))?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    Ok(request)
 }
 
 async fn run(
     socket: SocketId,
     url: String,
+    bearer: Option<String>,
+    connector: Option<Connector>,
     mut out_rx: mpsc::UnboundedReceiver<Box<Outgoing>>,
-    inputs: mpsc::UnboundedSender<Box<Input>>,
+    inputs: Inputs,
 ) {
     let report = |input: Input| {
-        let _ = inputs.send(Box::new(input));
+        let inputs = inputs.clone();
+        async move {
+            let _ = inputs.send(Box::new(input)).await;
+        }
     };
     tracing::debug!("opening");
+    let request = match upgrade_request(&url, bearer) {
+        Ok(request) => request,
+        Err(error) => {
+            let failure = open_failure(&url, error);
+            report(Input::SocketFailed { socket, failure }).await;
+            return;
+        }
+    };
     // Boxed, so that the task's own allocation, which lives as long as the socket, does not
     // reserve room for the handshake's (much larger) state.
-    let connect = Box::pin(tokio_tungstenite::connect_async_with_config(
-        url.as_str(),
-        Some(config()),
-        true,
+    #[cfg(feature = "tls")]
+    let connect = Box::pin(crate::quiet::without_handshake_logs(
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config()), true, connector),
     ));
+    #[cfg(not(feature = "tls"))]
+    let connect = {
+        // `Tls::new` refused every secure URL: there is nothing to connect with.
+        let _ = connector;
+        Box::pin(crate::quiet::without_handshake_logs(
+            tokio_tungstenite::connect_async_with_config(request, Some(config()), true),
+        ))
+    };
     let mut ws = tokio::select! {
         result = connect => match result {
             Ok((ws, _response)) => ws,
             Err(error) => {
-                let failure = open_failure(error);
+                let failure = open_failure(&url, error);
                 tracing::info!(detail = %failure.detail, status = ?failure.status, "open failed");
-                report(Input::SocketFailed { socket, failure });
+                report(Input::SocketFailed { socket, failure }).await;
                 return;
             }
         },
@@ -108,35 +153,36 @@ async fn run(
         () = until_closed(&mut out_rx) => return,
     };
     tracing::info!("opened");
-    report(Input::SocketOpened { socket });
+    report(Input::SocketOpened { socket }).await;
     loop {
         tokio::select! {
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(text))) => report(Input::SocketText {
                     socket,
                     text: text.as_str().to_owned(),
-                }),
+                }).await,
                 Some(Ok(Message::Binary(data))) => report(Input::SocketBinary {
                     socket,
                     len: data.len(),
-                }),
+                }).await,
                 Some(Ok(Message::Close(frame))) => {
                     let (code, reason) = match frame {
                         Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
                         None => (None, "closed without a code".to_owned()),
                     };
                     tracing::info!(?code, %reason, "closed by the server");
-                    report(Input::SocketClosed { socket, code, reason });
+                    report(Input::SocketClosed { socket, code, reason }).await;
                     return;
                 }
                 // Pings are answered by tungstenite; pongs and raw frames carry nothing for us.
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
-                    tracing::info!(%error, "broke");
+                    let (kind, detail) = crate::failure::describe(&url, &error);
+                    tracing::info!(%detail, "broke");
                     report(Input::SocketFailed {
                         socket,
-                        failure: TransportFailure::network(error.to_string()),
-                    });
+                        failure: TransportFailure::of_kind(kind, detail),
+                    }).await;
                     return;
                 }
                 None => {
@@ -145,18 +191,19 @@ async fn run(
                         socket,
                         code: None,
                         reason: "the connection ended".to_owned(),
-                    });
+                    }).await;
                     return;
                 }
             },
             outgoing = out_rx.recv() => match outgoing {
                 Some(text) => {
                     if let Err(error) = write_batch(&mut ws, text, &mut out_rx).await {
-                        tracing::info!(%error, "write failed");
+                        let (kind, detail) = crate::failure::describe(&url, &error);
+                        tracing::info!(%detail, "write failed");
                         report(Input::SocketFailed {
                             socket,
-                            failure: TransportFailure::network(error.to_string()),
-                        });
+                            failure: TransportFailure::of_kind(kind, detail),
+                        }).await;
                         return;
                     }
                 }
@@ -196,8 +243,9 @@ async fn until_closed(out_rx: &mut mpsc::UnboundedReceiver<Box<Outgoing>>) {
     while out_rx.recv().await.is_some() {}
 }
 
-/// What a failed upgrade tells the core: the status of a refused upgrade when there was one.
-fn open_failure(error: WsError) -> TransportFailure {
+/// What a failed upgrade tells the core: the status of a refused upgrade when there was one, or
+/// the kind of failure (a refused certificate, a refused connection, ...).
+fn open_failure(url: &str, error: WsError) -> TransportFailure {
     match error {
         WsError::Http(response) => {
             let status = response.status().as_u16();
@@ -215,9 +263,12 @@ fn open_failure(error: WsError) -> TransportFailure {
             TransportFailure::status(
                 status,
                 retry_after,
-                format!("upgrade refused with HTTP {status} {body}"),
+                crate::redact::text(&format!("upgrade refused with HTTP {status} {body}")),
             )
         }
-        other => TransportFailure::network(other.to_string()),
+        other => {
+            let (kind, detail) = crate::failure::describe(url, &other);
+            TransportFailure::of_kind(kind, detail)
+        }
     }
 }

@@ -52,6 +52,23 @@ const NUMERIC = [
   'probeBackoff.capMs', 'probeBackoff.floorMs',
 ];
 
+// Every option `new Client` reads (dotted: nested). Any other name is a typo the app must hear
+// about, not a setting silently ignored.
+const NAMES = ['url', 'token', 'getToken', 'transports', 'rememberTransport', 'autoConnect', 'wasm', ...NUMERIC];
+
+function checkNames(options, prefix = '') {
+  for (const key of Object.keys(options)) {
+    const path = prefix + key;
+    if (NAMES.includes(path)) continue;
+    const value = options[key];
+    if (value && typeof value === 'object' && NAMES.some((n) => n.startsWith(path + '.'))) {
+      checkNames(value, path + '.');
+    } else {
+      throw new LifelineError('bad_options', `new Client(...): unknown option \`${path}\``);
+    }
+  }
+}
+
 function numbers(options) {
   return new Float64Array(NUMERIC.map((path) => {
     const value = path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), options);
@@ -75,6 +92,7 @@ export class Client {
     if (!options || typeof options.url !== 'string') {
       throw new LifelineError('bad_options', 'new Client({ url, token | getToken }): `url` is required');
     }
+    checkNames(options);
     const getToken = options.getToken;
     if (!options.token && typeof getToken !== 'function') {
       throw new LifelineError('bad_options', 'new Client(...): give `token` or a `getToken` function');

@@ -27,7 +27,10 @@ fn str_or_null(out: &mut String, value: Option<&str>) {
 pub fn write(out: &mut String, action: &Action) {
     out.push('[');
     match action {
-        Action::OpenSocket { socket, kind, url } => {
+        // The browser keeps the token in a stream's query (`StreamToken::Query`): no bearer here.
+        Action::OpenSocket {
+            socket, kind, url, ..
+        } => {
             out.push_str("0,");
             write_u64(out, socket.0);
             out.push_str(match kind {
@@ -92,7 +95,8 @@ mod tests {
             encoded(Action::OpenSocket {
                 socket: SocketId(3),
                 kind: SocketKind::WebSocket,
-                url: "ws://h/v1/ws?v=1".into()
+                url: "ws://h/v1/ws?v=1".into(),
+                bearer: None,
             }),
             json!([0, 3, "ws", "ws://h/v1/ws?v=1"])
         );
@@ -100,7 +104,8 @@ mod tests {
             encoded(Action::OpenSocket {
                 socket: SocketId(4),
                 kind: SocketKind::EventSource,
-                url: "http://h/v1/sse".into()
+                url: "http://h/v1/sse".into(),
+                bearer: None,
             }),
             json!([0, 4, "sse", "http://h/v1/sse"])
         );

@@ -280,4 +280,63 @@ mod tests {
         let names: Vec<&str> = list.split('\'').skip(1).step_by(2).collect();
         assert_eq!(names, NUMERIC);
     }
+    /// `new Client({...})` in lifeline.js refuses a misspelt option (top level or nested) with
+    /// `bad_options`, and accepts every documented one. Runs the real module in Node, with the
+    /// wasm-bindgen glue stubbed (the check happens before anything is loaded).
+    #[test]
+    fn the_js_client_refuses_unknown_option_names() {
+        let js = concat!(env!("CARGO_MANIFEST_DIR"), "/js");
+        let dir = std::env::temp_dir().join(format!("lifeline-options-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["lifeline.js", "driver.js"] {
+            std::fs::copy(format!("{js}/{file}"), dir.join(file)).unwrap();
+        }
+        std::fs::write(
+            dir.join("lifeline_wasm.js"),
+            "export default function init() { return new Promise(() => {}); }\n\
+             export class Core {}\nexport function storageKey() { return ''; }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("check.mjs"),
+            r#"import { Client } from './lifeline.js';
+const base = { url: 'http://127.0.0.1:1', token: 't', autoConnect: false };
+const verdict = (extra) => {
+  try { new Client({ ...base, ...extra }); return 'ok'; } catch (e) { return `${e.code}: ${e.message}`; }
+};
+console.log(JSON.stringify([
+  verdict({}),
+  verdict({ pingIntervalMs: 5, backoff: { baseMs: 1, capMs: 2, floorMs: 0 }, probeBackoff: {} }),
+  verdict({ pingIntervallMs: 5 }),
+  verdict({ backoff: { baseMS: 1 } }),
+  verdict({ tokn: 'x' }),
+]));
+process.exit(0);
+"#,
+        )
+        .unwrap();
+        let out = std::process::Command::new("node")
+            .arg("check.mjs")
+            .current_dir(&dir)
+            .output()
+            .expect("node is needed for this test: apt-get install nodejs");
+        let _ = std::fs::remove_dir_all(&dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let verdicts: Vec<String> = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(verdicts[0], "ok");
+        assert_eq!(verdicts[1], "ok");
+        for (verdict, name) in
+            verdicts[2..]
+                .iter()
+                .zip(["pingIntervallMs", "backoff.baseMS", "tokn"])
+        {
+            assert!(verdict.starts_with("bad_options: "), "{verdict}");
+            assert!(verdict.contains(name), "{verdict}");
+        }
+    }
 }

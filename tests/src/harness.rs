@@ -55,18 +55,16 @@ pub fn client(url: &str, seed: u64) -> ClientBuilder {
             floor: Duration::from_millis(20),
             jitter: Jitter::Full,
         })
-        .configure(|c| {
-            c.first_frame_timeout = Duration::from_millis(1_500);
-            c.race_after = Duration::from_millis(400);
-            c.verify_grace = Duration::from_millis(500);
-            c.poll_wait = Duration::from_millis(1_000);
-            c.stable_after = Duration::from_secs(2);
-            c.probe_backoff = BackoffPolicy {
-                base: Duration::from_millis(300),
-                cap: Duration::from_secs(1),
-                floor: Duration::from_millis(200),
-                jitter: Jitter::Full,
-            };
+        .first_frame_timeout(Duration::from_millis(1_500))
+        .race_after(Duration::from_millis(400))
+        .verify_grace(Duration::from_millis(500))
+        .poll_wait(Duration::from_millis(1_000))
+        .stable_after(Duration::from_secs(2))
+        .probe_backoff(BackoffPolicy {
+            base: Duration::from_millis(300),
+            cap: Duration::from_secs(1),
+            floor: Duration::from_millis(200),
+            jitter: Jitter::Full,
         })
 }
 

@@ -31,7 +31,11 @@ pub async fn send_paced(client: &Client, sender: &str, conv: &str, gaps: &[Durat
         at.push(Instant::now());
         pending.push(client.send(conv, &body(sender, i)));
     }
-    let results = futures_util::future::join_all(pending).await;
+    let results = futures_util::future::join_all(pending)
+        .await
+        .into_iter()
+        .map(|r| r.map(|acked| acked.seq))
+        .collect();
     Sent {
         sender: sender.to_string(),
         at,

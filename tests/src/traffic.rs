@@ -4,7 +4,7 @@
 //! It only generates and collects; judging delivery is the checker's job.
 
 use crate::checker::body;
-use lifeline::{Client, SendError, Seq};
+use lifeline::{Acked, Client, SendError, Seq};
 use std::time::Duration;
 
 /// Sends `n` messages from `client` (named `sender` in the bodies) to `conv`, one every `pace`,
@@ -15,7 +15,7 @@ pub fn send_numbered(
     conv: String,
     n: usize,
     pace: Duration,
-) -> tokio::task::JoinHandle<Vec<Result<Seq, SendError>>> {
+) -> tokio::task::JoinHandle<Vec<Result<Acked, SendError>>> {
     tokio::spawn(async move {
         let mut pending = Vec::with_capacity(n);
         let mut tick = tokio::time::interval(pace);
@@ -28,14 +28,17 @@ pub fn send_numbered(
 }
 
 /// Asserts that every send resolved with an acknowledgement, and that sequence numbers increase.
-pub fn assert_all_acked(sender: &str, results: &[Result<Seq, SendError>]) {
+pub fn assert_all_acked(sender: &str, results: &[Result<Acked, SendError>]) {
     let failed: Vec<_> = results
         .iter()
         .enumerate()
         .filter_map(|(i, r)| r.as_ref().err().map(|e| format!("#{i}: {e}")))
         .collect();
     assert!(failed.is_empty(), "{sender}: sends failed: {failed:?}");
-    let seqs: Vec<Seq> = results.iter().filter_map(|r| r.clone().ok()).collect();
+    let seqs: Vec<Seq> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|a| a.seq))
+        .collect();
     assert!(
         seqs.windows(2).all(|w| w[0] < w[1]),
         "{sender}: acknowledged out of order: {seqs:?}"

@@ -389,7 +389,9 @@ impl Sim {
 
     fn carry_out(&mut self, action: Action) {
         match action {
-            Action::OpenSocket { socket, kind, url } => self.open_socket(socket, kind, &url),
+            Action::OpenSocket {
+                socket, kind, url, ..
+            } => self.open_socket(socket, kind, &url),
             Action::SendText { socket, text } => {
                 if let Some(stream) = self.streams.get_mut(&socket) {
                     stream.last_activity = self.now;

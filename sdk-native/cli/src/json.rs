@@ -56,8 +56,8 @@ pub fn event(e: &Event) -> Value {
             v
         }
         Event::Acked { id, seq } => json!({"type": "ack", "id": id.0, "seq": seq}),
-        Event::SendFailed { id, failure } => {
-            json!({"type": "send_failed", "id": id.0, "error": failure.to_string()})
+        Event::SendFailed { id, error } => {
+            json!({"type": "send_failed", "id": id.0, "error": error.to_string()})
         }
         Event::Discontinuity {
             last_seen,
@@ -83,8 +83,9 @@ pub fn event(e: &Event) -> Value {
             json!({"type": "server_error", "code": code.as_str(), "message": message})
         }
         Event::BadFrame { transport, error } => {
-            json!({"type": "bad_frame", "transport": transport.as_str(), "error": error.to_string()})
+            json!({"type": "bad_frame", "transport": transport.as_str(), "error": error})
         }
+        Event::Lagged { missed } => json!({"type": "lagged", "missed": missed}),
         other => json!({"type": "other", "debug": format!("{other:?}")}),
     }
 }

@@ -43,6 +43,30 @@ struct Args {
     /// Give up after this many seconds (send: waiting for the ack; history: for the page).
     #[arg(long, default_value_t = 30, global = true)]
     timeout: u64,
+    /// Also trust the CA certificates in this PEM file (a server with a private CA). The
+    /// platform's roots are trusted too, and SSL_CERT_FILE / SSL_CERT_DIR are honoured.
+    #[arg(long, value_name = "PATH", global = true)]
+    ca_file: Option<std::path::PathBuf>,
+    /// On a WebSocket, ping after this many milliseconds without hearing anything (default 7000).
+    #[arg(long, value_name = "MS", global = true)]
+    ping_interval_ms: Option<u64>,
+    /// How long the server may hold a long poll, in milliseconds (default 10000).
+    #[arg(long, value_name = "MS", global = true)]
+    poll_wait_ms: Option<u64>,
+    /// A transport that has not opened within this many milliseconds has failed (default 10000).
+    #[arg(long, value_name = "MS", global = true)]
+    connect_timeout_ms: Option<u64>,
+    /// Start the next transport in parallel when the first has not said hello after this many
+    /// milliseconds (default 3000).
+    #[arg(long, value_name = "MS", global = true)]
+    race_delay_ms: Option<u64>,
+    /// A transport that opened but sent no first frame within this many milliseconds has failed
+    /// (default 5000).
+    #[arg(long, value_name = "MS", global = true)]
+    first_frame_timeout_ms: Option<u64>,
+    /// A live transport silent for this many milliseconds is dead (default 15000).
+    #[arg(long, value_name = "MS", global = true)]
+    liveness_timeout_ms: Option<u64>,
     /// Log the client's spans to stderr (RUST_LOG overrides the level).
     #[arg(short, long, global = true)]
     verbose: bool,
@@ -141,6 +165,28 @@ async fn run(args: Args) -> Result<(), Failure> {
     if !args.transports.is_empty() {
         builder = builder.transports(args.transports.clone());
     }
+    if let Some(path) = &args.ca_file {
+        builder = builder.ca_file(path);
+    }
+    let ms = Duration::from_millis;
+    if let Some(v) = args.ping_interval_ms {
+        builder = builder.ping_interval(ms(v));
+    }
+    if let Some(v) = args.poll_wait_ms {
+        builder = builder.poll_wait(ms(v));
+    }
+    if let Some(v) = args.connect_timeout_ms {
+        builder = builder.connect_timeout(ms(v));
+    }
+    if let Some(v) = args.race_delay_ms {
+        builder = builder.race_after(ms(v));
+    }
+    if let Some(v) = args.first_frame_timeout_ms {
+        builder = builder.first_frame_timeout(ms(v));
+    }
+    if let Some(v) = args.liveness_timeout_ms {
+        builder = builder.liveness_timeout(ms(v));
+    }
     let client = builder.build().map_err(|e| Failure::Other(e.to_string()))?;
     let result = match args.command {
         Command::Listen { convs } => listen(&client, &convs).await,
@@ -205,8 +251,8 @@ async fn send(client: &Client, conv: &str, body: &str, timeout: Duration) -> Res
         f = until_failed(client) => return Err(f),
     };
     match result {
-        Ok(Ok(seq)) => {
-            print(serde_json::json!({"type": "ack", "conv": conv, "seq": seq}));
+        Ok(Ok(ack)) => {
+            print(serde_json::json!({"type": "ack", "conv": conv, "id": ack.id.0, "seq": ack.seq}));
             Ok(())
         }
         Ok(Err(SendError::Timeout)) | Err(_) => Err(Failure::Timeout(format!(

@@ -11,6 +11,9 @@
 //! server, under 300 stalled WebSocket readers and under 300 stalled SSE readers after 1,000
 //! stored 16 KB messages, and per idle WebSocket connection; each case in a fresh server child,
 //! printed as `name value idle_baseline`.
+//!
+//! `bench slowmem slow|fast URL` measures a client that receives a flood of messages with one
+//! event stream never read, next to the same client whose only stream keeps up.
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline::{Client, Event, TransportKind};
@@ -60,6 +63,10 @@ fn main() {
             println!("{kib:.1}");
         }
         Some("first-message") => rt.block_on(first_message()),
+        Some("slowmem") => {
+            let kib = rt.block_on(slow_reader_memory(&args[1], &args[2]));
+            println!("{kib:.1}");
+        }
         _ => rt.block_on(all()),
     }
 }
@@ -180,6 +187,26 @@ async fn all() {
     let raw4k = mem("raw4k");
     line("idle_conn_kib_2000", sdk, raw);
     line("idle_conn_kib_2000_vs_raw_4k", sdk, raw4k);
+
+    let slowmem = |kind: &str| {
+        let out = Command::new(&exe)
+            .args(["slowmem", kind, &url])
+            .output()
+            .expect("memory child");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(f64::NAN)
+    };
+    // The baseline is the same client with no stream left unread: the difference is what a
+    // reader that never reads costs (bounded by its queue, not by the number of messages).
+    let slow = slowmem("slow");
+    let fast = slowmem("fast");
+    line(
+        &format!("unread_stream_rss_growth_kib_{SLOW_READER_MSGS}_msgs"),
+        slow,
+        fast,
+    );
 
     drop(server.stdin.take());
     let _ = server.wait();
@@ -593,4 +620,57 @@ async fn server_mem() {
     drop(held);
     drop(child.stdin.take());
     let _ = child.wait();
+}
+
+/// Messages that flow past the unread stream in `bench slowmem`.
+const SLOW_READER_MSGS: usize = 20_000;
+
+/// Resident memory growth (KiB) of a client while `SLOW_READER_MSGS` messages arrive: with an
+/// extra event stream that is never read (`slow`), or without it (`fast`). One stream that keeps
+/// up counts the messages in both cases.
+async fn slow_reader_memory(kind: &str, url: &str) -> f64 {
+    let addr = url.trim_start_matches("http://").to_string();
+    let client = Client::builder(url)
+        .token(token("slowmem-reader"))
+        .transports([TransportKind::WebSocket])
+        .build()
+        .unwrap();
+    let mut counted = client.events();
+    let unread = (kind == "slow").then(|| client.events());
+    client.connect();
+    client.subscribe("slowmem").await.unwrap();
+    let before = rss_kib();
+    let mut ws = raw_ws(&addr, "slowmem-writer").await;
+    ws.send(WsMessage::text(r#"{"type":"subscribe","conv":"slowmem"}"#))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+    let pid = std::process::id();
+    let writer = tokio::spawn(async move {
+        for i in 0..SLOW_READER_MSGS {
+            let frame = format!(
+                r#"{{"type":"send","id":"slow-{pid}-{i}","conv":"slowmem","body":"{BODY}"}}"#
+            );
+            tx.feed(WsMessage::text(frame)).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        tx
+    });
+    // Messages read plus messages this (keeping-up) stream was told it missed in a burst.
+    let mut seen = 0;
+    while seen < SLOW_READER_MSGS as u64 {
+        match tokio::time::timeout(Duration::from_secs(10), counted.next()).await {
+            Ok(Some(Event::Message(_))) => seen += 1,
+            Ok(Some(Event::Lagged { missed })) => seen += missed,
+            Ok(Some(_)) => {}
+            _ => panic!("bench: {seen} of {SLOW_READER_MSGS} messages, then nothing"),
+        }
+    }
+    let after = rss_kib();
+    drop(writer.await);
+    drain.abort();
+    drop(unread);
+    client.close().await;
+    after - before
 }
