@@ -186,7 +186,7 @@ export class Client {
       this.#subscribing.set(conversation, waiting);
     });
     try {
-      this.#turn((c) => c.subscribe(conversation));
+      this.#turn((c) => c.conversation(0, conversation));
     } catch (e) {
       this.#settleSubscribe(conversation, e);
     }
@@ -196,7 +196,7 @@ export class Client {
   /** Leaves `conversation`. */
   async unsubscribe(conversation) {
     await this.#ready();
-    this.#turn((c) => c.unsubscribe(conversation));
+    this.#turn((c) => c.conversation(1, conversation));
     this.#subscribed.delete(conversation);
   }
 
@@ -204,7 +204,7 @@ export class Client {
   typing(conversation) {
     if (!this.#core) return false;
     try {
-      this.#turn((c) => c.typing(conversation));
+      this.#turn((c) => c.conversation(2, conversation));
       return true;
     } catch (e) {
       const error = toError(e);

@@ -114,22 +114,19 @@ impl Core {
         answer(s.send(now(), conversation, body, random).map(|id| id.0))
     }
 
-    /// Joins a conversation; answers `""`.
-    pub fn subscribe(&mut self, conversation: &str) -> String {
+    /// One call about a conversation, answering `""`: `op` 0 joins it, 1 leaves it, 2 tells it the
+    /// user is typing (one method for the three: each method costs its own shim and glue).
+    pub fn conversation(&mut self, op: u32, conversation: &str) -> String {
         let s = &mut self.runner.session;
-        answer(s.subscribe(now(), conversation).map(|()| String::new()))
-    }
-
-    /// Leaves a conversation; answers `""`.
-    pub fn unsubscribe(&mut self, conversation: &str) -> String {
-        let s = &mut self.runner.session;
-        answer(s.unsubscribe(now(), conversation).map(|()| String::new()))
-    }
-
-    /// Tells the conversation the user is typing; answers `""`.
-    pub fn typing(&mut self, conversation: &str) -> String {
-        let s = &mut self.runner.session;
-        answer(s.typing(now(), conversation).map(|()| String::new()))
+        let now = now();
+        answer(
+            match op {
+                0 => s.subscribe(now, conversation),
+                1 => s.unsubscribe(now, conversation),
+                _ => s.typing(now, conversation),
+            }
+            .map(|()| String::new()),
+        )
     }
 
     /// Asks for a page of history; answers the request id the `history` event carries.
