@@ -69,6 +69,10 @@ function checkNames(options, prefix = '') {
   }
 }
 
+// The names `options.transports` may use, aliases included: those `TransportKind::parse` in
+// lifeline-core accepts (a Rust test checks that the two agree).
+const RUNGS = ['websocket', 'ws', 'sse', 'long-poll', 'longpoll', 'poll'];
+
 function numbers(options) {
   return new Float64Array(NUMERIC.map((path) => {
     const value = path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), options);
@@ -100,26 +104,38 @@ export class Client {
     /** Resolves once the WebAssembly is loaded and the client exists (rejects if it cannot). */
     this.ready = load(options.wasm).then(() => {
       if (this.#closed) return;
-      const key = options.rememberTransport !== false ? storageKey(options.url) : undefined;
+      // The URL's storage key, or the JSON of the error that says why it is not a server URL.
+      const key = storageKey(options.url);
+      if (key[0] === '{') throw toError(key);
+      const transports = (options.transports ?? []).join(',');
+      for (const name of transports.split(',')) {
+        // Empty names (a stray comma) are skipped, as the core does.
+        if (name && !RUNGS.includes(name)) {
+          throw new LifelineError('bad_options', `unknown transport \`${name}\``);
+        }
+      }
+      const remember = options.rememberTransport !== false;
       let remembered;
       try {
-        remembered = key ? localStorage.getItem(key) ?? undefined : undefined;
+        remembered = remember ? localStorage.getItem(key) ?? undefined : undefined;
       } catch {
         // Storage that is forbidden only means nothing is remembered.
       }
-      const core = new Core(
+      // Every option was checked above (the token in the constructor): `open` refuses none.
+      const core = Core.open(
         options.url,
         options.token || undefined,
-        (options.transports ?? []).join(','),
+        transports,
         numbers(options),
         typeof getToken === 'function',
         remembered,
         Math.floor(Math.random() * 2 ** 53),
       );
+      if (!core) throw new LifelineError('bad_options', 'new Client(...): options refused');
       this.#core = core;
       this.#driver = new Driver(core, {
         getToken: typeof getToken === 'function' ? () => getToken() : undefined,
-        storageKey: key,
+        storageKey: remember ? key : undefined,
         dispatch: (event) => this.#dispatch(event),
       });
       if (options.autoConnect !== false) this.#turn((c) => c.connect(navigator.onLine !== false));

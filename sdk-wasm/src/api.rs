@@ -1,8 +1,8 @@
 //! The class JavaScript sees (`Core`, driven by js/driver.js and wrapped by the package's
 //! `Client`): a constructor taking the options, one method per session call, [`Core::report`] for
 //! whatever the browser saw, and [`Core::drain`], which hands the driver what to do after each.
-//! The constructor throws bad options as the JSON of a `LifelineError`; a refused call answers it
-//! (see [`answer`]).
+//! Nothing here throws: [`storage_key`] and a refused call answer the JSON of a `LifelineError`
+//! (see [`answer`]), and [`Core::open`] answers `undefined` for options the wrapper let through.
 //!
 //! Only the boundary lives here: no logic beyond translating arguments and results. Ids cross as
 //! JavaScript numbers (`f64`; they count up from 1, far below 2^53).
@@ -40,11 +40,16 @@ fn answer(result: Result<String, SendError>) -> String {
     result.unwrap_or_else(|e| view::send_error(&e))
 }
 
-/// The `localStorage` key under which the transport that last worked for `url` is remembered, or
-/// `undefined` for a URL that is not a server URL (the constructor then says why).
+/// The `localStorage` key under which the transport that last worked for `url` is remembered, or,
+/// for a URL that is not a server URL, the JSON of the `bad_options` error (a text that starts
+/// with `{`, which no key does). The wrapper calls it before [`Core::open`], which therefore
+/// never has to explain a bad URL.
 #[wasm_bindgen(js_name = storageKey)]
-pub fn storage_key(url: &str) -> Option<String> {
-    Config::new(url).ok().map(|c| options::storage_key(&c))
+pub fn storage_key(url: &str) -> String {
+    match Config::new(url) {
+        Ok(c) => options::storage_key(&c),
+        Err(e) => view::plain_error("bad_options", &e.describe()),
+    }
 }
 
 #[wasm_bindgen]
@@ -52,8 +57,12 @@ impl Core {
     /// `transports` is a comma-separated list (empty for all); `numbers` are the numeric options
     /// in the order of `options::NUMERIC` (`NaN` when absent); `remembered` is the rung stored
     /// under [`storage_key`]; `seed` seeds the jitter unless the options carry one.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
+    ///
+    /// `undefined` when the options are refused. The wrapper has checked them all by then (the
+    /// URL through [`storage_key`], the token and the transport names itself), so that no error
+    /// crosses here: a fallible constructor costs the module its externref table and the glue
+    /// that throws from it (about 0.4 KB gzip, docs/BENCHMARKS.md).
+    pub fn open(
         url: String,
         token: Option<String>,
         transports: &str,
@@ -61,7 +70,7 @@ impl Core {
         token_provider: bool,
         remembered: Option<String>,
         seed: f64,
-    ) -> Result<Core, JsValue> {
+    ) -> Option<Core> {
         let opts = Options {
             url,
             token,
@@ -69,10 +78,8 @@ impl Core {
             transports: transports.to_string(),
             numbers,
         };
-        let config = opts
-            .to_config(seed as u64, remembered.as_deref())
-            .map_err(|m| JsValue::from_str(&view::plain_error("bad_options", &m)))?;
-        Ok(Core {
+        let config = opts.to_config(seed as u64, remembered.as_deref()).ok()?;
+        Some(Core {
             runner: Runner::new(Session::new(config, now())),
         })
     }

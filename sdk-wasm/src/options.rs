@@ -280,6 +280,39 @@ mod tests {
         let names: Vec<&str> = list.split('\'').skip(1).step_by(2).collect();
         assert_eq!(names, NUMERIC);
     }
+    /// The wrapper refuses an unknown transport name itself (so that the `.wasm` never has to
+    /// explain one): its list must accept exactly the names the core parses, aliases included.
+    #[test]
+    fn the_wrapper_accepts_the_transport_names_the_core_parses() {
+        let js = include_str!("../js/lifeline.js");
+        let start = js.find("const RUNGS = [").expect("RUNGS in lifeline.js");
+        let list = &js[start..start + js[start..].find("];").unwrap()];
+        let rungs: Vec<&str> = list.split('\'').skip(1).step_by(2).collect();
+        for name in &rungs {
+            assert!(TransportKind::parse(name).is_some(), "{name}");
+        }
+        for name in [
+            "websocket",
+            "ws",
+            "sse",
+            "long-poll",
+            "longpoll",
+            "poll",
+            "WebSocket",
+            "SSE",
+            "http",
+            "long_poll",
+            "",
+            "carrier-pigeon",
+        ] {
+            assert_eq!(
+                rungs.contains(&name),
+                TransportKind::parse(name).is_some(),
+                "{name}"
+            );
+        }
+    }
+
     /// `new Client({...})` in lifeline.js refuses a misspelt option (top level or nested) with
     /// `bad_options`, and accepts every documented one. Runs the real module in Node, with the
     /// wasm-bindgen glue stubbed (the check happens before anything is loaded).
