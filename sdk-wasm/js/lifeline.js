@@ -187,7 +187,7 @@ export class Client {
     await this.#ready();
     // The id's random bits come from the platform's generator, never from the jitter seed.
     const r = crypto.getRandomValues(new Uint32Array(4));
-    const id = this.#turn((c) => c.send(conversation, body, r[0], r[1], r[2], r[3]));
+    const id = this.#turn((c) => c.conversation(4, conversation, body, undefined, 0, ...r));
     return new Promise((resolve, reject) => this.#sends.set(id, { resolve, reject }));
   }
 
@@ -202,7 +202,7 @@ export class Client {
       this.#subscribing.set(conversation, waiting);
     });
     try {
-      this.#turn((c) => c.conversation(0, conversation));
+      this.#turn((c) => c.conversation(0, conversation, ''));
     } catch (e) {
       this.#settleSubscribe(conversation, e);
     }
@@ -212,7 +212,7 @@ export class Client {
   /** Leaves `conversation`. */
   async unsubscribe(conversation) {
     await this.#ready();
-    this.#turn((c) => c.conversation(1, conversation));
+    this.#turn((c) => c.conversation(1, conversation, ''));
     this.#subscribed.delete(conversation);
   }
 
@@ -220,7 +220,7 @@ export class Client {
   typing(conversation) {
     if (!this.#core) return false;
     try {
-      this.#turn((c) => c.conversation(2, conversation));
+      this.#turn((c) => c.conversation(2, conversation, ''));
       return true;
     } catch (e) {
       const error = toError(e);
@@ -232,7 +232,7 @@ export class Client {
   /** A page of `conversation`'s history, oldest first: the newest `limit` messages before `before`. */
   async history(conversation, { before, limit = 50 } = {}) {
     await this.#ready();
-    const request = Number(this.#turn((c) => c.history(conversation, before ?? undefined, limit)));
+    const request = Number(this.#turn((c) => c.conversation(3, conversation, '', before ?? undefined, limit)));
     return new Promise((resolve, reject) => this.#histories.set(request, { resolve, reject }));
   }
 

@@ -102,45 +102,50 @@ impl Core {
         self.runner.session.connect(now);
     }
 
-    /// Queues a message; answers its id (the `ack` and `sendFailed` events carry it). `r0`..`r3`
-    /// are four words from `crypto.getRandomValues`, the random bits of the id.
-    pub fn send(
+    /// One call about a conversation, answering what it gives or, refused, the error JSON (see
+    /// [`answer`]):
+    ///
+    /// | `op` | call | uses | answers |
+    /// |---|---|---|---|
+    /// | 0 | join it | | `""` |
+    /// | 1 | leave it | | `""` |
+    /// | 2 | tell it the user is typing | | `""` |
+    /// | 3 | ask for a page of its history | `before`, `limit` | the request id of the `history` event |
+    /// | 4 | queue `body` for it | `r0`..`r3` | the message id of its `ack` or `sendFailed` event |
+    ///
+    /// `r0`..`r3` are four words from `crypto.getRandomValues`, the random bits of a message id.
+    /// One method for the five: each method costs its own shim in the `.wasm` and its own glue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conversation(
         &mut self,
+        op: u32,
         conversation: &str,
         body: &str,
+        before: Option<f64>,
+        limit: u32,
         r0: u32,
         r1: u32,
         r2: u32,
         r3: u32,
     ) -> String {
-        let mut random = [0u8; 16];
-        for (chunk, word) in random.chunks_exact_mut(4).zip([r0, r1, r2, r3]) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        let s = &mut self.runner.session;
-        answer(s.send(now(), conversation, body, random).map(|id| id.0))
-    }
-
-    /// One call about a conversation, answering `""`: `op` 0 joins it, 1 leaves it, 2 tells it the
-    /// user is typing (one method for the three: each method costs its own shim and glue).
-    pub fn conversation(&mut self, op: u32, conversation: &str) -> String {
         let s = &mut self.runner.session;
         let now = now();
-        answer(
-            match op {
-                0 => s.subscribe(now, conversation),
-                1 => s.unsubscribe(now, conversation),
-                _ => s.typing(now, conversation),
+        let done = |r: Result<(), SendError>| r.map(|()| String::new());
+        answer(match op {
+            0 => done(s.subscribe(now, conversation)),
+            1 => done(s.unsubscribe(now, conversation)),
+            2 => done(s.typing(now, conversation)),
+            3 => s
+                .history(now, conversation, before.map(|b| b as u64), limit)
+                .map(|r| text!(r.0)),
+            _ => {
+                let mut random = [0u8; 16];
+                for (chunk, word) in random.chunks_exact_mut(4).zip([r0, r1, r2, r3]) {
+                    chunk.copy_from_slice(&word.to_le_bytes());
+                }
+                s.send(now, conversation, body, random).map(|id| id.0)
             }
-            .map(|()| String::new()),
-        )
-    }
-
-    /// Asks for a page of history; answers the request id the `history` event carries.
-    pub fn history(&mut self, conversation: &str, before: Option<f64>, limit: u32) -> String {
-        let s = &mut self.runner.session;
-        let request = s.history(now(), conversation, before.map(|b| b as u64), limit);
-        answer(request.map(|r| text!(r.0)))
+        })
     }
 
     /// The highest sequence number delivered, if any.
