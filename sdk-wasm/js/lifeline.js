@@ -138,7 +138,7 @@ export class Client {
         storageKey: remember ? key : undefined,
         dispatch: (event) => this.#dispatch(event),
       });
-      if (options.autoConnect !== false) this.#turn((c) => c.connect(navigator.onLine !== false));
+      if (options.autoConnect !== false) this.#turn((c) => c.call(5, '', '', +(navigator.onLine !== false)));
     }).catch((thrown) => {
       const error = toError(thrown);
       this.#emit('error', { code: error.code, message: error.message });
@@ -151,7 +151,7 @@ export class Client {
   /** Starts connecting (only needed with `autoConnect: false`). */
   async connect() {
     await this.#ready();
-    this.#turn((c) => c.connect(navigator.onLine !== false));
+    this.#turn((c) => c.call(5, '', '', +(navigator.onLine !== false)));
   }
 
   /** The connection state now (as the last `state` event told it). */
@@ -161,12 +161,13 @@ export class Client {
 
   /** The highest sequence number delivered so far, or `null`. */
   get cursor() {
-    return this.#core ? (this.#core.cursor() ?? null) : null;
+    const cursor = this.#core?.call(8, '', '');
+    return cursor ? Number(cursor) : null;
   }
 
   /** Messages sent and not yet acknowledged. */
   get pending() {
-    return this.#core ? this.#core.pendingCount() : 0;
+    return this.#core ? +this.#core.call(9, '', '') : 0;
   }
 
   /** Adds a listener; returns a function that removes it. */
@@ -187,7 +188,7 @@ export class Client {
     await this.#ready();
     // The id's random bits come from the platform's generator, never from the jitter seed.
     const r = crypto.getRandomValues(new Uint32Array(4));
-    const id = this.#turn((c) => c.conversation(4, conversation, body, undefined, 0, ...r));
+    const id = this.#turn((c) => c.call(4, conversation, body, undefined, 0, ...r));
     return new Promise((resolve, reject) => this.#sends.set(id, { resolve, reject }));
   }
 
@@ -202,7 +203,7 @@ export class Client {
       this.#subscribing.set(conversation, waiting);
     });
     try {
-      this.#turn((c) => c.conversation(0, conversation, ''));
+      this.#turn((c) => c.call(0, conversation, ''));
     } catch (e) {
       this.#settleSubscribe(conversation, e);
     }
@@ -212,7 +213,7 @@ export class Client {
   /** Leaves `conversation`. */
   async unsubscribe(conversation) {
     await this.#ready();
-    this.#turn((c) => c.conversation(1, conversation, ''));
+    this.#turn((c) => c.call(1, conversation, ''));
     this.#subscribed.delete(conversation);
   }
 
@@ -220,7 +221,7 @@ export class Client {
   typing(conversation) {
     if (!this.#core) return false;
     try {
-      this.#turn((c) => c.conversation(2, conversation, ''));
+      this.#turn((c) => c.call(2, conversation, ''));
       return true;
     } catch (e) {
       const error = toError(e);
@@ -232,7 +233,7 @@ export class Client {
   /** A page of `conversation`'s history, oldest first: the newest `limit` messages before `before`. */
   async history(conversation, { before, limit = 50 } = {}) {
     await this.#ready();
-    const request = Number(this.#turn((c) => c.conversation(3, conversation, '', before ?? undefined, limit)));
+    const request = Number(this.#turn((c) => c.call(3, conversation, '', before ?? undefined, limit)));
     return new Promise((resolve, reject) => this.#histories.set(request, { resolve, reject }));
   }
 
@@ -245,7 +246,7 @@ export class Client {
     this.#core = null;
     this.#driver = null;
     if (core) {
-      driver.turn((c) => c.close());
+      driver.turn((c) => c.call(6, '', ''));
       // Freed after the current turn: close() may be called from a listener inside one.
       queueMicrotask(() => core.free());
     }
@@ -256,7 +257,7 @@ export class Client {
   /** Refuses new sends, waits up to `timeoutMs` for pending ones to be acknowledged, then closes. */
   async closeGracefully(timeoutMs = 5000) {
     const core = await this.#ready();
-    if (core.pendingCount() === 0) return this.close();
+    if (core.call(9, '', '') === '0') return this.close();
     await new Promise((resolve) => {
       const off = this.on('state', (s) => {
         if (s.state === 'closed' || s.state === 'failed') {
@@ -264,7 +265,7 @@ export class Client {
           resolve();
         }
       });
-      this.#turn((c) => c.closeGracefully(timeoutMs));
+      this.#turn((c) => c.call(7, '', '', timeoutMs));
     });
     this.close();
   }

@@ -93,82 +93,74 @@ impl Core {
         })
     }
 
-    /// Starts connecting; `online` is `navigator.onLine`.
-    pub fn connect(&mut self, online: bool) {
-        let now = now();
-        if !online {
-            self.runner.input(now, Input::Network { online: false });
-        }
-        self.runner.session.connect(now);
-    }
-
-    /// One call about a conversation, answering what it gives or, refused, the error JSON (see
-    /// [`answer`]):
+    /// Every call of the application, answering what it gives or, refused, the error JSON (see
+    /// [`answer`]). `op` says which; the arguments it does not use are ignored:
     ///
     /// | `op` | call | uses | answers |
     /// |---|---|---|---|
-    /// | 0 | join it | | `""` |
-    /// | 1 | leave it | | `""` |
-    /// | 2 | tell it the user is typing | | `""` |
-    /// | 3 | ask for a page of its history | `before`, `limit` | the request id of the `history` event |
-    /// | 4 | queue `body` for it | `r0`..`r3` | the message id of its `ack` or `sendFailed` event |
+    /// | 0 | join `conversation` | | `""` |
+    /// | 1 | leave `conversation` | | `""` |
+    /// | 2 | tell `conversation` the user is typing | | `""` |
+    /// | 3 | ask for a page of `conversation`'s history | `a` (before), `limit` | the request id of the `history` event |
+    /// | 4 | queue `body` for `conversation` | `r0`..`r3` | the message id of its `ack` or `sendFailed` event |
+    /// | 5 | start connecting | `a`: `navigator.onLine` (0 or 1) | `""` |
+    /// | 6 | close at once (unacknowledged sends fail with `closed`) | | `""` |
+    /// | 7 | refuse new sends, wait up to `a` ms for the pending ones, then close | `a` | `""` |
+    /// | 8 | the highest sequence number delivered | | it, or `""` for none |
+    /// | 9 | how many messages are sent but not yet acknowledged | | the count |
     ///
     /// `r0`..`r3` are four words from `crypto.getRandomValues`, the random bits of a message id.
-    /// One method for the five: each method costs its own shim in the `.wasm` and its own glue.
+    /// One method for all: each method costs its own shim in the `.wasm` and its own glue.
     #[allow(clippy::too_many_arguments)]
-    pub fn conversation(
+    pub fn call(
         &mut self,
         op: u32,
         conversation: &str,
         body: &str,
-        before: Option<f64>,
+        a: Option<f64>,
         limit: u32,
         r0: u32,
         r1: u32,
         r2: u32,
         r3: u32,
     ) -> String {
-        let s = &mut self.runner.session;
         let now = now();
+        let runner = &mut self.runner;
+        let s = &mut runner.session;
         let done = |r: Result<(), SendError>| r.map(|()| String::new());
         answer(match op {
             0 => done(s.subscribe(now, conversation)),
             1 => done(s.unsubscribe(now, conversation)),
             2 => done(s.typing(now, conversation)),
             3 => s
-                .history(now, conversation, before.map(|b| b as u64), limit)
+                .history(now, conversation, a.map(|b| b as u64), limit)
                 .map(|r| text!(r.0)),
-            _ => {
+            4 => {
                 let mut random = [0u8; 16];
                 for (chunk, word) in random.chunks_exact_mut(4).zip([r0, r1, r2, r3]) {
                     chunk.copy_from_slice(&word.to_le_bytes());
                 }
                 s.send(now, conversation, body, random).map(|id| id.0)
             }
+            5 => {
+                if a == Some(0.0) {
+                    runner.input(now, Input::Network { online: false });
+                }
+                runner.session.connect(now);
+                Ok(String::new())
+            }
+            6 => {
+                s.close(now);
+                Ok(String::new())
+            }
+            7 => {
+                let timeout = Duration::from_millis(a.unwrap_or(0.0).max(0.0) as u64);
+                s.close_gracefully(now, timeout);
+                Ok(String::new())
+            }
+            8 => Ok(s.cursor().map(|c| text!(c)).unwrap_or_default()),
+            _ => Ok(text!(s.outbox_len() as u64)),
         })
-    }
-
-    /// The highest sequence number delivered, if any.
-    pub fn cursor(&self) -> Option<f64> {
-        self.runner.session.cursor().map(|c| c as f64)
-    }
-
-    /// Messages sent but not yet acknowledged.
-    #[wasm_bindgen(js_name = pendingCount)]
-    pub fn pending_count(&self) -> u32 {
-        self.runner.session.outbox_len() as u32
-    }
-
-    /// Closes at once; unacknowledged sends fail with `closed`.
-    pub fn close(&mut self) {
-        self.runner.session.close(now());
-    }
-
-    /// Refuses new sends, waits up to `timeout_ms` for the pending ones, then closes.
-    #[wasm_bindgen(js_name = closeGracefully)]
-    pub fn close_gracefully(&mut self, timeout_ms: f64) {
-        let timeout = Duration::from_millis(timeout_ms.max(0.0) as u64);
-        self.runner.session.close_gracefully(now(), timeout);
     }
 
     /// One thing the browser saw: see the `inputs` module for the kinds and their arguments.
