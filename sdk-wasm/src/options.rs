@@ -4,7 +4,7 @@
 //! Pure data and validation, compiled on every target so that it is tested natively. No browser
 //! API is touched here: the seed and the remembered transport are supplied by the caller.
 
-use lifeline_core::{text, BackoffPolicy, Config, TransportKind};
+use lifeline_core::{text, BackoffPolicy, BadEndpoint, Config, TransportKind};
 use std::time::Duration;
 
 /// The numeric options, in the order the wrapper passes them (`NaN` for "absent"). The wrapper's
@@ -29,6 +29,30 @@ pub const NUMERIC: [&str; 17] = [
     "probeBackoff.capMs",
     "probeBackoff.floorMs",
 ];
+
+/// Why [`Options::to_config`] refused the options. A value rather than a text: the `.wasm`, whose
+/// wrapper checks the options before they cross, then never links the words (see
+/// [`Refusal::describe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// `url` is not a server URL.
+    Url(BadEndpoint),
+    /// Neither `token` nor `getToken` was given.
+    NoToken,
+    /// `transports` names a transport the core does not know.
+    UnknownTransport(String),
+}
+
+impl Refusal {
+    /// What was wrong, in words (the message of the `bad_options` error).
+    pub fn describe(&self) -> String {
+        match self {
+            Refusal::Url(e) => e.describe(),
+            Refusal::NoToken => "give `token` or `getToken`".into(),
+            Refusal::UnknownTransport(name) => text!("unknown transport `", name, "`"),
+        }
+    }
+}
 
 /// `new Client(options)`, minus the functions (`getToken`), which the wrapper passes separately.
 #[derive(Debug, Clone, Default)]
@@ -60,19 +84,18 @@ impl Options {
 
     /// The core configuration. `seed` is used when the options carry none; `remembered` is the
     /// rung stored for this endpoint, if any.
-    pub fn to_config(&self, seed: u64, remembered: Option<&str>) -> Result<Config, String> {
-        let mut config = Config::new(&self.url).map_err(|e| e.describe())?;
+    pub fn to_config(&self, seed: u64, remembered: Option<&str>) -> Result<Config, Refusal> {
+        let mut config = Config::new(&self.url).map_err(Refusal::Url)?;
         config.token = self.token.clone().filter(|t| !t.is_empty());
         config.token_provider = self.token_provider;
         if config.token.is_none() && !config.token_provider {
-            return Err("give `token` or `getToken`".into());
+            return Err(Refusal::NoToken);
         }
         // Empty names (an empty list, a stray comma) are skipped; no name at all means every rung.
         let mut kinds = Vec::new();
         for name in self.transports.split(',').filter(|t| !t.is_empty()) {
             kinds.push(
-                TransportKind::parse(name)
-                    .ok_or_else(|| text!("unknown transport `", name, "`"))?,
+                TransportKind::parse(name).ok_or_else(|| Refusal::UnknownTransport(name.into()))?,
             );
         }
         if !kinds.is_empty() {
@@ -265,9 +288,20 @@ mod tests {
         assert!(o.to_config(0, None).is_ok());
         o.url = "ftp://h".into();
         assert!(o.to_config(0, None).is_err());
+        assert!(o
+            .to_config(0, None)
+            .unwrap_err()
+            .describe()
+            .contains("ftp://h"));
+        let mut o = options(&[]);
+        o.token = None;
+        assert_eq!(o.to_config(0, None).unwrap_err(), Refusal::NoToken);
+        assert_eq!(Refusal::NoToken.describe(), "give `token` or `getToken`");
         let mut o = options(&[]);
         o.transports = "carrier-pigeon".into();
-        assert!(o.to_config(0, None).is_err());
+        let refusal = o.to_config(0, None).unwrap_err();
+        assert_eq!(refusal, Refusal::UnknownTransport("carrier-pigeon".into()));
+        assert_eq!(refusal.describe(), "unknown transport `carrier-pigeon`");
     }
 
     #[test]
