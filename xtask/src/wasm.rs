@@ -110,6 +110,9 @@ pub fn build_package() -> Result<PathBuf> {
         "--enable-multivalue",
         "--strip-debug",
         "--strip-producers",
+        // The `target_features` section only tells linkers what the module was built with; the
+        // browser ignores it (-0.1 KB gzip).
+        "--strip-target-features",
         wasm_str.as_str(),
         "-o",
         wasm_str.as_str(),
