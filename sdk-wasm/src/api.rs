@@ -109,15 +109,15 @@ impl Core {
     /// | 8 | the highest sequence number delivered | | it, or `""` for none |
     /// | 9 | how many messages are sent but not yet acknowledged | | the count |
     ///
-    /// `r0`..`r3` are four words from `crypto.getRandomValues`, the random bits of a message id.
-    /// One method for all: each method costs its own shim in the `.wasm` and its own glue.
+    /// `r0`..`r3` are four words from `crypto.getRandomValues`, the random bits of a message id;
+    /// an absent `a` is `undefined`, which crosses as `NaN`. One method for all: each method costs its own shim in the `.wasm` and its own glue.
     #[allow(clippy::too_many_arguments)]
     pub fn call(
         &mut self,
         op: u32,
         conversation: &str,
         body: &str,
-        a: Option<f64>,
+        a: f64,
         limit: u32,
         r0: u32,
         r1: u32,
@@ -133,7 +133,7 @@ impl Core {
             1 => done(s.unsubscribe(now, conversation)),
             2 => done(s.typing(now, conversation)),
             3 => s
-                .history(now, conversation, a.map(|b| b as u64), limit)
+                .history(now, conversation, (!a.is_nan()).then_some(a as u64), limit)
                 .map(|r| text!(r.0)),
             4 => {
                 let mut random = [0u8; 16];
@@ -143,7 +143,7 @@ impl Core {
                 s.send(now, conversation, body, random).map(|id| id.0)
             }
             5 => {
-                if a == Some(0.0) {
+                if a == 0.0 {
                     runner.input(now, Input::Network { online: false });
                 }
                 runner.session.connect(now);
@@ -154,7 +154,7 @@ impl Core {
                 Ok(String::new())
             }
             7 => {
-                let timeout = Duration::from_millis(a.unwrap_or(0.0).max(0.0) as u64);
+                let timeout = Duration::from_millis(a.max(0.0) as u64);
                 s.close_gracefully(now, timeout);
                 Ok(String::new())
             }
@@ -163,16 +163,12 @@ impl Core {
         })
     }
 
-    /// One thing the browser saw: see the `inputs` module for the kinds and their arguments.
-    pub fn report(
-        &mut self,
-        kind: u32,
-        id: f64,
-        a: Option<f64>,
-        b: Option<f64>,
-        text: Option<String>,
-    ) {
-        match inputs::decode(kind, id, a, b, text) {
+    /// One thing the browser saw: see the `inputs` module for the kinds and their arguments. An
+    /// absent `a` or `b` is `undefined`, which crosses as `NaN` (plain numbers: an `Option<f64>`
+    /// costs a flag per argument in the shim and the glue).
+    pub fn report(&mut self, kind: u32, id: f64, a: f64, b: f64, text: Option<String>) {
+        let given = |v: f64| (!v.is_nan()).then_some(v);
+        match inputs::decode(kind, id, given(a), given(b), text) {
             Some(Report::Input(input)) => self.runner.input(now(), input),
             Some(Report::Timer) => self.runner.timer(now()),
             None => {}
