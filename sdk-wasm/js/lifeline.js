@@ -115,16 +115,16 @@ export class Client {
         }
       }
       const remember = options.rememberTransport !== false;
-      let remembered;
+      let remembered = '';
       try {
-        remembered = remember ? localStorage.getItem(key) ?? undefined : undefined;
+        if (remember) remembered = localStorage.getItem(key) ?? '';
       } catch {
         // Storage that is forbidden only means nothing is remembered.
       }
       // Every option was checked above (the token in the constructor): `open` refuses none.
       const core = Core.open(
         options.url,
-        options.token || undefined,
+        options.token || '',
         transports,
         numbers(options),
         typeof getToken === 'function',

@@ -54,9 +54,11 @@ pub fn storage_key(url: &str) -> String {
 
 #[wasm_bindgen]
 impl Core {
-    /// `transports` is a comma-separated list (empty for all); `numbers` are the numeric options
-    /// in the order of `options::NUMERIC` (`NaN` when absent); `remembered` is the rung stored
-    /// under [`storage_key`]; `seed` seeds the jitter unless the options carry one.
+    /// `token` is the token to start with (`""`: none); `transports` is a comma-separated list
+    /// (empty for all); `numbers` are the numeric options in the order of `options::NUMERIC`
+    /// (`NaN` when absent); `remembered` is the rung stored under [`storage_key`] (`""`: none);
+    /// `seed` seeds the jitter unless the options carry one. Texts rather than optional texts:
+    /// fewer branches in the shim and the glue.
     ///
     /// `undefined` when the options are refused. The wrapper has checked them all by then (the
     /// URL through [`storage_key`], the token and the transport names itself), so that no error
@@ -64,21 +66,21 @@ impl Core {
     /// that throws from it (about 0.4 KB gzip, docs/BENCHMARKS.md).
     pub fn open(
         url: String,
-        token: Option<String>,
-        transports: &str,
+        token: String,
+        transports: String,
         numbers: Vec<f64>,
         token_provider: bool,
-        remembered: Option<String>,
+        remembered: &str,
         seed: f64,
     ) -> Option<Core> {
         let opts = Options {
             url,
-            token,
+            token: Some(token),
             token_provider,
-            transports: transports.to_string(),
+            transports,
             numbers,
         };
-        let config = opts.to_config(seed as u64, remembered.as_deref()).ok()?;
+        let config = opts.to_config(seed as u64, Some(remembered)).ok()?;
         Some(Core {
             runner: Runner::new(Session::new(config, now())),
         })
