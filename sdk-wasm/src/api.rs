@@ -1,8 +1,12 @@
 //! The class JavaScript sees (`Core`, driven by js/driver.js and wrapped by the package's
-//! `Client`): a constructor taking the options, one method per session call, [`Core::report`] for
-//! whatever the browser saw, and [`Core::drain`], which hands the driver what to do after each.
+//! `Client`): [`Core::open`] taking the options, [`Core::call`] for every call of the application,
+//! [`Core::report`] for whatever the browser saw, and [`Core::drain`], which hands the driver what
+//! to do after each. Few methods on purpose: each costs its own shim in the `.wasm` and its own
+//! wrapper in the glue.
+//!
 //! Nothing here throws: [`storage_key`] and a refused call answer the JSON of a `LifelineError`
-//! (see [`answer`]), and [`Core::open`] answers `undefined` for options the wrapper let through.
+//! (see [`answer`]), and [`Core::open`] answers `undefined` for options it refuses (the wrapper
+//! has checked them before).
 //!
 //! Only the boundary lives here: no logic beyond translating arguments and results. Ids cross as
 //! JavaScript numbers (`f64`; they count up from 1, far below 2^53).
