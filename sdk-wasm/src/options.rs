@@ -153,6 +153,7 @@ pub fn storage_key(config: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view;
 
     fn options(numbers: &[(&str, f64)]) -> Options {
         let mut o = Options {
@@ -314,6 +315,86 @@ mod tests {
         let names: Vec<&str> = list.split('\'').skip(1).step_by(2).collect();
         assert_eq!(names, NUMERIC);
     }
+    /// Runs `script` (an ES module importing `./lifeline.js`) in Node beside the real wrapper and
+    /// driver, with the wasm-bindgen glue replaced by `glue`; answers its stdout.
+    fn run_wrapper(name: &str, glue: &str, script: &str) -> String {
+        let js = concat!(env!("CARGO_MANIFEST_DIR"), "/js");
+        let dir = std::env::temp_dir().join(format!("lifeline-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["lifeline.js", "driver.js"] {
+            std::fs::copy(format!("{js}/{file}"), dir.join(file)).unwrap();
+        }
+        std::fs::write(dir.join("lifeline_wasm.js"), glue).unwrap();
+        std::fs::write(dir.join("check.mjs"), script).unwrap();
+        let out = std::process::Command::new("node")
+            .arg("check.mjs")
+            .current_dir(&dir)
+            .output()
+            .expect("node is needed for this test: apt-get install nodejs");
+        let _ = std::fs::remove_dir_all(&dir);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// The checks the wrapper does before `Core.open` (so that the `.wasm` never explains a
+    /// refusal): a URL that `storageKey` answers with an error JSON, and an unknown transport name,
+    /// reject `client.ready` with `bad_options` and the words the core would have used; good
+    /// options reach `Core.open` with empty texts for an absent token and remembered rung.
+    #[test]
+    fn the_wrapper_checks_the_url_and_the_transports_before_opening() {
+        let url_error = view::plain_error(
+            "bad_options",
+            &Config::new("ftp://h").unwrap_err().describe(),
+        );
+        let glue = format!(
+            "export default function init() {{ return Promise.resolve(); }}\n\
+             export const opened = [];\n\
+             export class Core {{ static open(...args) {{ opened.push(args); return undefined; }} }}\n\
+             export function storageKey(url) {{ return url.startsWith('ftp:') ? {url_error:?} : 'k:' + url; }}\n"
+        );
+        let stdout = run_wrapper(
+            "checks",
+            &glue,
+            r#"import { Client } from './lifeline.js';
+import { opened } from './lifeline_wasm.js';
+globalThis.localStorage = { getItem: () => null };
+const verdict = async (options) => {
+  try { await new Client({ autoConnect: false, ...options }).ready; return 'ok'; }
+  catch (e) { return `${e.code}: ${e.message}`; }
+};
+const verdicts = [
+  await verdict({ url: 'ftp://h', token: 't' }),
+  await verdict({ url: 'http://h', token: 't', transports: ['sse', 'carrier-pigeon'] }),
+  await verdict({ url: 'http://h', getToken: () => 't', transports: ['ws', '', 'long-poll'] }),
+];
+console.log(JSON.stringify({ verdicts, opened: opened.map((a) => [a[1], a[2], a[5]]) }));
+process.exit(0);
+"#,
+        );
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let bad_url = Refusal::Url(Config::new("ftp://h").unwrap_err()).describe();
+        assert_eq!(v["verdicts"][0], format!("bad_options: {bad_url}"));
+        assert_eq!(
+            v["verdicts"][1],
+            format!(
+                "bad_options: {}",
+                Refusal::UnknownTransport("carrier-pigeon".into()).describe()
+            )
+        );
+        // The stub's `open` refuses (answers `undefined`): the wrapper says so rather than crash.
+        assert_eq!(
+            v["verdicts"][2],
+            "bad_options: new Client(...): options refused"
+        );
+        // Only the third got as far as `open`: no token, the names as given, nothing remembered.
+        assert_eq!(v["opened"], serde_json::json!([["", "ws,,long-poll", ""]]));
+    }
+
     /// The wrapper refuses an unknown transport name itself (so that the `.wasm` never has to
     /// explain one): its list must accept exactly the names the core parses, aliases included.
     #[test]
@@ -352,20 +433,10 @@ mod tests {
     /// wasm-bindgen glue stubbed (the check happens before anything is loaded).
     #[test]
     fn the_js_client_refuses_unknown_option_names() {
-        let js = concat!(env!("CARGO_MANIFEST_DIR"), "/js");
-        let dir = std::env::temp_dir().join(format!("lifeline-options-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["lifeline.js", "driver.js"] {
-            std::fs::copy(format!("{js}/{file}"), dir.join(file)).unwrap();
-        }
-        std::fs::write(
-            dir.join("lifeline_wasm.js"),
+        let stdout = run_wrapper(
+            "options",
             "export default function init() { return new Promise(() => {}); }\n\
              export class Core {}\nexport function storageKey() { return ''; }\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("check.mjs"),
             r#"import { Client } from './lifeline.js';
 const base = { url: 'http://127.0.0.1:1', token: 't', autoConnect: false };
 const verdict = (extra) => {
@@ -380,19 +451,6 @@ console.log(JSON.stringify([
 ]));
 process.exit(0);
 "#,
-        )
-        .unwrap();
-        let out = std::process::Command::new("node")
-            .arg("check.mjs")
-            .current_dir(&dir)
-            .output()
-            .expect("node is needed for this test: apt-get install nodejs");
-        let _ = std::fs::remove_dir_all(&dir);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
         );
         let verdicts: Vec<String> = serde_json::from_str(stdout.trim()).unwrap();
         assert_eq!(verdicts[0], "ok");
