@@ -208,7 +208,8 @@ pub struct Sim {
     pub delivered: Vec<Message>,
     queue: BTreeMap<(Instant, u64), Pending>,
     queue_seq: u64,
-    streams: HashMap<SocketId, Stream>,
+    /// Ordered, so that the order in which streams are served is the same on every run.
+    streams: BTreeMap<SocketId, Stream>,
     /// Sockets whose frames never arrive any more.
     dead: HashSet<SocketId>,
     polls: Vec<HeldPoll>,
@@ -224,6 +225,9 @@ pub struct Sim {
     /// Where message ids come from (the OS's generator in a real driver), seeded apart from the
     /// session's seed.
     id_rng: SmallRng,
+    /// When set, every input, timeout, action and event, one line each with its time in
+    /// milliseconds since the start (see `tests/traces.rs`).
+    pub trace: Option<Vec<String>>,
 }
 
 /// A configuration with short, test-friendly numbers left at their defaults and a fixed seed.
@@ -285,7 +289,7 @@ impl Sim {
             delivered: Vec::new(),
             queue: BTreeMap::new(),
             queue_seq: 0,
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             dead: HashSet::new(),
             polls: Vec::new(),
             live_requests: HashSet::new(),
@@ -295,12 +299,27 @@ impl Sim {
             steps: 0,
             token_counter: 1,
             id_rng: SmallRng::seed_from_u64(config_seed ^ 0x1d5_1d5),
+            trace: None,
         }
     }
 
     /// Seconds of simulated time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// Appends one line to the trace, if one is being recorded.
+    fn record(&mut self, what: &str, detail: &dyn std::fmt::Debug) {
+        if let Some(trace) = &mut self.trace {
+            let t = (self.now - self.start).as_millis();
+            trace.push(format!("{t:>9} {what} {detail:?}"));
+        }
+    }
+
+    /// Hands an input to the session, recording it.
+    fn feed(&mut self, input: Input) {
+        self.record("in ", &input);
+        self.session.handle_input(self.now, input);
     }
 
     fn schedule(&mut self, at: Instant, p: Pending) {
@@ -388,6 +407,7 @@ impl Sim {
     // ----- the driver side -----------------------------------------------------------------
 
     fn carry_out(&mut self, action: Action) {
+        self.record("act", &action);
         match action {
             Action::OpenSocket {
                 socket, kind, url, ..
@@ -885,6 +905,7 @@ impl Sim {
                 if let Event::Message(m) = &event {
                     self.delivered.push(m.clone());
                 }
+                self.record("evt", &event);
                 self.events.push((self.now, event));
             }
             if !progressed {
@@ -950,7 +971,7 @@ impl Sim {
             }
             let p = self.queue.remove(&(at, k)).unwrap();
             match p {
-                Pending::Input(input) => self.session.handle_input(self.now, input),
+                Pending::Input(input) => self.feed(input),
                 Pending::Open(socket, kind, url) => {
                     if self.slow_opens.contains(&socket) {
                         self.open_socket(socket, kind, &url);
@@ -961,8 +982,7 @@ impl Sim {
                         continue;
                     }
                     let text = protocol::encode(&frame);
-                    self.session
-                        .handle_input(self.now, Input::SocketText { socket, text });
+                    self.feed(Input::SocketText { socket, text });
                 }
             }
             self.drain();
@@ -1005,6 +1025,10 @@ impl Sim {
         }
         // Timers.
         if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.record(
+                "timeout",
+                &self.session.poll_timeout().map(|t| t - self.start),
+            );
             self.session.handle_timeout(self.now);
             if let Some(t) = self.session.poll_timeout() {
                 assert!(
@@ -1048,10 +1072,12 @@ impl Sim {
 
     /// Jumps the clock without firing anything, as a frozen tab or a sleeping laptop sees it.
     pub fn freeze_for(&mut self, d: Duration) {
+        self.record("freeze", &d);
         self.now += d;
     }
 
     pub fn connect(&mut self) {
+        self.record("app", &"connect");
         let now = self.now;
         self.session.connect(now);
         self.drain();
@@ -1074,6 +1100,7 @@ impl Sim {
         body: &str,
         random: [u8; 16],
     ) -> Result<MsgId, SendError> {
+        self.record("app", &("send", conv, body));
         let now = self.now;
         let id = self.session.send(now, conv, body, random);
         self.drain();
@@ -1086,14 +1113,14 @@ impl Sim {
     }
 
     pub fn subscribe(&mut self, conv: &str) {
+        self.record("app", &("subscribe", conv));
         let now = self.now;
         self.session.subscribe(now, conv).unwrap();
         self.drain();
     }
 
     pub fn input(&mut self, input: Input) {
-        let now = self.now;
-        self.session.handle_input(now, input);
+        self.feed(input);
         self.drain();
     }
 
