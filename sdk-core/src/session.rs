@@ -20,7 +20,8 @@ use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
 use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 use crate::keepalive::KeepAlive;
 use crate::ladder::{FailureWeight, Ladder};
-use crate::link::{Link, LinkTimer, Phase, PollRequest, Role, SendRequest};
+use crate::link::{Link, Phase, PollRequest, SendRequest};
+use crate::liveness::{Silence, HELD_BACK_MARGIN_MS};
 use crate::outbox::{Outbox, Pending};
 use crate::protocol::{
     self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
@@ -29,15 +30,12 @@ use crate::protocol::{
 use crate::state::{Cause, State};
 use crate::text;
 use crate::time::Instant;
+use crate::timer::{TimerReason, Timers};
 use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
 use std::time::Duration;
-
-/// A timer that fires later than this after its deadline means the process was frozen or asleep:
-/// a silent link then gets a liveness check instead of being declared dead at once.
-const LATE_TOLERANCE: Duration = Duration::from_millis(1_500);
 
 /// How long to wait before retrying an HTTP send batch that failed.
 const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -49,11 +47,6 @@ const POLL_GRACE: Duration = Duration::from_secs(5);
 /// rung that holds frames back.
 const PROOF_LAG: Duration = Duration::from_secs(1);
 
-/// A frame on a live SSE stream arriving more than the heartbeat interval plus this (in
-/// milliseconds) after the previous one was held back on the way (the server never stays silent
-/// longer than a heartbeat).
-const HELD_BACK_MARGIN_MS: u64 = 2_000;
-
 /// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies:
 /// a ring indexed by sequence number (a plain array: no collection code in the browser bundle).
 const RECENT_DELIVERIES: usize = 64;
@@ -61,74 +54,11 @@ const RECENT_DELIVERIES: usize = 64;
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
 
-/// What woke the session, as reported by [`Session::last_timeout_reason`].
+/// A due timer: what it is for and, for a link's timer, which link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimerReason {
-    /// A reconnection attempt was due.
-    Retry,
-    /// The next rung started racing a slow first rung.
-    Race,
-    /// A probe of a better rung was due.
-    Probe,
-    /// The connection stayed healthy long enough to forget past failures.
-    Stable,
-    /// A send reached its timeout.
-    SendTimeout,
-    /// Held-back sends could be transmitted again.
-    OutboxRelease,
-    /// A graceful close ran out of time.
-    Drain,
-    /// A link did not open in time.
-    Connect,
-    /// Nothing at all answered a connection attempt in time: the host is unreachable.
-    Unreachable,
-    /// A link opened but the server did not speak in time.
-    FirstFrame,
-    /// A live link stayed silent past its deadline.
-    Silence,
-    /// A ping was due.
-    Ping,
-    /// A probe proving prompt delivery ran out of time, or proved it.
-    Proof,
-    /// A failed HTTP send batch could be retried.
-    SendRetry,
-    /// An HTTP send batch went unanswered for too long.
-    SendDeadline,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    Retry,
-    Race,
-    Probe,
-    Stable,
-    SendTimeout,
-    OutboxRelease,
-    Drain,
-    Unreachable,
-    Link(u64, LinkTimer),
-}
-
-impl Timer {
-    fn reason(self) -> TimerReason {
-        match self {
-            Timer::Retry => TimerReason::Retry,
-            Timer::Race => TimerReason::Race,
-            Timer::Probe => TimerReason::Probe,
-            Timer::Stable => TimerReason::Stable,
-            Timer::SendTimeout => TimerReason::SendTimeout,
-            Timer::OutboxRelease => TimerReason::OutboxRelease,
-            Timer::Drain => TimerReason::Drain,
-            Timer::Unreachable => TimerReason::Unreachable,
-            Timer::Link(_, LinkTimer::Connect) => TimerReason::Connect,
-            Timer::Link(_, LinkTimer::FirstFrame) => TimerReason::FirstFrame,
-            Timer::Link(_, LinkTimer::Silence) => TimerReason::Silence,
-            Timer::Link(_, LinkTimer::Ping) => TimerReason::Ping,
-            Timer::Link(_, LinkTimer::ProofDeadline | LinkTimer::Proven) => TimerReason::Proof,
-            Timer::Link(_, LinkTimer::SendRetry) => TimerReason::SendRetry,
-            Timer::Link(_, LinkTimer::SendDeadline) => TimerReason::SendDeadline,
-        }
-    }
+struct Timer {
+    reason: TimerReason,
+    link: Option<u64>,
 }
 
 /// What an HTTP request the session started is for.
@@ -227,13 +157,8 @@ pub struct Session {
     requests: Requests,
     attempt: u32,
     outage_started: Option<Instant>,
-    retry_at: Option<Instant>,
-    race_at: Option<Instant>,
-    /// The attempt is given up as an unreachable host if no link has opened by then.
-    unreachable_at: Option<Instant>,
-    probe_at: Option<Instant>,
-    stable_at: Option<Instant>,
-    drain_deadline: Option<Instant>,
+    /// The session-wide deadlines (see [`crate::timer`]).
+    timers: Timers,
     online: bool,
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
@@ -295,12 +220,7 @@ impl Session {
             requests: Requests::default(),
             attempt: 0,
             outage_started: None,
-            retry_at: None,
-            race_at: None,
-            unreachable_at: None,
-            probe_at: None,
-            stable_at: None,
-            drain_deadline: None,
+            timers: Timers::default(),
             online: true,
             ping_counter: 0,
             last_timeout_reason: None,
@@ -400,7 +320,7 @@ impl Session {
         body: &str,
         random: [u8; 16],
     ) -> Result<MsgId, SendError> {
-        if self.state.is_final() || self.drain_deadline.is_some() {
+        if self.state.is_final() || self.timers.is_set(TimerReason::Drain) {
             return Err(SendError::Closed);
         }
         validate_conv(conv)?;
@@ -510,7 +430,7 @@ impl Session {
         if self.outbox.is_empty() {
             self.close(now);
         } else {
-            self.drain_deadline = Some(now + timeout);
+            self.timers.set(TimerReason::Drain, Some(now + timeout));
         }
     }
 
@@ -526,7 +446,7 @@ impl Session {
                 if let Some(link) = self.link_by_socket_mut(socket) {
                     if matches!(link.phase, Phase::Opening) {
                         link.phase = Phase::AwaitingHello { opened_at: now };
-                        link.last_rx = now;
+                        link.liveness.opened(now);
                     }
                 }
             }
@@ -534,11 +454,7 @@ impl Session {
                 let Some(link) = self.link_by_socket_mut(socket) else {
                     return;
                 };
-                if link.is_live()
-                    && link.kind == TransportKind::Sse
-                    && link.verify_until.is_none()
-                    && now.as_micros() > link.last_rx.as_micros() + link.held_back_after_us
-                {
+                if link.is_live() && link.liveness.held_back(now) {
                     // Alive, yet silent for longer than the server ever is: frames are being held
                     // back on the way (a buffering proxy). This rung cannot be trusted here; the
                     // frame is replayed on the next link.
@@ -546,7 +462,7 @@ impl Session {
                     self.link_failed(now, id, held_back(), FailureWeight::Definitive, None);
                     return;
                 }
-                link.heard(now);
+                link.liveness.heard(now);
                 let (id, kind) = (link.id, link.kind);
                 match protocol::decode_server_frame(&text) {
                     Ok(frame) => self.on_frame(now, id, frame),
@@ -560,7 +476,7 @@ impl Session {
                 let Some(link) = self.link_by_socket_mut(socket) else {
                     return;
                 };
-                link.heard(now);
+                link.liveness.heard(now);
                 let kind = link.kind;
                 self.events.push_back(Event::BadFrame {
                     transport: kind,
@@ -672,7 +588,7 @@ impl Session {
                     }
                 } else if let State::Reconnecting { attempt, .. } = self.state {
                     // `attempt` already names the next try.
-                    self.retry_at = None;
+                    self.timers.clear(TimerReason::Retry);
                     self.set_state(
                         State::Reconnecting {
                             attempt,
@@ -693,8 +609,8 @@ impl Session {
             }
             Input::Resumed => {
                 self.verify_active(now, Duration::from_secs(1));
-                if self.retry_at.is_some() {
-                    self.retry_at = None;
+                if self.timers.is_set(TimerReason::Retry) {
+                    self.timers.clear(TimerReason::Retry);
                     self.start_attempt(now, Cause::Resumed);
                 }
             }
@@ -711,62 +627,55 @@ impl Session {
             if at > now {
                 return;
             }
-            self.last_timeout_reason = Some(timer.reason());
+            self.last_timeout_reason = Some(timer.reason);
             self.fire(now, at, timer);
         }
     }
 
     // ----- timers --------------------------------------------------------------------------
 
+    /// The next timer to fire: the earliest session-wide one, then each link's, the first of
+    /// equal deadlines winning.
     fn next_timer(&self) -> Option<(Instant, Timer)> {
-        let mut best: Option<(Instant, Timer)> = None;
-        let mut consider = |at: Option<Instant>, timer: Timer| {
-            if let Some(at) = at {
-                if best.is_none_or(|(b, _)| at < b) {
-                    best = Some((at, timer));
-                }
-            }
-        };
-        consider(self.retry_at, Timer::Retry);
-        consider(self.race_at, Timer::Race);
-        consider(self.unreachable_at, Timer::Unreachable);
-        consider(self.probe_at, Timer::Probe);
-        consider(self.stable_at, Timer::Stable);
-        consider(self.outbox.next_deadline(), Timer::SendTimeout);
-        consider(self.drain_deadline, Timer::Drain);
-        if let Some(link) = self.active_link() {
+        let outbox_release = self.active_link().and_then(|link| {
             let can_transmit = link.kind == TransportKind::WebSocket
                 || (link.send.is_none() && link.send_retry_at.is_none());
-            if can_transmit {
-                consider(self.outbox.next_release(), Timer::OutboxRelease);
-            }
-        }
+            can_transmit.then(|| self.outbox.next_release()).flatten()
+        });
+        let derived = |reason| match reason {
+            TimerReason::SendTimeout => self.outbox.next_deadline(),
+            TimerReason::OutboxRelease => outbox_release,
+            _ => None,
+        };
+        let mut best = self
+            .timers
+            .earliest(&derived)
+            .map(|(at, reason)| (at, Timer { reason, link: None }));
         for link in &self.links {
-            if let Some((at, t)) =
+            if let Some((at, reason)) =
                 link.next_timer(self.config.connect_timeout, self.config.first_frame_timeout)
             {
-                consider(Some(at), Timer::Link(link.id, t));
+                if best.is_none_or(|(b, _)| at < b) {
+                    let link = Some(link.id);
+                    best = Some((at, Timer { reason, link }));
+                }
             }
         }
         best
     }
 
     fn fire(&mut self, now: Instant, at: Instant, timer: Timer) {
-        match timer {
-            Timer::Retry => {
-                self.retry_at = None;
-                self.start_attempt(now, Cause::RetryDue);
-            }
-            Timer::Race => {
-                self.race_at = None;
-                self.start_race(now);
-            }
-            Timer::Probe => {
-                self.probe_at = None;
-                self.start_probe(now);
-            }
-            Timer::Stable => self.forget_failures(),
-            Timer::SendTimeout => {
+        if let Some(id) = timer.link {
+            self.fire_link(now, at, id, timer.reason);
+            return;
+        }
+        self.timers.clear(timer.reason);
+        match timer.reason {
+            TimerReason::Retry => self.start_attempt(now, Cause::RetryDue),
+            TimerReason::Race => self.start_race(now),
+            TimerReason::Probe => self.start_probe(now),
+            TimerReason::Stable => self.forget_failures(),
+            TimerReason::SendTimeout => {
                 for entry in self.outbox.take_expired(now) {
                     self.events.push_back(Event::SendFailed {
                         id: entry.id,
@@ -775,79 +684,70 @@ impl Session {
                 }
                 self.check_drained(now);
             }
-            Timer::OutboxRelease => self.flush(now),
-            Timer::Drain => self.close(now),
-            Timer::Unreachable => {
-                self.unreachable_at = None;
-                self.give_up_unreachable_attempt(now);
-            }
-            Timer::Link(id, t) => self.fire_link(now, at, id, t),
+            TimerReason::OutboxRelease => self.flush(now),
+            TimerReason::Drain => self.close(now),
+            TimerReason::Unreachable => self.give_up_unreachable_attempt(now),
+            _ => {}
         }
     }
 
     /// The connection proved itself (it stayed up `stable_after`, or it delivered data): past
     /// failures are forgotten, the backoff and the attempt counter start over.
     fn forget_failures(&mut self) {
-        self.stable_at = None;
+        self.timers.clear(TimerReason::Stable);
         self.backoff.reset();
         self.attempt = 0;
         self.outage_started = None;
     }
 
-    fn fire_link(&mut self, now: Instant, at: Instant, id: u64, timer: LinkTimer) {
+    fn fire_link(&mut self, now: Instant, at: Instant, id: u64, timer: TimerReason) {
         let Some(link) = self.link(id) else {
             return;
         };
         let kind = link.kind;
         match timer {
-            LinkTimer::Connect => self.link_failed(
+            TimerReason::Connect => self.link_failed(
                 now,
                 id,
                 Cause::ConnectTimeout { transport: kind },
                 FailureWeight::Ordinary,
                 None,
             ),
-            LinkTimer::FirstFrame => self.link_failed(
+            TimerReason::FirstFrame => self.link_failed(
                 now,
                 id,
                 Cause::FirstFrameTimeout { transport: kind },
                 FailureWeight::Definitive,
                 None,
             ),
-            LinkTimer::Silence => {
-                let late = now > at + LATE_TOLERANCE;
-                if late && link.verify_until.is_none() {
-                    // The timer fired late: the process was frozen or asleep. Frames may be
-                    // waiting to be read; give the link a moment to prove itself.
-                    self.start_verify(now, id);
-                } else {
-                    self.link_failed(
-                        now,
-                        id,
-                        Cause::HeartbeatTimeout { transport: kind },
-                        FailureWeight::Ordinary,
-                        None,
-                    );
-                }
-            }
-            LinkTimer::Ping => self.send_ping(now, id),
-            LinkTimer::ProofDeadline => {
+            TimerReason::Silence => match link.liveness.on_silence_deadline(now, at) {
+                Silence::Check => self.start_verify(now, id),
+                Silence::Dead => self.link_failed(
+                    now,
+                    id,
+                    Cause::HeartbeatTimeout { transport: kind },
+                    FailureWeight::Ordinary,
+                    None,
+                ),
+            },
+            TimerReason::Ping => self.send_ping(now, id),
+            TimerReason::Proof => {
                 self.link_failed(now, id, held_back(), FailureWeight::Neutral, None)
             }
-            LinkTimer::Proven => {
+            TimerReason::Proven => {
                 // Proven prompt: a fresh probe (from the current cursor, so the switch is
                 // lossless) moves the session there as soon as it says hello.
                 self.drop_link(id);
                 self.proven = Some(kind);
-                self.probe_at = Some(now);
+                self.timers.set(TimerReason::Probe, Some(now));
             }
-            LinkTimer::SendRetry => {
+            TimerReason::SendRetry => {
                 if let Some(link) = self.link_mut(id) {
                     link.send_retry_at = None;
                 }
                 self.flush(now);
             }
-            LinkTimer::SendDeadline => {
+            TimerReason::SendDeadline => {
                 let batch = self.link_mut(id).and_then(|l| l.send.take());
                 if let Some(batch) = batch {
                     self.requests.remove(&batch.request);
@@ -857,6 +757,7 @@ impl Session {
                     self.send_batch_failed(now, id, Some(batch));
                 }
             }
+            _ => {}
         }
     }
 
@@ -866,7 +767,7 @@ impl Session {
         if self.state.is_final() {
             return;
         }
-        self.retry_at = None;
+        self.timers.clear(TimerReason::Retry);
         if let Some(fetch) = self.creds.needs_fetch() {
             if fetch {
                 self.actions.push_back(Action::FetchToken);
@@ -881,7 +782,7 @@ impl Session {
         self.attempt = self.attempt.saturating_add(1);
         self.outage_started.get_or_insert(now);
         let kind = self.ladder.current();
-        self.open_link(now, kind, Role::Attempt);
+        self.open_link(now, kind);
         // On a first visit nothing says whether the best rung works here: the rung below starts
         // racing after a short head start (and at once if the best rung fails first, see
         // `link_failed`); whichever says `hello` first carries the session, and a better rung
@@ -891,8 +792,12 @@ impl Session {
         } else {
             self.config.race_after
         };
-        self.race_at = self.ladder.below(kind).map(|_| now + race_after);
-        self.unreachable_at = Some(now + self.config.race_after + self.config.race_after);
+        let race_at = self.ladder.below(kind).map(|_| now + race_after);
+        self.timers.set(TimerReason::Race, race_at);
+        self.timers.set(
+            TimerReason::Unreachable,
+            Some(now + self.config.race_after + self.config.race_after),
+        );
         self.set_state(
             State::Connecting {
                 transport: kind,
@@ -926,7 +831,7 @@ impl Session {
         }
         let transport = self.ladder.current();
         self.drop_links_except(None);
-        self.race_at = None;
+        self.timers.clear(TimerReason::Race);
         self.schedule_retry(now, Cause::ConnectTimeout { transport }, None);
     }
 
@@ -939,7 +844,7 @@ impl Session {
             return;
         }
         if let Some(below) = self.ladder.below(kind) {
-            self.open_link(now, below, Role::Attempt);
+            self.open_link(now, below);
         }
     }
 
@@ -960,16 +865,16 @@ impl Session {
             // SSE is the rung a buffering proxy holds back (a WebSocket is a tunnel, a poll
             // answer is complete): the session moves there only after a probe proved it prompt.
             let needs_proof = above == TransportKind::Sse && self.proven.take() != Some(above);
-            let id = self.open_link(now, above, Role::Probe);
+            let id = self.open_link(now, above);
             if let Some(link) = self.link_mut(id) {
                 link.needs_proof = needs_proof;
             }
         }
     }
 
-    fn open_link(&mut self, now: Instant, kind: TransportKind, role: Role) -> u64 {
+    fn open_link(&mut self, now: Instant, kind: TransportKind) -> u64 {
         let id = self.fresh_id();
-        let mut link = Link::new(id, kind, role, now, self.config.liveness_timeout);
+        let mut link = Link::new(id, kind, now, self.config.liveness_timeout);
         link.opened_with_cursor = self.cursor;
         let token = self.creds.token().map(str::to_string);
         let endpoint = self.config.endpoint.clone();
@@ -1059,7 +964,7 @@ impl Session {
         }
         let is_active = self.active == Some(id);
         if is_active
-            && self.stable_at.is_some()
+            && self.timers.is_set(TimerReason::Stable)
             && matches!(frame, ServerFrame::Ack { .. } | ServerFrame::Msg(_))
         {
             // A link that delivers data works end to end, however soon a middlebox cuts it: the
@@ -1090,13 +995,8 @@ impl Session {
                 self.events.push_back(Event::Typing { conv, user });
             }
             ServerFrame::Pong { t } => {
-                if let Some(link) = self.link_mut(id) {
-                    if let Some((sent_t, sent_at)) = link.last_ping {
-                        if sent_t == t {
-                            let rtt = now.saturating_duration_since(sent_at);
-                            self.events.push_back(Event::RoundTrip { rtt });
-                        }
-                    }
+                if let Some(rtt) = self.link(id).and_then(|l| l.liveness.pong(t, now)) {
+                    self.events.push_back(Event::RoundTrip { rtt });
                 }
             }
             // Heartbeats only refresh liveness, done on arrival. Stream frames on a link that is
@@ -1189,20 +1089,12 @@ impl Session {
                 .iter()
                 .any(|l| l.id != id && Some(l.kind) == above);
         self.drop_links_except(Some(id));
-        let heartbeat = Duration::from_millis(hello.heartbeat_ms.saturating_add(3_000));
-        let silence = self.config.liveness_timeout.max(heartbeat);
         let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
+        let liveness_timeout = self.config.liveness_timeout;
         let link = self.link_mut(id).expect("the link was found above");
         link.phase = Phase::Live;
-        link.live_at = now;
-        link.ping_every_us = ping_every_us;
-        link.held_back_after_us = hello
-            .heartbeat_ms
-            .saturating_add(HELD_BACK_MARGIN_MS)
-            .saturating_mul(1_000);
-        link.role = Role::Attempt;
-        link.heard(now);
-        link.silence_limit = silence;
+        link.liveness
+            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
         self.active = Some(id);
         self.creds.accepted();
         if self.ladder.record_success(kind) {
@@ -1215,19 +1107,20 @@ impl Session {
             Some(from) if from != kind => Cause::Upgraded { from },
             _ => Cause::Opened,
         };
-        self.retry_at = None;
-        self.race_at = None;
-        self.unreachable_at = None;
+        self.timers.clear(TimerReason::Retry);
+        self.timers.clear(TimerReason::Race);
+        self.timers.clear(TimerReason::Unreachable);
         if previous.is_none() {
             // An upgrade continues a healthy session: its stable period keeps running.
-            self.stable_at = Some(now + self.config.stable_after);
+            self.timers
+                .set(TimerReason::Stable, Some(now + self.config.stable_after));
         }
-        self.probe_at = None;
+        self.timers.clear(TimerReason::Probe);
         if better_pending {
-            self.probe_at = Some(now);
+            self.timers.set(TimerReason::Probe, Some(now));
         } else if degraded && self.ladder.above(kind).is_some() {
             let delay = self.probe_backoff.next_delay(&mut self.rng);
-            self.probe_at = Some(now + delay);
+            self.timers.set(TimerReason::Probe, Some(now + delay));
         } else {
             self.probe_backoff.reset();
         }
@@ -1361,7 +1254,7 @@ impl Session {
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.heard(now);
+        link.liveness.heard(now);
         let batch: Batch<ServerFrame> = match protocol::decode_server_batch(body) {
             Ok(batch) => batch,
             Err(e) => {
@@ -1616,7 +1509,7 @@ impl Session {
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.last_ping = Some((t, now));
+        link.liveness.pinged(t, now);
         if let Some(socket) = link.socket {
             self.actions.push_back(Action::SendText {
                 socket,
@@ -1630,18 +1523,10 @@ impl Session {
         let Some(link) = self.active_link() else {
             return;
         };
-        if !link.is_live() || link.verify_until.is_some() {
-            return;
+        if link.is_live() && link.liveness.needs_check(now, quiet_for) {
+            let id = link.id;
+            self.start_verify(now, id);
         }
-        if now < link.last_rx + quiet_for {
-            return;
-        }
-        if link.kind == TransportKind::LongPoll {
-            // A poll may legitimately be held by the server; its own deadline judges it.
-            return;
-        }
-        let id = link.id;
-        self.start_verify(now, id);
     }
 
     fn start_verify(&mut self, now: Instant, id: u64) {
@@ -1649,8 +1534,7 @@ impl Session {
         let Some(link) = self.link_mut(id) else {
             return;
         };
-        link.verify_until = Some(now + grace);
-        if link.kind == TransportKind::WebSocket {
+        if link.liveness.start_check(now, grace) {
             self.send_ping(now, id);
         }
     }
@@ -1752,10 +1636,7 @@ impl Session {
             && matches!(cause, Cause::TransportLost { .. })
         {
             // A cut after the same idle age twice is a middlebox's idle timeout: ping under it.
-            let last_ping = link.last_ping.map_or(link.live_at, |(_, at)| at);
-            let last_moved = link.last_rx.max(last_ping).max(link.live_at);
-            let idle_ms = now.as_micros().saturating_sub(last_moved.as_micros()) / 1_000;
-            self.keepalive.websocket_cut(idle_ms);
+            self.keepalive.websocket_cut(link.liveness.idle_ms(now));
         }
         let hint = hint
             .or(link.going_away.map(DelayHint::Within))
@@ -1771,32 +1652,33 @@ impl Session {
             self.ladder.record_failure(link.kind, weight);
         }
         if was_active {
-            self.stable_at = None;
-            self.probe_at = None;
+            self.timers.clear(TimerReason::Stable);
+            self.timers.clear(TimerReason::Probe);
             self.drop_links_except(None);
             self.schedule_retry(now, cause, hint);
         } else if self.active.is_some() {
             // A probe failed: the live link carries on; probe again later.
             self.probe_past_sse = link.needs_proof;
             let delay = self.probe_backoff.next_delay(&mut self.rng);
-            self.probe_at = Some(now + delay);
+            self.timers.set(TimerReason::Probe, Some(now + delay));
         } else {
             let below = self.ladder.below(link.kind);
             if self.links.is_empty()
-                && self.race_at.is_some()
+                && self.timers.is_set(TimerReason::Race)
                 && weight != FailureWeight::Neutral
                 && self.is_first_visit()
                 && below.is_some()
             {
                 // A first visit whose best rung failed (a reset or refused upgrade) before the
                 // race: the rung below starts now, not after a backoff.
-                self.race_at = None;
+                self.timers.clear(TimerReason::Race);
                 if let Some(below) = below {
-                    self.open_link(now, below, Role::Attempt);
-                    self.race_at = self
+                    self.open_link(now, below);
+                    let race_at = self
                         .ladder
                         .below(below)
                         .map(|_| now + self.config.first_visit_race_after);
+                    self.timers.set(TimerReason::Race, race_at);
                 }
             }
             if let Some(other) = self.links.first() {
@@ -1804,8 +1686,8 @@ impl Session {
                 let attempt = self.attempt;
                 self.set_state(State::Connecting { transport, attempt }, cause);
             } else {
-                self.race_at = None;
-                self.unreachable_at = None;
+                self.timers.clear(TimerReason::Race);
+                self.timers.clear(TimerReason::Unreachable);
                 self.schedule_retry(now, cause, hint);
             }
         }
@@ -1844,12 +1726,9 @@ impl Session {
                 Duration::from_micros(self.rng.random_range(0..=window_us)).max(floor)
             }
         };
-        self.retry_at = if self.online && !self.creds.is_fetching() {
-            Some(now + delay)
-        } else {
-            None
-        };
-        self.set_reconnecting(self.retry_at, Some(cause.clone()), cause);
+        let retry_at = (self.online && !self.creds.is_fetching()).then(|| now + delay);
+        self.timers.set(TimerReason::Retry, retry_at);
+        self.set_reconnecting(retry_at, Some(cause.clone()), cause);
     }
 
     fn auth_rejected(&mut self, now: Instant, detail: String) {
@@ -1869,11 +1748,11 @@ impl Session {
                     self.actions.push_back(Action::FetchToken);
                 }
                 self.drop_links_except(None);
-                self.stable_at = None;
-                self.probe_at = None;
-                self.race_at = None;
-                self.unreachable_at = None;
-                self.retry_at = None;
+                self.timers.clear(TimerReason::Stable);
+                self.timers.clear(TimerReason::Probe);
+                self.timers.clear(TimerReason::Race);
+                self.timers.clear(TimerReason::Unreachable);
+                self.timers.clear(TimerReason::Retry);
                 let cause = Cause::AuthRejected { detail };
                 self.set_reconnecting(None, Some(cause.clone()), cause);
             }
@@ -1901,18 +1780,18 @@ impl Session {
                 });
             }
         }
-        self.retry_at = None;
-        self.race_at = None;
-        self.unreachable_at = None;
-        self.probe_at = None;
-        self.stable_at = None;
-        self.drain_deadline = None;
+        self.timers.clear(TimerReason::Retry);
+        self.timers.clear(TimerReason::Race);
+        self.timers.clear(TimerReason::Unreachable);
+        self.timers.clear(TimerReason::Probe);
+        self.timers.clear(TimerReason::Stable);
+        self.timers.clear(TimerReason::Drain);
         self.pending_ops.clear();
         self.set_state(to, cause);
     }
 
     fn check_drained(&mut self, now: Instant) {
-        if self.drain_deadline.is_some() && self.outbox.is_empty() {
+        if self.timers.is_set(TimerReason::Drain) && self.outbox.is_empty() {
             self.close(now);
         }
     }
