@@ -50,6 +50,8 @@ pub(crate) mod link;
 pub(crate) mod liveness;
 pub(crate) mod outbox;
 pub mod protocol;
+pub(crate) mod resume;
+pub(crate) mod retry;
 pub mod session;
 pub mod state;
 pub mod text;

@@ -27,13 +27,15 @@ use crate::protocol::{
     self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
     PROTOCOL_VERSION,
 };
+use crate::resume::Resume;
+use crate::retry::{DelayHint, Retries};
 use crate::state::{Cause, State};
 use crate::text;
 use crate::time::Instant;
 use crate::timer::{TimerReason, Timers};
 use crate::transport::{RequestId, SocketId, SocketKind, TransportKind};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -46,10 +48,6 @@ const POLL_GRACE: Duration = Duration::from_secs(5);
 /// A proving probe's copy of a message arriving this much later than the live link's shows a
 /// rung that holds frames back.
 const PROOF_LAG: Duration = Duration::from_secs(1);
-
-/// How many recent deliveries (sequence number, time) are remembered to judge a probe's copies:
-/// a ring indexed by sequence number (a plain array: no collection code in the browser bundle).
-const RECENT_DELIVERIES: usize = 64;
 
 /// The most timers one `handle_timeout` call fires; a guard against a busy loop.
 const MAX_TIMERS_PER_CALL: usize = 256;
@@ -123,22 +121,13 @@ impl ConvSet {
     }
 }
 
-/// How a server hint shapes the next reconnection delay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DelayHint {
-    /// Wait at least this long (`Retry-After`, SSE `retry:`).
-    AtLeast(Duration),
-    /// Reconnect at a random moment within this window (`going_away`).
-    Within(Duration),
-}
-
 /// The connection state machine. See the module documentation for the run loop.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
     rng: SmallRng,
     ladder: Ladder,
-    backoff: Backoff,
+    retries: Retries,
     probe_backoff: Backoff,
     keepalive: KeepAlive,
     creds: Credentials,
@@ -150,20 +139,16 @@ pub struct Session {
     active: Option<u64>,
     next_id: u64,
     batch_limits: BatchLimits,
-    cursor: Option<Seq>,
+    resume: Resume,
     subscriptions: ConvSet,
     unsubscriptions: ConvSet,
     pending_ops: Vec<ClientFrame>,
     requests: Requests,
-    attempt: u32,
-    outage_started: Option<Instant>,
     /// The session-wide deadlines (see [`crate::timer`]).
     timers: Timers,
     online: bool,
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
-    /// When the live link delivered each recent message (bounded by `RECENT_DELIVERIES`).
-    recent_deliveries: [(Seq, Instant); RECENT_DELIVERIES],
     /// A rung whose probe proved prompt delivery: the next probe of it moves on `hello`.
     proven: Option<TransportKind>,
     /// An SSE probe failed to prove itself: the next probe goes past SSE (to WebSocket).
@@ -198,7 +183,7 @@ impl Session {
             config.step_down_after,
         );
         Session {
-            backoff: Backoff::new(config.backoff),
+            retries: Retries::new(&config),
             probe_backoff: Backoff::new(config.probe_backoff),
             keepalive: KeepAlive::new(config.poll_wait),
             creds: Credentials::new(config.token.clone(), config.token_provider),
@@ -213,18 +198,15 @@ impl Session {
             active: None,
             next_id: 1,
             batch_limits: BatchLimits::default(),
-            cursor: None,
+            resume: Resume::new(),
             subscriptions: ConvSet::default(),
             unsubscriptions: ConvSet::default(),
             pending_ops: Vec::new(),
             requests: Requests::default(),
-            attempt: 0,
-            outage_started: None,
             timers: Timers::default(),
             online: true,
             ping_counter: 0,
             last_timeout_reason: None,
-            recent_deliveries: [(0, Instant::from_micros(0)); RECENT_DELIVERIES],
             proven: None,
             probe_past_sse: false,
         }
@@ -244,7 +226,7 @@ impl Session {
 
     /// The highest sequence number delivered to the application.
     pub fn cursor(&self) -> Option<Seq> {
-        self.cursor
+        self.resume.cursor()
     }
 
     /// The transport carrying the session now, if any.
@@ -695,9 +677,7 @@ impl Session {
     /// failures are forgotten, the backoff and the attempt counter start over.
     fn forget_failures(&mut self) {
         self.timers.clear(TimerReason::Stable);
-        self.backoff.reset();
-        self.attempt = 0;
-        self.outage_started = None;
+        self.retries.forget();
     }
 
     fn fire_link(&mut self, now: Instant, at: Instant, id: u64, timer: TimerReason) {
@@ -779,8 +759,7 @@ impl Session {
             self.set_reconnecting(None, Some(Cause::Offline), Cause::Offline);
             return;
         }
-        self.attempt = self.attempt.saturating_add(1);
-        self.outage_started.get_or_insert(now);
+        let attempt = self.retries.begin(now);
         let kind = self.ladder.current();
         self.open_link(now, kind);
         // On a first visit nothing says whether the best rung works here: the rung below starts
@@ -801,7 +780,7 @@ impl Session {
         self.set_state(
             State::Connecting {
                 transport: kind,
-                attempt: self.attempt,
+                attempt,
             },
             cause,
         );
@@ -810,7 +789,7 @@ impl Session {
     /// The first attempt of a session that has no remembered rung and to which nothing has
     /// worked yet.
     fn is_first_visit(&self) -> bool {
-        self.attempt == 1
+        self.retries.attempt() == 1
             && self.ladder.last_worked().is_none()
             && self.config.initial_transport.is_none()
     }
@@ -875,7 +854,7 @@ impl Session {
     fn open_link(&mut self, now: Instant, kind: TransportKind) -> u64 {
         let id = self.fresh_id();
         let mut link = Link::new(id, kind, now, self.config.liveness_timeout);
-        link.opened_with_cursor = self.cursor;
+        link.opened_with_cursor = self.resume.cursor();
         let token = self.creds.token().map(str::to_string);
         let endpoint = self.config.endpoint.clone();
         let placement = self.config.stream_token;
@@ -887,12 +866,12 @@ impl Session {
                 let (socket_kind, url) = if kind == TransportKind::WebSocket {
                     (
                         SocketKind::WebSocket,
-                        endpoint.websocket_url(in_query, self.cursor),
+                        endpoint.websocket_url(in_query, self.resume.cursor()),
                     )
                 } else {
                     (
                         SocketKind::EventSource,
-                        endpoint.sse_url(in_query, self.cursor),
+                        endpoint.sse_url(in_query, self.resume.cursor()),
                     )
                 };
                 self.actions.push_back(Action::OpenSocket {
@@ -910,7 +889,8 @@ impl Session {
                     sent_at: now,
                     deadline: now + self.config.connect_timeout,
                 });
-                let url = endpoint.poll_url(self.cursor, self.keepalive.poll_wait_ms(), true);
+                let url =
+                    endpoint.poll_url(self.resume.cursor(), self.keepalive.poll_wait_ms(), true);
                 self.actions.push_back(Action::Http {
                     request,
                     method: HttpMethod::Get,
@@ -927,7 +907,10 @@ impl Session {
     fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
         let wait_ms = self.keepalive.poll_wait_ms();
-        let url = self.config.endpoint.poll_url(self.cursor, wait_ms, false);
+        let url = self
+            .config
+            .endpoint
+            .poll_url(self.resume.cursor(), wait_ms, false);
         let bearer = self.creds.token().map(str::to_string);
         let deadline = Instant::from_micros(
             now.as_micros()
@@ -1010,11 +993,11 @@ impl Session {
     fn on_proving_frame(&mut self, now: Instant, id: u64, frame: &ServerFrame) {
         let (late, prompt) = match frame {
             ServerFrame::Msg(m) => {
-                let (seq, at) = self.recent_deliveries[m.seq as usize % RECENT_DELIVERIES];
                 // Behind the live link's copy, or ahead of the live link.
+                let copy_at = self.resume.delivered_at(m.seq);
                 (
-                    seq == m.seq && now > at + PROOF_LAG,
-                    self.cursor.is_some_and(|c| m.seq > c),
+                    copy_at.is_some_and(|at| now > at + PROOF_LAG),
+                    self.resume.is_ahead(m.seq),
                 )
             }
             ServerFrame::Heartbeat => (false, true),
@@ -1041,12 +1024,9 @@ impl Session {
     }
 
     fn deliver(&mut self, now: Instant, message: Message) {
-        if self.cursor.is_some_and(|c| message.seq <= c) {
-            return;
+        if self.resume.deliver(now, message.seq) {
+            self.events.push_back(Event::Message(message));
         }
-        self.recent_deliveries[message.seq as usize % RECENT_DELIVERIES] = (message.seq, now);
-        self.cursor = Some(message.seq);
-        self.events.push_back(Event::Message(message));
     }
 
     fn on_hello(&mut self, now: Instant, id: u64, hello: Hello) {
@@ -1151,20 +1131,11 @@ impl Session {
 
     /// Applies the server's resume point to the cursor, telling the application about a gap.
     fn resume_from(&mut self, hello: &Hello, opened_with: Option<Seq>) {
-        let Some(mine) = self.cursor else {
-            self.cursor = Some(hello.cursor);
-            return;
-        };
-        if hello.resumed {
-            return;
-        }
-        let server_lost_data = hello.cursor < opened_with.unwrap_or(0);
-        if server_lost_data || hello.cursor > mine {
+        if let Some((last_seen, resumed_after)) = self.resume.resume_from(hello, opened_with) {
             self.events.push_back(Event::Discontinuity {
-                last_seen: mine,
-                resumed_after: hello.cursor,
+                last_seen,
+                resumed_after,
             });
-            self.cursor = Some(hello.cursor);
         }
     }
 
@@ -1683,7 +1654,7 @@ impl Session {
             }
             if let Some(other) = self.links.first() {
                 let transport = other.kind;
-                let attempt = self.attempt;
+                let attempt = self.retries.attempt();
                 self.set_state(State::Connecting { transport, attempt }, cause);
             } else {
                 self.timers.clear(TimerReason::Race);
@@ -1697,34 +1668,10 @@ impl Session {
         if self.state.is_final() {
             return;
         }
-        if self
-            .config
-            .max_attempts
-            .is_some_and(|max| self.attempt >= max)
-            || self
-                .config
-                .max_retry_duration
-                .zip(self.outage_started)
-                .is_some_and(|(max, since)| now >= since + max)
-        {
-            self.finish(
-                now,
-                State::Failed {
-                    error: Cause::RetryLimit,
-                },
-                cause,
-            );
+        let Some(delay) = self.retries.next_delay(now, hint, &mut self.rng) else {
+            let error = Cause::RetryLimit;
+            self.finish(now, State::Failed { error }, cause);
             return;
-        }
-        let backoff = self.backoff.next_delay(&mut self.rng);
-        let delay = match hint {
-            None => backoff,
-            Some(DelayHint::AtLeast(d)) => backoff.max(d),
-            Some(DelayHint::Within(window)) => {
-                let floor = self.config.backoff.floor;
-                let window_us = (Instant::from_micros(0) + window).as_micros();
-                Duration::from_micros(self.rng.random_range(0..=window_us)).max(floor)
-            }
         };
         let retry_at = (self.online && !self.creds.is_fetching()).then(|| now + delay);
         self.timers.set(TimerReason::Retry, retry_at);
@@ -1805,7 +1752,7 @@ impl Session {
         last_error: Option<Cause>,
         cause: Cause,
     ) {
-        let attempt = self.attempt.saturating_add(1);
+        let attempt = self.retries.next_attempt();
         let to = State::Reconnecting {
             attempt,
             next_attempt_at,
