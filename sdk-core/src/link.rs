@@ -1,7 +1,7 @@
 //! One attempt to use one transport (a "link"): its phase, what is in flight on it, its liveness
 //! (see [`crate::liveness`]), and the deadlines that follow from them. No I/O here.
 
-use crate::liveness::Liveness;
+use crate::liveness::{Liveness, HELD_BACK_MARGIN_MS};
 use crate::time::Instant;
 use crate::timer::TimerReason;
 use crate::transport::{RequestId, SocketId, TransportKind};
@@ -26,6 +26,21 @@ pub enum Phase {
     },
     /// `hello` arrived: frames flow.
     Live,
+}
+
+impl Phase {
+    /// A probe's `hello` arrived at `now` from a server that sends a heartbeat every
+    /// `heartbeat_ms`: frames from half a heartbeat on can prove the rung prompt, until a
+    /// heartbeat plus the held-back margin.
+    pub fn proving(now: Instant, heartbeat_ms: u64) -> Phase {
+        let hb_us = heartbeat_ms.min(u64::MAX / 4_000) * 1_000;
+        let at = |us: u64| Instant::from_micros(now.as_micros().saturating_add(us));
+        Phase::Proving {
+            judged_from: at(hb_us / 2),
+            deadline: at(hb_us + HELD_BACK_MARGIN_MS * 1_000),
+            settles_at: None,
+        }
+    }
 }
 
 /// A long-poll request in flight.

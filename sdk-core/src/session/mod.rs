@@ -21,7 +21,7 @@ use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 use crate::keepalive::KeepAlive;
 use crate::ladder::{FailureWeight, Ladder};
 use crate::link::{Link, Phase, PollRequest, SendRequest};
-use crate::liveness::{Silence, HELD_BACK_MARGIN_MS};
+use crate::liveness::Silence;
 use crate::outbox::{Outbox, Pending};
 use crate::protocol::{
     self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
@@ -424,49 +424,9 @@ impl Session {
             return;
         }
         match input {
-            Input::SocketOpened { socket } => {
-                if let Some(link) = self.link_by_socket_mut(socket) {
-                    if matches!(link.phase, Phase::Opening) {
-                        link.phase = Phase::AwaitingHello { opened_at: now };
-                        link.liveness.opened(now);
-                    }
-                }
-            }
-            Input::SocketText { socket, text } => {
-                let Some(link) = self.link_by_socket_mut(socket) else {
-                    return;
-                };
-                if link.is_live() && link.liveness.held_back(now) {
-                    // Alive, yet silent for longer than the server ever is: frames are being held
-                    // back on the way (a buffering proxy). This rung cannot be trusted here; the
-                    // frame is replayed on the next link.
-                    let id = link.id;
-                    self.link_failed(now, id, held_back(), FailureWeight::Definitive, None);
-                    return;
-                }
-                link.liveness.heard(now);
-                let (id, kind) = (link.id, link.kind);
-                match protocol::decode_server_frame(&text) {
-                    Ok(frame) => self.on_frame(now, id, frame),
-                    Err(error) => self.events.push_back(Event::BadFrame {
-                        transport: kind,
-                        error,
-                    }),
-                }
-            }
-            Input::SocketBinary { socket, len } => {
-                let Some(link) = self.link_by_socket_mut(socket) else {
-                    return;
-                };
-                link.liveness.heard(now);
-                let kind = link.kind;
-                self.events.push_back(Event::BadFrame {
-                    transport: kind,
-                    error: protocol::FrameError::Malformed {
-                        detail: text!("a binary message of ", len, " bytes"),
-                    },
-                });
-            }
+            Input::SocketOpened { socket } => self.on_socket_opened(now, socket),
+            Input::SocketText { socket, text } => self.on_socket_text(now, socket, &text),
+            Input::SocketBinary { socket, len } => self.on_socket_binary(now, socket, len),
             Input::SocketRetryHint { socket, delay } => {
                 if let Some(link) = self.link_by_socket_mut(socket) {
                     link.retry_hint = Some(delay);
@@ -476,126 +436,190 @@ impl Session {
                 socket,
                 code,
                 reason,
-            } => {
-                let Some(link) = self.link_by_socket(socket) else {
-                    return;
-                };
-                let (id, kind) = (link.id, link.kind);
-                if code == Some(4401) {
-                    self.auth_rejected(now, text!(kind, " closed with 4401: ", reason));
-                    return;
-                }
-                let detail = match code {
-                    Some(code) => text!("closed with code ", code, ": ", reason),
-                    None => text!("closed: ", reason),
-                };
-                self.link_failed(
-                    now,
-                    id,
-                    self.loss_cause(id, detail),
-                    FailureWeight::Ordinary,
-                    None,
-                );
-            }
+            } => self.on_socket_closed(now, socket, code, &reason),
             Input::SocketFailed { socket, failure } => {
-                let Some(link) = self.link_by_socket(socket) else {
-                    return;
-                };
-                let id = link.id;
-                self.on_transport_failure(now, id, failure);
+                if let Some(id) = self.link_by_socket(socket).map(|l| l.id) {
+                    self.on_transport_failure(now, id, failure);
+                }
             }
             Input::HttpResponse {
                 request,
                 status,
                 retry_after,
                 body,
-            } => {
-                let Some(purpose) = self.requests.remove(&request) else {
-                    return;
-                };
-                match purpose {
-                    Purpose::Poll { link } => {
-                        self.on_poll_response(now, link, status, retry_after, &body)
-                    }
-                    Purpose::Send { link } => {
-                        self.on_send_response(now, link, status, retry_after, &body)
-                    }
-                    Purpose::History => self.on_history_response(request, status, &body),
-                }
-            }
+            } => self.on_http_response(now, request, status, retry_after, &body),
             Input::HttpFailed {
                 request,
                 kind,
                 detail,
-            } => {
-                let Some(purpose) = self.requests.remove(&request) else {
-                    return;
-                };
-                match purpose {
-                    Purpose::Poll { link } => self.on_transport_failure(
-                        now,
-                        link,
-                        TransportFailure::of_kind(kind, detail),
-                    ),
-                    // A certificate refused here would have failed the link's own open first.
-                    Purpose::Send { link } => self.send_batch_failed(now, link, None),
-                    Purpose::History => self.events.push_back(Event::History {
-                        request,
-                        result: Err(HistoryError::Network { detail }),
-                    }),
-                }
-            }
-            Input::Token(result) => match self.creds.fetched(result) {
-                Ok(()) => {
-                    if self.links.is_empty() && matches!(self.state, State::Reconnecting { .. }) {
-                        self.start_attempt(now, Cause::RetryDue);
-                    }
-                }
-                Err(detail) => {
-                    if self.links.is_empty() {
-                        self.schedule_retry(now, Cause::TokenUnavailable { detail }, None);
-                    }
-                }
-            },
-            Input::Network { online } => {
-                self.online = online;
-                if online {
-                    if self.links.is_empty()
-                        && matches!(self.state, State::Reconnecting { .. })
-                        && !self.creds.is_fetching()
-                    {
-                        self.start_attempt(now, Cause::Online);
-                    } else {
-                        self.verify_active(now, Duration::ZERO);
-                    }
-                } else if let State::Reconnecting { attempt, .. } = self.state {
-                    // `attempt` already names the next try.
-                    self.timers.clear(TimerReason::Retry);
-                    self.set_state(
-                        State::Reconnecting {
-                            attempt,
-                            next_attempt_at: None,
-                            last_error: Some(Cause::Offline),
-                        },
-                        Cause::Offline,
-                    );
-                } else {
-                    self.verify_active(now, Duration::ZERO);
-                }
-            }
+            } => self.on_http_failed(now, request, kind, detail),
+            Input::Token(result) => self.on_token(now, result),
+            Input::Network { online } => self.on_network(now, online),
             Input::Visibility { visible } => {
                 if visible {
                     let quiet_for = self.config.ping_interval;
                     self.verify_active(now, quiet_for);
                 }
             }
-            Input::Resumed => {
-                self.verify_active(now, Duration::from_secs(1));
-                if self.timers.is_set(TimerReason::Retry) {
-                    self.timers.clear(TimerReason::Retry);
-                    self.start_attempt(now, Cause::Resumed);
-                }
+            Input::Resumed => self.on_resumed(now),
+        }
+    }
+
+    // ----- sockets -------------------------------------------------------------------------
+
+    fn on_socket_opened(&mut self, now: Instant, socket: SocketId) {
+        if let Some(link) = self.link_by_socket_mut(socket) {
+            if matches!(link.phase, Phase::Opening) {
+                link.phase = Phase::AwaitingHello { opened_at: now };
+                link.liveness.opened(now);
             }
+        }
+    }
+
+    fn on_socket_text(&mut self, now: Instant, socket: SocketId, text: &str) {
+        let Some(link) = self.link_by_socket_mut(socket) else {
+            return;
+        };
+        if link.is_live() && link.liveness.held_back(now) {
+            // Alive, yet silent for longer than the server ever is: frames are being held
+            // back on the way (a buffering proxy). This rung cannot be trusted here; the
+            // frame is replayed on the next link.
+            let id = link.id;
+            self.link_failed(now, id, held_back(), FailureWeight::Definitive, None);
+            return;
+        }
+        link.liveness.heard(now);
+        let (id, kind) = (link.id, link.kind);
+        match protocol::decode_server_frame(text) {
+            Ok(frame) => self.on_frame(now, id, frame),
+            Err(error) => self.events.push_back(Event::BadFrame {
+                transport: kind,
+                error,
+            }),
+        }
+    }
+
+    fn on_socket_binary(&mut self, now: Instant, socket: SocketId, len: usize) {
+        let Some(link) = self.link_by_socket_mut(socket) else {
+            return;
+        };
+        link.liveness.heard(now);
+        let kind = link.kind;
+        self.events.push_back(Event::BadFrame {
+            transport: kind,
+            error: protocol::FrameError::Malformed {
+                detail: text!("a binary message of ", len, " bytes"),
+            },
+        });
+    }
+
+    fn on_socket_closed(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        code: Option<u16>,
+        reason: &str,
+    ) {
+        let Some(link) = self.link_by_socket(socket) else {
+            return;
+        };
+        let (id, kind) = (link.id, link.kind);
+        if code == Some(4401) {
+            self.auth_rejected(now, text!(kind, " closed with 4401: ", reason));
+            return;
+        }
+        let detail = match code {
+            Some(code) => text!("closed with code ", code, ": ", reason),
+            None => text!("closed: ", reason),
+        };
+        self.link_failed(
+            now,
+            id,
+            self.loss_cause(id, detail),
+            FailureWeight::Ordinary,
+            None,
+        );
+    }
+
+    // ----- HTTP answers --------------------------------------------------------------------
+
+    fn on_http_response(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &str,
+    ) {
+        match self.requests.remove(&request) {
+            Some(Purpose::Poll { link }) => {
+                self.on_poll_response(now, link, status, retry_after, body)
+            }
+            Some(Purpose::Send { link }) => {
+                self.on_send_response(now, link, status, retry_after, body)
+            }
+            Some(Purpose::History) => self.on_history_response(request, status, body),
+            None => {}
+        }
+    }
+
+    fn on_http_failed(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        kind: FailureKind,
+        detail: String,
+    ) {
+        match self.requests.remove(&request) {
+            Some(Purpose::Poll { link }) => {
+                self.on_transport_failure(now, link, TransportFailure::of_kind(kind, detail))
+            }
+            // A certificate refused here would have failed the link's own open first.
+            Some(Purpose::Send { link }) => self.send_batch_failed(now, link, None),
+            Some(Purpose::History) => self.events.push_back(Event::History {
+                request,
+                result: Err(HistoryError::Network { detail }),
+            }),
+            None => {}
+        }
+    }
+
+    // ----- the platform --------------------------------------------------------------------
+
+    fn on_network(&mut self, now: Instant, online: bool) {
+        self.online = online;
+        if online {
+            if self.links.is_empty()
+                && matches!(self.state, State::Reconnecting { .. })
+                && !self.creds.is_fetching()
+            {
+                self.start_attempt(now, Cause::Online);
+            } else {
+                self.verify_active(now, Duration::ZERO);
+            }
+        } else if let State::Reconnecting { attempt, .. } = self.state {
+            // `attempt` already names the next try.
+            self.timers.clear(TimerReason::Retry);
+            self.set_state(
+                State::Reconnecting {
+                    attempt,
+                    next_attempt_at: None,
+                    last_error: Some(Cause::Offline),
+                },
+                Cause::Offline,
+            );
+        } else {
+            self.verify_active(now, Duration::ZERO);
+        }
+    }
+
+    /// The platform says the process or page was frozen or asleep: check the live link at once,
+    /// and retry now rather than at a deadline that passed while asleep.
+    fn on_resumed(&mut self, now: Instant) {
+        self.verify_active(now, Duration::from_secs(1));
+        if self.timers.is_set(TimerReason::Retry) {
+            self.timers.clear(TimerReason::Retry);
+            self.start_attempt(now, Cause::Resumed);
         }
     }
 
@@ -1029,15 +1053,12 @@ impl Session {
         }
     }
 
+    /// The server's `hello` on link `id`: the link goes live (or, as a probe that must prove
+    /// prompt delivery first, starts proving).
     fn on_hello(&mut self, now: Instant, id: u64, hello: Hello) {
         if hello.v != PROTOCOL_VERSION {
-            self.finish(
-                now,
-                State::Failed {
-                    error: Cause::UnsupportedVersion,
-                },
-                Cause::UnsupportedVersion,
-            );
+            let error = Cause::UnsupportedVersion;
+            self.finish(now, State::Failed { error }, Cause::UnsupportedVersion);
             return;
         }
         let Some(link) = self.link_mut(id) else {
@@ -1047,66 +1068,23 @@ impl Session {
             return;
         }
         if link.needs_proof {
-            let hb_us = hello.heartbeat_ms.min(u64::MAX / 4_000) * 1_000;
-            let at = |us: u64| Instant::from_micros(now.as_micros().saturating_add(us));
-            link.phase = Phase::Proving {
-                judged_from: at(hb_us / 2),
-                deadline: at(hb_us + HELD_BACK_MARGIN_MS * 1_000),
-                settles_at: None,
-            };
+            link.phase = Phase::proving(now, hello.heartbeat_ms);
             return;
         }
         let kind = link.kind;
-        let opened_with = link.opened_with_cursor;
         let previous = self.active_link().map(|l| l.kind);
-        // A better rung of the same attempt still opening (it lost the race, or the first
-        // visit's head start was too short): probe it again at once, from the cursor, so that it
-        // takes over losslessly (as an SSE probe, only once it proved prompt delivery).
-        let above = self.ladder.above(kind);
-        let better_pending = previous.is_none()
-            && self
-                .links
-                .iter()
-                .any(|l| l.id != id && Some(l.kind) == above);
-        self.drop_links_except(Some(id));
-        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
-        let liveness_timeout = self.config.liveness_timeout;
-        let link = self.link_mut(id).expect("the link was found above");
-        link.phase = Phase::Live;
-        link.liveness
-            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
-        self.active = Some(id);
-        self.creds.accepted();
-        if self.ladder.record_success(kind) {
-            self.events
-                .push_back(Event::TransportWorked { transport: kind });
-        }
-        self.resume_from(&hello, opened_with);
+        let better_pending = previous.is_none() && self.better_rung_opening(id, kind);
+        self.go_live(now, id, &hello);
+        self.schedule_after_connecting(now, kind, previous, better_pending);
         let degraded = self.ladder.is_degraded(kind);
         let cause = match previous {
             Some(from) if from != kind => Cause::Upgraded { from },
             _ => Cause::Opened,
         };
-        self.timers.clear(TimerReason::Retry);
-        self.timers.clear(TimerReason::Race);
-        self.timers.clear(TimerReason::Unreachable);
-        if previous.is_none() {
-            // An upgrade continues a healthy session: its stable period keeps running.
-            self.timers
-                .set(TimerReason::Stable, Some(now + self.config.stable_after));
-        }
-        self.timers.clear(TimerReason::Probe);
-        if better_pending {
-            self.timers.set(TimerReason::Probe, Some(now));
-        } else if degraded && self.ladder.above(kind).is_some() {
-            let delay = self.probe_backoff.next_delay(&mut self.rng);
-            self.timers.set(TimerReason::Probe, Some(now + delay));
-        } else {
-            self.probe_backoff.reset();
-        }
+        let transport = kind;
         self.set_state(
             State::Connected {
-                transport: kind,
+                transport,
                 degraded,
             },
             cause,
@@ -1117,6 +1095,66 @@ impl Session {
         // A long poll's `hello` always comes in a poll response, and `on_poll_response` issues the
         // next poll once the response's frames are handled: issuing one here too would keep two
         // polls running for the rest of the session.
+    }
+
+    /// A better rung than `kind` of the same attempt is still opening on a link other than `id`
+    /// (it lost the race, or the first visit's head start was too short).
+    fn better_rung_opening(&self, id: u64, kind: TransportKind) -> bool {
+        let above = self.ladder.above(kind);
+        self.links
+            .iter()
+            .any(|l| l.id != id && Some(l.kind) == above)
+    }
+
+    /// Link `id` carries the session from now on: every other link goes, its liveness starts,
+    /// the token and the rung are known to work, the cursor follows the server's resume point.
+    fn go_live(&mut self, now: Instant, id: u64, hello: &Hello) {
+        self.drop_links_except(Some(id));
+        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
+        let liveness_timeout = self.config.liveness_timeout;
+        let Some(link) = self.link_mut(id) else {
+            return;
+        };
+        link.phase = Phase::Live;
+        link.liveness
+            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
+        let (kind, opened_with) = (link.kind, link.opened_with_cursor);
+        self.active = Some(id);
+        self.creds.accepted();
+        if self.ladder.record_success(kind) {
+            self.events
+                .push_back(Event::TransportWorked { transport: kind });
+        }
+        self.resume_from(hello, opened_with);
+    }
+
+    /// The timers once a link on `kind` went live: no retry, race or unreachable deadline any
+    /// more; a stable period for a fresh connection (an upgrade continues a healthy session);
+    /// a probe of a better rung at once if one was still opening (from the cursor, so that it
+    /// takes over losslessly), later while degraded, never otherwise.
+    fn schedule_after_connecting(
+        &mut self,
+        now: Instant,
+        kind: TransportKind,
+        previous: Option<TransportKind>,
+        better_pending: bool,
+    ) {
+        self.timers.clear(TimerReason::Retry);
+        self.timers.clear(TimerReason::Race);
+        self.timers.clear(TimerReason::Unreachable);
+        if previous.is_none() {
+            self.timers
+                .set(TimerReason::Stable, Some(now + self.config.stable_after));
+        }
+        self.timers.clear(TimerReason::Probe);
+        if better_pending {
+            self.timers.set(TimerReason::Probe, Some(now));
+        } else if self.ladder.is_degraded(kind) && self.ladder.above(kind).is_some() {
+            let delay = self.probe_backoff.next_delay(&mut self.rng);
+            self.timers.set(TimerReason::Probe, Some(now + delay));
+        } else {
+            self.probe_backoff.reset();
+        }
     }
 
     /// How often a live WebSocket pings, in microseconds: the configured interval, but at most
@@ -1678,6 +1716,23 @@ impl Session {
         self.set_reconnecting(retry_at, Some(cause.clone()), cause);
     }
 
+    /// The application's token provider answered.
+    fn on_token(&mut self, now: Instant, result: Result<String, String>) {
+        match self.creds.fetched(result) {
+            Ok(()) => {
+                if self.links.is_empty() && matches!(self.state, State::Reconnecting { .. }) {
+                    self.start_attempt(now, Cause::RetryDue);
+                }
+            }
+            Err(detail) => {
+                if self.links.is_empty() {
+                    self.schedule_retry(now, Cause::TokenUnavailable { detail }, None);
+                }
+            }
+        }
+    }
+
+    /// The server refused the token: refresh it and reconnect, or fail for good.
     fn auth_rejected(&mut self, now: Instant, detail: String) {
         match self.creds.rejected() {
             Rejection::Fatal => {
