@@ -56,7 +56,7 @@ pub mod session;
 pub mod state;
 pub mod text;
 pub mod time;
-pub mod timer;
+pub(crate) mod timer;
 pub mod transport;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
