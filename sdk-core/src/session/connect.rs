@@ -337,6 +337,7 @@ impl Session {
         }
     }
 
+    /// A link's socket or request failed: carried out as [`classify`] judges it.
     pub(super) fn on_transport_failure(
         &mut self,
         now: Instant,
@@ -346,62 +347,17 @@ impl Session {
         let Some(link) = self.link(id) else {
             return;
         };
-        let transport = link.kind;
-        if let Some(cause) = tls_rejection(transport, &failure) {
-            self.finish(
-                now,
-                State::Failed {
-                    error: cause.clone(),
-                },
+        match classify(link.kind, link.is_live(), failure) {
+            Verdict::Fatal(cause) => {
+                let error = cause.clone();
+                self.finish(now, State::Failed { error }, cause);
+            }
+            Verdict::Unauthorized(detail) => self.auth_rejected(now, detail),
+            Verdict::Lost {
                 cause,
-            );
-            return;
-        }
-        match failure.status {
-            Some(401) => self.auth_rejected(now, failure.detail),
-            Some(status @ (429 | 503)) => {
-                let hint = failure.retry_after.map(DelayHint::AtLeast);
-                let cause = if status == 429 {
-                    Cause::ServerBusy
-                } else {
-                    self.loss_cause(id, failure.detail)
-                };
-                self.link_failed(now, id, cause, FailureWeight::Neutral, hint);
-            }
-            Some(status) if (400..500).contains(&status) => {
-                let cause = Cause::OpenFailed {
-                    transport,
-                    status: Some(status),
-                    detail: failure.detail,
-                };
-                self.link_failed(now, id, cause, FailureWeight::Definitive, None);
-            }
-            status => {
-                // Refused, unresolved or unreachable: nothing answers at the server's address, so
-                // every rung would fail alike. Retry the same rung; do not walk down the ladder.
-                let host_down = matches!(
-                    failure.kind,
-                    FailureKind::Refused | FailureKind::Dns | FailureKind::Unreachable
-                );
-                let weight = if host_down {
-                    FailureWeight::Neutral
-                } else {
-                    FailureWeight::Ordinary
-                };
-                let cause = if link.is_live() {
-                    Cause::TransportLost {
-                        transport,
-                        detail: failure.detail,
-                    }
-                } else {
-                    Cause::OpenFailed {
-                        transport,
-                        status,
-                        detail: failure.detail,
-                    }
-                };
-                self.link_failed(now, id, cause, weight, None);
-            }
+                weight,
+                hint,
+            } => self.link_failed(now, id, cause, weight, hint),
         }
     }
 
@@ -511,16 +467,140 @@ pub(super) fn held_back() -> Cause {
     }
 }
 
-/// A failure that retrying cannot cure: the server's certificate was refused (the same
-/// certificate would be refused on every rung and every retry). The session fails at once with a
-/// cause naming it. Other TLS failures ([`FailureKind::Tls`]) are left to the ladder; a driver
-/// without TLS refuses `https://` before a session exists.
-pub(super) fn tls_rejection(transport: TransportKind, failure: &TransportFailure) -> Option<Cause> {
-    match failure.kind {
-        FailureKind::Certificate if failure.status.is_none() => Some(Cause::TlsRejected {
-            transport,
-            detail: failure.detail.clone(),
-        }),
-        _ => None,
+/// What a transport failure means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Retrying cannot cure it: the session fails with this cause.
+    Fatal(Cause),
+    /// The server refused the token.
+    Unauthorized(String),
+    /// The link is lost: why, what it costs its rung on the ladder, and the server's hint for
+    /// the next delay.
+    Lost {
+        cause: Cause,
+        weight: FailureWeight,
+        hint: Option<DelayHint>,
+    },
+}
+
+/// Classifies a failure of a link on `transport` (`live`: it had said `hello`):
+/// - the server's certificate refused: fatal (the same certificate is refused on every rung and
+///   every retry; other TLS failures are left to the ladder);
+/// - 401: the token;
+/// - 429 and 503: the server is busy; no rung is blamed, its `Retry-After` is a floor;
+/// - another 4xx: this rung is refused here (a proxy): it counts fully against the rung;
+/// - refused, unresolved, unreachable: nothing answers at the server's address, so every rung
+///   would fail alike: retry the same rung, do not walk down the ladder;
+/// - anything else (a reset, a browser's opaque error): an ordinary failure of the rung.
+pub(super) fn classify(transport: TransportKind, live: bool, failure: TransportFailure) -> Verdict {
+    let TransportFailure {
+        kind,
+        status,
+        retry_after,
+        detail,
+    } = failure;
+    let lost = |weight, cause, hint| Verdict::Lost {
+        cause,
+        weight,
+        hint,
+    };
+    // A live link's loss, or an attempt that did not open.
+    let loss = |status, detail| {
+        if live {
+            Cause::TransportLost { transport, detail }
+        } else {
+            Cause::OpenFailed {
+                transport,
+                status,
+                detail,
+            }
+        }
+    };
+    if kind == FailureKind::Certificate && status.is_none() {
+        return Verdict::Fatal(Cause::TlsRejected { transport, detail });
+    }
+    match status {
+        Some(401) => Verdict::Unauthorized(detail),
+        Some(status @ (429 | 503)) => {
+            let hint = retry_after.map(DelayHint::AtLeast);
+            let cause = if status == 429 {
+                Cause::ServerBusy
+            } else {
+                loss(None, detail)
+            };
+            lost(FailureWeight::Neutral, cause, hint)
+        }
+        Some(status) if (400..500).contains(&status) => {
+            let cause = Cause::OpenFailed {
+                transport,
+                status: Some(status),
+                detail,
+            };
+            lost(FailureWeight::Definitive, cause, None)
+        }
+        status => {
+            let host_down = matches!(
+                kind,
+                FailureKind::Refused | FailureKind::Dns | FailureKind::Unreachable
+            );
+            let weight = if host_down {
+                FailureWeight::Neutral
+            } else {
+                FailureWeight::Ordinary
+            };
+            lost(weight, loss(status, detail), None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weight_of(verdict: Verdict) -> Option<FailureWeight> {
+        match verdict {
+            Verdict::Lost { weight, .. } => Some(weight),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn failures_are_classified_by_what_they_say_about_the_rung() {
+        let ws = TransportKind::WebSocket;
+        let of = |kind| TransportFailure::of_kind(kind, "x");
+        let status = |s| TransportFailure::status(s, None, "x");
+        assert!(matches!(
+            classify(ws, false, of(FailureKind::Certificate)),
+            Verdict::Fatal(Cause::TlsRejected { .. })
+        ));
+        assert!(matches!(
+            classify(ws, true, status(401)),
+            Verdict::Unauthorized(_)
+        ));
+        for (failure, weight) in [
+            (status(429), FailureWeight::Neutral),
+            (status(503), FailureWeight::Neutral),
+            (status(403), FailureWeight::Definitive),
+            (of(FailureKind::Refused), FailureWeight::Neutral),
+            (of(FailureKind::Dns), FailureWeight::Neutral),
+            (of(FailureKind::Other), FailureWeight::Ordinary),
+            (of(FailureKind::Tls), FailureWeight::Ordinary),
+        ] {
+            let detail = failure.detail.clone();
+            assert_eq!(
+                weight_of(classify(ws, false, failure)),
+                Some(weight),
+                "{detail}"
+            );
+        }
+        let hinted = TransportFailure::status(429, Some(Duration::from_secs(4)), "busy");
+        assert_eq!(
+            classify(ws, true, hinted),
+            Verdict::Lost {
+                cause: Cause::ServerBusy,
+                weight: FailureWeight::Neutral,
+                hint: Some(DelayHint::AtLeast(Duration::from_secs(4))),
+            }
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The session: the one state machine that keeps an application connected. It is a dispatcher:
 //! each input, application call and timer goes to the concern it belongs to, and each concern
-//! owns its state and its decisions in a module of its own (`sdk-core/src/<name>.rs`; the session's side of each
-//! in `session/<name>.rs`):
+//! owns its state and its decisions in a module of its own (`sdk-core/src/<name>.rs`; the
+//! session's side of each in `session/<name>.rs`):
 //!
 //! | concern | rules and state | the session's side |
 //! |---|---|---|
