@@ -86,6 +86,9 @@ pub struct Link {
     pub retry_hint: Option<Duration>,
     /// A probe that must prove prompt delivery after `hello` before the session moves to it.
     pub needs_proof: bool,
+    /// The plain GET that asked an SSE stream which failed without a status why it did (see
+    /// `Session::ask_sse_status`).
+    pub status_probe: Option<RequestId>,
 }
 
 impl Link {
@@ -104,6 +107,7 @@ impl Link {
             going_away: None,
             retry_hint: None,
             needs_proof: false,
+            status_probe: None,
         }
     }
 

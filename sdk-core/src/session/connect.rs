@@ -344,6 +344,9 @@ impl Session {
         id: u64,
         failure: TransportFailure,
     ) {
+        if self.ask_sse_status(id, &failure) {
+            return;
+        }
         let Some(link) = self.link(id) else {
             return;
         };
@@ -359,6 +362,48 @@ impl Session {
                 hint,
             } => self.link_failed(now, id, cause, weight, hint),
         }
+    }
+
+    /// A browser's `EventSource` hides why it could not open: a 401 or a proxy's 403 looks like a
+    /// network error. An SSE attempt that failed before opening with neither a status nor a
+    /// kind asks once, with a plain GET of the same URL; the answer is then judged as the
+    /// failure. The link's connect deadline bounds the wait. True when the question was asked.
+    fn ask_sse_status(&mut self, id: u64, failure: &TransportFailure) -> bool {
+        let Some(link) = self.link(id) else {
+            return false;
+        };
+        if link.kind != TransportKind::Sse
+            || !matches!(link.phase, Phase::Opening)
+            || link.status_probe.is_some()
+            || failure.status.is_some()
+            || failure.kind != FailureKind::Other
+        {
+            return false;
+        }
+        let cursor = link.opened_with_cursor;
+        let request = RequestId(self.fresh_id());
+        let token = self.creds.token();
+        let placement = self.config.stream_token;
+        let url = self
+            .config
+            .endpoint
+            .sse_url(placement.in_query(token), cursor);
+        let bearer = placement.in_header(token);
+        if let Some(link) = self.link_mut(id) {
+            // The socket is gone: later reports about it are ignored.
+            link.socket = None;
+            link.status_probe = Some(request);
+        }
+        self.requests
+            .insert(request, Purpose::SseStatus { link: id });
+        self.actions.push_back(Action::Http {
+            request,
+            method: HttpMethod::Get,
+            url,
+            bearer,
+            body: None,
+        });
+        true
     }
 
     pub(super) fn link_failed(

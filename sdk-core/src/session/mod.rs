@@ -75,8 +75,16 @@ struct Timer {
 /// What an HTTP request the session started is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
-    Poll { link: u64 },
-    Send { link: u64 },
+    Poll {
+        link: u64,
+    },
+    Send {
+        link: u64,
+    },
+    /// The status of an SSE stream that failed without one.
+    SseStatus {
+        link: u64,
+    },
     History,
 }
 
@@ -571,6 +579,14 @@ impl Session {
             Some(Purpose::Send { link }) => {
                 self.on_send_response(now, link, status, retry_after, body)
             }
+            Some(Purpose::SseStatus { link }) => {
+                let failure = if status == 200 {
+                    TransportFailure::network("the event stream could not be opened")
+                } else {
+                    TransportFailure::status(status, retry_after, http_detail(status, body))
+                };
+                self.on_transport_failure(now, link, failure)
+            }
             Some(Purpose::History) => self.on_history_response(request, status, body),
             None => {}
         }
@@ -584,7 +600,7 @@ impl Session {
         detail: String,
     ) {
         match self.requests.remove(&request) {
-            Some(Purpose::Poll { link }) => {
+            Some(Purpose::Poll { link } | Purpose::SseStatus { link }) => {
                 self.on_transport_failure(now, link, TransportFailure::of_kind(kind, detail))
             }
             // A certificate refused here would have failed the link's own open first.
@@ -919,6 +935,12 @@ impl Session {
             self.actions.push_back(Action::AbortHttp {
                 request: poll.request,
             });
+        }
+        // An SSE status question still unanswered.
+        if let Some(request) = link.status_probe {
+            if self.requests.remove(&request).is_some() {
+                self.actions.push_back(Action::AbortHttp { request });
+            }
         }
         if let Some(send) = &link.send {
             self.requests.remove(&send.request);

@@ -66,6 +66,9 @@ pub struct Net {
     /// HTTP sends reach the server (which stores them) but their answers never come back, as on
     /// a dead pooled connection.
     pub lose_send_answers: bool,
+    /// The driver is a browser's: an event stream refused with an HTTP status is reported as a
+    /// failure of unknown kind without the status (`EventSource` hides it).
+    pub opaque_sse_failures: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -455,6 +458,19 @@ impl Sim {
         }
     }
 
+    /// Reports that `socket` failed, as the driver sees it.
+    fn socket_failed(&mut self, socket: SocketId, kind: TransportKind, failure: TransportFailure) {
+        let failure = if kind == TransportKind::Sse
+            && self.net.opaque_sse_failures
+            && failure.status.is_some()
+        {
+            TransportFailure::network("the event stream could not be opened")
+        } else {
+            failure
+        };
+        self.reply(Input::SocketFailed { socket, failure });
+    }
+
     fn open_socket(&mut self, socket: SocketId, kind: SocketKind, url: &str) {
         let transport = match kind {
             SocketKind::WebSocket => TransportKind::WebSocket,
@@ -487,25 +503,28 @@ impl Sim {
             return;
         }
         if self.net.refuse.contains(&transport) {
-            self.reply(Input::SocketFailed {
+            self.socket_failed(
                 socket,
-                failure: TransportFailure::status(403, None, "refused by proxy"),
-            });
+                transport,
+                TransportFailure::status(403, None, "refused by proxy"),
+            );
             return;
         }
         if let Some(after) = self.net.rate_limit_opens {
-            self.reply(Input::SocketFailed {
+            self.socket_failed(
                 socket,
-                failure: TransportFailure::status(429, Some(after), "rate limited"),
-            });
+                transport,
+                TransportFailure::status(429, Some(after), "rate limited"),
+            );
             return;
         }
         let token = query(url, "token");
         if transport == TransportKind::Sse && self.check_token(token.as_deref()).is_err() {
-            self.reply(Input::SocketFailed {
+            self.socket_failed(
                 socket,
-                failure: TransportFailure::status(401, None, "unauthorized"),
-            });
+                transport,
+                TransportFailure::status(401, None, "unauthorized"),
+            );
             return;
         }
         let buffered = self.net.buffer_frames.contains_key(&transport);
@@ -668,6 +687,32 @@ impl Sim {
                 return;
             }
             respond(self, 200, protocol::encode(&Batch { frames }));
+        } else if path.ends_with("/v1/sse") {
+            // A plain GET of the event stream's URL: the status it answers with.
+            if self.net.reset_open.contains(&TransportKind::Sse) {
+                self.reply(Input::HttpFailed {
+                    request,
+                    kind: FailureKind::Other,
+                    detail: "connection reset".into(),
+                });
+            } else if self.net.blackhole_open.contains(&TransportKind::Sse) {
+            } else if self.net.refuse.contains(&TransportKind::Sse) {
+                respond(self, 403, "refused by proxy".into());
+            } else if let Some(after) = self.net.rate_limit_opens {
+                self.reply(Input::HttpResponse {
+                    request,
+                    status: 429,
+                    retry_after: Some(after),
+                    body: String::new(),
+                });
+            } else if let Err(code) = self.check_token(token.as_deref()) {
+                let body = protocol::encode(&protocol::HttpError {
+                    error: bad_token(code),
+                });
+                respond(self, 401, body);
+            } else {
+                respond(self, 200, String::new());
+            }
         } else if path.ends_with("/v1/history") {
             let conv = query(url, "conv").unwrap();
             let messages: Vec<Message> = self
