@@ -49,6 +49,7 @@ pub(crate) mod ladder;
 pub(crate) mod link;
 pub(crate) mod liveness;
 pub(crate) mod outbox;
+pub(crate) mod probe;
 pub mod protocol;
 pub(crate) mod resume;
 pub(crate) mod retry;

@@ -104,16 +104,8 @@ impl Session {
         if self.links.len() > 1 {
             return;
         }
-        let mut above = self.ladder.above(active.kind);
-        if above == Some(TransportKind::Sse) && std::mem::take(&mut self.probe_past_sse) {
-            // SSE failed to prove itself last time: this probe tries the rung above it, so a
-            // WebSocket that works again is found even while SSE stays held back.
-            above = self.ladder.above(TransportKind::Sse).or(above);
-        }
-        if let Some(above) = above {
-            // SSE is the rung a buffering proxy holds back (a WebSocket is a tunnel, a poll
-            // answer is complete): the session moves there only after a probe proved it prompt.
-            let needs_proof = above == TransportKind::Sse && self.proven.take() != Some(above);
+        let live = active.kind;
+        if let Some((above, needs_proof)) = self.probing.next(&self.ladder, live) {
             let id = self.open_link(now, above);
             if let Some(link) = self.link_mut(id) {
                 link.needs_proof = needs_proof;
@@ -270,11 +262,11 @@ impl Session {
         self.timers.clear(TimerReason::Probe);
         if better_pending {
             self.timers.set(TimerReason::Probe, Some(now));
-        } else if self.ladder.is_degraded(kind) && self.ladder.above(kind).is_some() {
-            let delay = self.probe_backoff.next_delay(&mut self.rng);
-            self.timers.set(TimerReason::Probe, Some(now + delay));
         } else {
-            self.probe_backoff.reset();
+            let worth_probing = self.ladder.is_degraded(kind) && self.ladder.above(kind).is_some();
+            let delay = self.probing.after_connected(worth_probing, &mut self.rng);
+            self.timers
+                .set(TimerReason::Probe, delay.map(|delay| now + delay));
         }
     }
 
@@ -446,8 +438,7 @@ impl Session {
             self.schedule_retry(now, cause, hint);
         } else if self.active.is_some() {
             // A probe failed: the live link carries on; probe again later.
-            self.probe_past_sse = link.needs_proof;
-            let delay = self.probe_backoff.next_delay(&mut self.rng);
+            let delay = self.probing.failed(link.needs_proof, &mut self.rng);
             self.timers.set(TimerReason::Probe, Some(now + delay));
         } else {
             let below = self.ladder.below(link.kind);

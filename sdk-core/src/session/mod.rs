@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | deadlines | `timer` (one table, one `poll_timeout`) | `next_timer`, `fire` here |
 //! | is a link alive? | `liveness` (silence, freezes, checks, pings, held-back SSE) | `verify_active`, `send_ping` here |
-//! | attempts, racing, probing, failures | `ladder` (rungs) | `connect` |
+//! | attempts, racing, probing, failures | `ladder` (rungs), `probe` (which rung, when) | `connect` |
 //! | when to retry | `retry` (backoff, limits, hints, resets) | `connect::schedule_retry` |
 //! | the send pipe | `outbox`, `batch` | `send` |
 //! | long polling | `keepalive` (poll wait) | `poll` |
@@ -24,7 +24,6 @@
 //! 3. Sleep until `poll_timeout`, or until the next input, whichever comes first; on waking at the
 //!    deadline call `handle_timeout(now)`. Go to 2.
 
-use crate::backoff::Backoff;
 use crate::batch::BatchLimits;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
@@ -35,6 +34,7 @@ use crate::ladder::{FailureWeight, Ladder};
 use crate::link::{Link, Phase, PollRequest, SendRequest};
 use crate::liveness::Silence;
 use crate::outbox::{Outbox, Pending};
+use crate::probe::Probing;
 use crate::protocol::{
     self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
     PROTOCOL_VERSION,
@@ -149,7 +149,7 @@ pub struct Session {
     rng: SmallRng,
     ladder: Ladder,
     retries: Retries,
-    probe_backoff: Backoff,
+    probing: Probing,
     keepalive: KeepAlive,
     creds: Credentials,
     outbox: Outbox,
@@ -170,10 +170,6 @@ pub struct Session {
     online: bool,
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
-    /// A rung whose probe proved prompt delivery: the next probe of it moves on `hello`.
-    proven: Option<TransportKind>,
-    /// An SSE probe failed to prove itself: the next probe goes past SSE (to WebSocket).
-    probe_past_sse: bool,
 }
 
 fn at_least_1ms(d: Duration) -> Duration {
@@ -205,7 +201,7 @@ impl Session {
         );
         Session {
             retries: Retries::new(&config),
-            probe_backoff: Backoff::new(config.probe_backoff),
+            probing: Probing::new(config.probe_backoff),
             keepalive: KeepAlive::new(config.poll_wait),
             creds: Credentials::new(config.token.clone(), config.token_provider),
             outbox: Outbox::new(config.outbox_max_messages, config.outbox_max_bytes),
@@ -228,8 +224,6 @@ impl Session {
             online: true,
             ping_counter: 0,
             last_timeout_reason: None,
-            proven: None,
-            probe_past_sse: false,
         }
     }
 
@@ -764,7 +758,7 @@ impl Session {
                 // Proven prompt: a fresh probe (from the current cursor, so the switch is
                 // lossless) moves the session there as soon as it says hello.
                 self.drop_link(id);
-                self.proven = Some(kind);
+                self.probing.proven(kind);
                 self.timers.set(TimerReason::Probe, Some(now));
             }
             TimerReason::SendRetry => {
