@@ -72,7 +72,10 @@ pub struct Link {
     pub kind: TransportKind,
     pub phase: Phase,
     pub started_at: Instant,
+    /// The socket; `None` for a long poll, and for an SSE stream that failed and whose status is
+    /// being asked (see `Session::ask_sse_status`).
     pub socket: Option<SocketId>,
+    /// The long poll in flight, or the plain GET asking a failed SSE stream for its status.
     pub poll: Option<PollRequest>,
     pub send: Option<SendRequest>,
     pub send_retry_at: Option<Instant>,
@@ -86,9 +89,6 @@ pub struct Link {
     pub retry_hint: Option<Duration>,
     /// A probe that must prove prompt delivery after `hello` before the session moves to it.
     pub needs_proof: bool,
-    /// The plain GET that asked an SSE stream which failed without a status why it did (see
-    /// `Session::ask_sse_status`).
-    pub status_probe: Option<RequestId>,
 }
 
 impl Link {
@@ -107,7 +107,6 @@ impl Link {
             going_away: None,
             retry_hint: None,
             needs_proof: false,
-            status_probe: None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! Randomness comes from the session's seeded generator, passed in, so that one seed keeps
 //! replaying the same session. No clock, no I/O.
 
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::time::Instant;
 use rand::rngs::SmallRng;
@@ -27,7 +27,6 @@ pub(crate) enum DelayHint {
 #[derive(Debug)]
 pub(crate) struct Retries {
     backoff: Backoff,
-    policy: BackoffPolicy,
     /// The number of the current (or last) attempt; 0 after [`Retries::forget`].
     attempt: u32,
     /// When the current outage began: the first attempt since the connection last proved itself.
@@ -40,7 +39,6 @@ impl Retries {
     pub fn new(config: &Config) -> Self {
         Retries {
             backoff: Backoff::new(config.backoff),
-            policy: config.backoff,
             attempt: 0,
             outage_started: None,
             max_attempts: config.max_attempts,
@@ -95,7 +93,8 @@ impl Retries {
             Some(DelayHint::AtLeast(d)) => backoff.max(d),
             Some(DelayHint::Within(window)) => {
                 let window_us = (Instant::from_micros(0) + window).as_micros();
-                Duration::from_micros(rng.random_range(0..=window_us)).max(self.policy.floor)
+                Duration::from_micros(rng.random_range(0..=window_us))
+                    .max(self.backoff.policy().floor)
             }
         })
     }

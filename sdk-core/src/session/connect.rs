@@ -329,30 +329,81 @@ impl Session {
         }
     }
 
-    /// A link's socket or request failed: carried out as [`classify`] judges it.
+    /// A link's socket or request failed. What it means:
+    /// - the server's certificate refused: fatal (the same certificate is refused on every rung
+    ///   and every retry; other TLS failures are left to the ladder);
+    /// - 401: the token;
+    /// - 429 and 503: the server is busy; no rung is blamed, its `Retry-After` is a floor;
+    /// - another 4xx: this rung is refused here (a proxy): it counts fully against the rung;
+    /// - refused, unresolved, unreachable: nothing answers at the server's address, so every
+    ///   rung would fail alike: retry the same rung, do not walk down the ladder;
+    /// - anything else (a reset, a browser's opaque error): an ordinary failure of the rung,
+    ///   after asking a browser's event stream for its status ([`Session::ask_sse_status`]).
     pub(super) fn on_transport_failure(
         &mut self,
         now: Instant,
         id: u64,
         failure: TransportFailure,
     ) {
-        if self.ask_sse_status(id, &failure) {
+        if self.ask_sse_status(now, id, &failure) {
             return;
         }
         let Some(link) = self.link(id) else {
             return;
         };
-        match classify(link.kind, link.is_live(), failure) {
-            Verdict::Fatal(cause) => {
-                let error = cause.clone();
-                self.finish(now, State::Failed { error }, cause);
+        let transport = link.kind;
+        if failure.kind == FailureKind::Certificate && failure.status.is_none() {
+            let cause = Cause::TlsRejected {
+                transport,
+                detail: failure.detail,
+            };
+            let error = cause.clone();
+            self.finish(now, State::Failed { error }, cause);
+            return;
+        }
+        match failure.status {
+            Some(401) => self.auth_rejected(now, failure.detail),
+            Some(status @ (429 | 503)) => {
+                let hint = failure.retry_after.map(DelayHint::AtLeast);
+                let cause = if status == 429 {
+                    Cause::ServerBusy
+                } else {
+                    self.loss_cause(id, failure.detail)
+                };
+                self.link_failed(now, id, cause, FailureWeight::Neutral, hint);
             }
-            Verdict::Unauthorized(detail) => self.auth_rejected(now, detail),
-            Verdict::Lost {
-                cause,
-                weight,
-                hint,
-            } => self.link_failed(now, id, cause, weight, hint),
+            Some(status) if (400..500).contains(&status) => {
+                let cause = Cause::OpenFailed {
+                    transport,
+                    status: Some(status),
+                    detail: failure.detail,
+                };
+                self.link_failed(now, id, cause, FailureWeight::Definitive, None);
+            }
+            status => {
+                let host_down = matches!(
+                    failure.kind,
+                    FailureKind::Refused | FailureKind::Dns | FailureKind::Unreachable
+                );
+                let weight = if host_down {
+                    FailureWeight::Neutral
+                } else {
+                    FailureWeight::Ordinary
+                };
+                let cause = if link.is_live() {
+                    Cause::TransportLost {
+                        transport,
+                        detail: failure.detail,
+                    }
+                } else {
+                    Cause::OpenFailed {
+                        transport,
+                        status,
+                        detail: failure.detail,
+                    }
+                };
+                self.link_failed(now, id, cause, weight, None);
+            }
         }
     }
 
@@ -360,13 +411,13 @@ impl Session {
     /// network error. An SSE attempt that failed before opening with neither a status nor a
     /// kind asks once, with a plain GET of the same URL; the answer is then judged as the
     /// failure. The link's connect deadline bounds the wait. True when the question was asked.
-    fn ask_sse_status(&mut self, id: u64, failure: &TransportFailure) -> bool {
+    fn ask_sse_status(&mut self, now: Instant, id: u64, failure: &TransportFailure) -> bool {
         let Some(link) = self.link(id) else {
             return false;
         };
         if link.kind != TransportKind::Sse
             || !matches!(link.phase, Phase::Opening)
-            || link.status_probe.is_some()
+            || link.socket.is_none()
             || failure.status.is_some()
             || failure.kind != FailureKind::Other
         {
@@ -382,9 +433,14 @@ impl Session {
             .sse_url(placement.in_query(token), cursor);
         let bearer = placement.in_header(token);
         if let Some(link) = self.link_mut(id) {
-            // The socket is gone: later reports about it are ignored.
+            // The socket is gone (later reports about it are ignored); the question is in flight
+            // like a poll, abandoned with the link.
             link.socket = None;
-            link.status_probe = Some(request);
+            link.poll = Some(PollRequest {
+                request,
+                sent_at: now,
+                deadline: now,
+            });
         }
         self.requests
             .insert(request, Purpose::SseStatus { link: id });
@@ -500,143 +556,5 @@ pub(super) fn held_back() -> Cause {
     Cause::TransportLost {
         transport: TransportKind::Sse,
         detail: "frames arrive late (held back by a proxy?)".into(),
-    }
-}
-
-/// What a transport failure means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Verdict {
-    /// Retrying cannot cure it: the session fails with this cause.
-    Fatal(Cause),
-    /// The server refused the token.
-    Unauthorized(String),
-    /// The link is lost: why, what it costs its rung on the ladder, and the server's hint for
-    /// the next delay.
-    Lost {
-        cause: Cause,
-        weight: FailureWeight,
-        hint: Option<DelayHint>,
-    },
-}
-
-/// Classifies a failure of a link on `transport` (`live`: it had said `hello`):
-/// - the server's certificate refused: fatal (the same certificate is refused on every rung and
-///   every retry; other TLS failures are left to the ladder);
-/// - 401: the token;
-/// - 429 and 503: the server is busy; no rung is blamed, its `Retry-After` is a floor;
-/// - another 4xx: this rung is refused here (a proxy): it counts fully against the rung;
-/// - refused, unresolved, unreachable: nothing answers at the server's address, so every rung
-///   would fail alike: retry the same rung, do not walk down the ladder;
-/// - anything else (a reset, a browser's opaque error): an ordinary failure of the rung.
-pub(super) fn classify(transport: TransportKind, live: bool, failure: TransportFailure) -> Verdict {
-    let TransportFailure {
-        kind,
-        status,
-        retry_after,
-        detail,
-    } = failure;
-    let lost = |weight, cause, hint| Verdict::Lost {
-        cause,
-        weight,
-        hint,
-    };
-    // A live link's loss, or an attempt that did not open.
-    let loss = |status, detail| {
-        if live {
-            Cause::TransportLost { transport, detail }
-        } else {
-            Cause::OpenFailed {
-                transport,
-                status,
-                detail,
-            }
-        }
-    };
-    if kind == FailureKind::Certificate && status.is_none() {
-        return Verdict::Fatal(Cause::TlsRejected { transport, detail });
-    }
-    match status {
-        Some(401) => Verdict::Unauthorized(detail),
-        Some(status @ (429 | 503)) => {
-            let hint = retry_after.map(DelayHint::AtLeast);
-            let cause = if status == 429 {
-                Cause::ServerBusy
-            } else {
-                loss(None, detail)
-            };
-            lost(FailureWeight::Neutral, cause, hint)
-        }
-        Some(status) if (400..500).contains(&status) => {
-            let cause = Cause::OpenFailed {
-                transport,
-                status: Some(status),
-                detail,
-            };
-            lost(FailureWeight::Definitive, cause, None)
-        }
-        status => {
-            let host_down = matches!(
-                kind,
-                FailureKind::Refused | FailureKind::Dns | FailureKind::Unreachable
-            );
-            let weight = if host_down {
-                FailureWeight::Neutral
-            } else {
-                FailureWeight::Ordinary
-            };
-            lost(weight, loss(status, detail), None)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn weight_of(verdict: Verdict) -> Option<FailureWeight> {
-        match verdict {
-            Verdict::Lost { weight, .. } => Some(weight),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn failures_are_classified_by_what_they_say_about_the_rung() {
-        let ws = TransportKind::WebSocket;
-        let of = |kind| TransportFailure::of_kind(kind, "x");
-        let status = |s| TransportFailure::status(s, None, "x");
-        assert!(matches!(
-            classify(ws, false, of(FailureKind::Certificate)),
-            Verdict::Fatal(Cause::TlsRejected { .. })
-        ));
-        assert!(matches!(
-            classify(ws, true, status(401)),
-            Verdict::Unauthorized(_)
-        ));
-        for (failure, weight) in [
-            (status(429), FailureWeight::Neutral),
-            (status(503), FailureWeight::Neutral),
-            (status(403), FailureWeight::Definitive),
-            (of(FailureKind::Refused), FailureWeight::Neutral),
-            (of(FailureKind::Dns), FailureWeight::Neutral),
-            (of(FailureKind::Other), FailureWeight::Ordinary),
-            (of(FailureKind::Tls), FailureWeight::Ordinary),
-        ] {
-            let detail = failure.detail.clone();
-            assert_eq!(
-                weight_of(classify(ws, false, failure)),
-                Some(weight),
-                "{detail}"
-            );
-        }
-        let hinted = TransportFailure::status(429, Some(Duration::from_secs(4)), "busy");
-        assert_eq!(
-            classify(ws, true, hinted),
-            Verdict::Lost {
-                cause: Cause::ServerBusy,
-                weight: FailureWeight::Neutral,
-                hint: Some(DelayHint::AtLeast(Duration::from_secs(4))),
-            }
-        );
     }
 }

@@ -930,12 +930,6 @@ impl Session {
                 request: poll.request,
             });
         }
-        // An SSE status question still unanswered.
-        if let Some(request) = link.status_probe {
-            if self.requests.remove(&request).is_some() {
-                self.actions.push_back(Action::AbortHttp { request });
-            }
-        }
         if let Some(send) = &link.send {
             self.requests.remove(&send.request);
             self.actions.push_back(Action::AbortHttp {

@@ -29,78 +29,72 @@ impl Session {
         self.flush(now);
     }
 
-    /// Transmits pending frames and due messages on the live link.
+    /// Transmits pending frames and due messages on the live link: on a WebSocket every frame at
+    /// once, one text frame each; on SSE and long polling one HTTP batch within the server's
+    /// limits, one batch in flight at a time, none while a failed batch waits to be retried.
     pub(super) fn flush(&mut self, now: Instant) {
-        let Some(link) = self.active_link() else {
+        let Some(id) = self.active else {
+            return;
+        };
+        let Some(link) = self.link(id) else {
             return;
         };
         if !link.is_live() {
             return;
         }
-        match (link.kind, link.socket) {
-            (TransportKind::WebSocket, Some(socket)) => self.flush_websocket(now, link.id, socket),
-            _ => self.flush_http(now, link.id),
+        match link.kind {
+            TransportKind::WebSocket => {
+                let socket = link.socket.expect("a WebSocket link has a socket");
+                let mut frames: Vec<ClientFrame> = std::mem::take(&mut self.pending_ops);
+                frames.extend(
+                    self.outbox
+                        .due_while(id, now, |_| true)
+                        .iter()
+                        .map(Pending::frame),
+                );
+                for frame in frames {
+                    self.actions.push_back(Action::SendText {
+                        socket,
+                        text: protocol::encode(&frame),
+                    });
+                }
+            }
+            TransportKind::Sse | TransportKind::LongPoll => {
+                if link.send.is_some() || link.send_retry_at.is_some() {
+                    return;
+                }
+                let mut body = self.batch_limits.body();
+                let taken = self
+                    .pending_ops
+                    .iter()
+                    .take_while(|op| body.push(op))
+                    .count();
+                let ops: Vec<ClientFrame> = self.pending_ops.drain(..taken).collect();
+                let due = self.outbox.due_while(id, now, |p| body.push(&p.frame()));
+                if body.frames() == 0 {
+                    return;
+                }
+                let body = body.finish();
+                let request = RequestId(self.fresh_id());
+                self.requests.insert(request, Purpose::Send { link: id });
+                let deadline = now + self.config.connect_timeout;
+                let link = self.link_mut(id).expect("the link was found above");
+                link.send = Some(SendRequest {
+                    request,
+                    ids: due.into_iter().map(|p| p.id).collect(),
+                    ops,
+                    bytes: body.len(),
+                    deadline,
+                });
+                self.actions.push_back(Action::Http {
+                    request,
+                    method: HttpMethod::Post,
+                    url: self.config.endpoint.send_url(),
+                    bearer: self.creds.token().map(str::to_string),
+                    body: Some(body),
+                });
+            }
         }
-    }
-
-    /// On a WebSocket every frame goes at once, one text frame each.
-    pub(super) fn flush_websocket(&mut self, now: Instant, id: u64, socket: SocketId) {
-        let mut frames: Vec<ClientFrame> = std::mem::take(&mut self.pending_ops);
-        frames.extend(
-            self.outbox
-                .due_while(id, now, |_| true)
-                .iter()
-                .map(Pending::frame),
-        );
-        for frame in frames {
-            self.actions.push_back(Action::SendText {
-                socket,
-                text: protocol::encode(&frame),
-            });
-        }
-    }
-
-    /// On SSE and long polling the frames go as one HTTP batch within the server's limits, one
-    /// batch in flight at a time, none while a failed batch waits to be retried.
-    pub(super) fn flush_http(&mut self, now: Instant, id: u64) {
-        if self
-            .link(id)
-            .is_none_or(|l| l.send.is_some() || l.send_retry_at.is_some())
-        {
-            return;
-        }
-        let mut body = self.batch_limits.body();
-        let taken = self
-            .pending_ops
-            .iter()
-            .take_while(|op| body.push(op))
-            .count();
-        let ops: Vec<ClientFrame> = self.pending_ops.drain(..taken).collect();
-        let due = self.outbox.due_while(id, now, |p| body.push(&p.frame()));
-        if body.frames() == 0 {
-            return;
-        }
-        let body = body.finish();
-        let request = RequestId(self.fresh_id());
-        self.requests.insert(request, Purpose::Send { link: id });
-        let deadline = now + self.config.connect_timeout;
-        let Some(link) = self.link_mut(id) else {
-            return;
-        };
-        link.send = Some(SendRequest {
-            request,
-            ids: due.into_iter().map(|p| p.id).collect(),
-            ops,
-            bytes: body.len(),
-            deadline,
-        });
-        self.actions.push_back(Action::Http {
-            request,
-            method: HttpMethod::Post,
-            url: self.config.endpoint.send_url(),
-            bearer: self.creds.token().map(str::to_string),
-            body: Some(body),
-        });
     }
 
     pub(super) fn on_send_response(
