@@ -1,5 +1,5 @@
-//! The session's configuration, with defaults chosen against the peer clients
-//! (../shared/ANCHORS.md) and explained field by field.
+//! The session's configuration, with defaults chosen against peer clients (Socket.IO, SignalR,
+//! centrifuge-js, Ably; their figures are quoted on the fields) and explained field by field.
 //!
 //! Plain data: it is read by the session and never changes after `Session::new`.
 

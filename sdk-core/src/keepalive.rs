@@ -43,6 +43,7 @@ impl KeepAlive {
     }
 
     /// A middlebox idle timeout learned so far, in milliseconds.
+    #[cfg(test)]
     pub fn idle_limit_ms(&self) -> Option<u64> {
         self.idle_limit_ms
     }

@@ -37,22 +37,27 @@
 //! ```
 
 pub mod backoff;
-pub mod batch;
+pub(crate) mod batch;
 pub mod config;
-pub mod credentials;
+pub(crate) mod credentials;
 pub mod endpoints;
 pub mod event;
 pub mod io;
 pub mod json;
-pub mod keepalive;
-pub mod ladder;
-pub mod link;
-pub mod outbox;
+pub(crate) mod keepalive;
+pub(crate) mod ladder;
+pub(crate) mod link;
+pub(crate) mod liveness;
+pub(crate) mod outbox;
+pub(crate) mod probe;
 pub mod protocol;
+pub(crate) mod resume;
+pub(crate) mod retry;
 pub mod session;
 pub mod state;
 pub mod text;
 pub mod time;
+pub(crate) mod timer;
 pub mod transport;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
@@ -61,7 +66,8 @@ pub use endpoints::{BadEndpoint, Endpoint, StreamToken};
 pub use event::{Event, HistoryError, MsgId, SendError, SendFailure};
 pub use io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 pub use protocol::{ErrorCode, HistoryPage, Message, Seq};
-pub use session::{Session, TimerReason};
+pub use session::Session;
 pub use state::{Cause, State};
 pub use time::Instant;
+pub use timer::TimerReason;
 pub use transport::{RequestId, SocketId, SocketKind, TransportKind};

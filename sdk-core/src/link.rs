@@ -1,21 +1,11 @@
-//! One attempt to use one transport (a "link"): its phase, what is in flight on it, when it last
-//! heard from the server, and the deadlines that follow from that.
-//!
-//! Liveness is judged by elapsed time since the last frame, never by counting timer ticks. A link
-//! computes its deadlines; the session decides what a missed deadline means. No I/O here.
+//! One attempt to use one transport (a "link"): its phase, what is in flight on it, its liveness
+//! (see [`crate::liveness`]), and the deadlines that follow from them. No I/O here.
 
+use crate::liveness::{Liveness, HELD_BACK_MARGIN_MS};
 use crate::time::Instant;
+use crate::timer::TimerReason;
 use crate::transport::{RequestId, SocketId, TransportKind};
 use std::time::Duration;
-
-/// Why a link was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// To connect (the first rung, or the next one racing it).
-    Attempt,
-    /// To move up from a degraded rung while another link carries the session.
-    Probe,
-}
 
 /// How far a link has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +26,21 @@ pub enum Phase {
     },
     /// `hello` arrived: frames flow.
     Live,
+}
+
+impl Phase {
+    /// A probe's `hello` arrived at `now` from a server that sends a heartbeat every
+    /// `heartbeat_ms`: frames from half a heartbeat on can prove the rung prompt, until a
+    /// heartbeat plus the held-back margin.
+    pub fn proving(now: Instant, heartbeat_ms: u64) -> Phase {
+        let hb_us = heartbeat_ms.min(u64::MAX / 4_000) * 1_000;
+        let at = |us: u64| Instant::from_micros(now.as_micros().saturating_add(us));
+        Phase::Proving {
+            judged_from: at(hb_us / 2),
+            deadline: at(hb_us + HELD_BACK_MARGIN_MS * 1_000),
+            settles_at: None,
+        }
+    }
 }
 
 /// A long-poll request in flight.
@@ -61,64 +66,36 @@ pub struct SendRequest {
     pub deadline: Instant,
 }
 
-/// What a missed link deadline is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkTimer {
-    Connect,
-    FirstFrame,
-    /// A proving probe showed no prompt delivery in time.
-    ProofDeadline,
-    /// A proving probe showed prompt delivery.
-    Proven,
-    Silence,
-    Ping,
-    SendRetry,
-    SendDeadline,
-}
-
 #[derive(Debug, Clone)]
 pub struct Link {
     pub id: u64,
     pub kind: TransportKind,
-    pub role: Role,
     pub phase: Phase,
     pub started_at: Instant,
+    /// The socket; `None` for a long poll, and for an SSE stream that failed and whose status is
+    /// being asked (see `Session::ask_sse_status`).
     pub socket: Option<SocketId>,
+    /// The long poll in flight, or the plain GET asking a failed SSE stream for its status.
     pub poll: Option<PollRequest>,
     pub send: Option<SendRequest>,
     pub send_retry_at: Option<Instant>,
     /// The cursor this link was opened with.
     pub opened_with_cursor: Option<u64>,
-    pub last_rx: Instant,
-    /// How long the link may stay silent once live.
-    pub silence_limit: Duration,
-    /// A liveness check is running: the link must hear something before this instant.
-    pub verify_until: Option<Instant>,
-    pub last_ping: Option<(u64, Instant)>,
-    /// When `hello` arrived (the start of the ping beat).
-    pub live_at: Instant,
-    /// How often a live WebSocket pings, in microseconds, set from the server's `hello` (see
-    /// `Session::ping_interval_for`).
-    pub ping_every_us: u64,
+    /// Whether the server is still there (see [`crate::liveness`]).
+    pub liveness: Liveness,
     /// The server said `going_away`: reconnect within this window.
     pub going_away: Option<Duration>,
     /// The server's SSE `retry:` hint: wait at least this long before reconnecting.
     pub retry_hint: Option<Duration>,
-    /// Subscriptions were (re)asserted on this link.
-    pub subscriptions_sent: bool,
     /// A probe that must prove prompt delivery after `hello` before the session moves to it.
     pub needs_proof: bool,
-    /// A frame arriving this many microseconds after the previous one on a live SSE stream was
-    /// held back on the way: the server's heartbeat interval (from `hello`) plus a margin.
-    pub held_back_after_us: u64,
 }
 
 impl Link {
-    pub fn new(id: u64, kind: TransportKind, role: Role, now: Instant, silence: Duration) -> Self {
+    pub fn new(id: u64, kind: TransportKind, now: Instant, silence: Duration) -> Self {
         Link {
             id,
             kind,
-            role,
             phase: Phase::Opening,
             started_at: now,
             socket: None,
@@ -126,17 +103,10 @@ impl Link {
             send: None,
             send_retry_at: None,
             opened_with_cursor: None,
-            last_rx: now,
-            silence_limit: silence,
-            verify_until: None,
-            last_ping: None,
-            live_at: now,
-            ping_every_us: u64::MAX / 2,
+            liveness: Liveness::new(kind, now, silence),
             going_away: None,
             retry_hint: None,
-            subscriptions_sent: false,
             needs_proof: false,
-            held_back_after_us: u64::MAX / 2,
         }
     }
 
@@ -144,57 +114,16 @@ impl Link {
         matches!(self.phase, Phase::Live)
     }
 
-    /// Something arrived from the server.
-    pub fn heard(&mut self, now: Instant) {
-        self.last_rx = now;
-        self.verify_until = None;
-    }
-
-    /// When this link's silence makes it dead, if it is live.
-    pub fn silence_deadline(&self) -> Option<Instant> {
-        if !self.is_live() {
-            return None;
-        }
-        // A running liveness check replaces the ordinary deadline: it is set only once the link has
-        // been quiet for a while, and for a long poll the ordinary deadline may already be past.
-        if let Some(v) = self.verify_until {
-            return Some(v);
-        }
-        let by_silence = match self.kind {
-            TransportKind::LongPoll => self.poll.map(|p| p.deadline)?,
-            _ => self.last_rx + self.silence_limit,
-        };
-        Some(by_silence)
-    }
-
-    /// When a `ping` is due on a live WebSocket: `ping_every_us` after the last one (or after `hello`).
-    pub fn ping_due(&self) -> Option<Instant> {
-        if !self.is_live() || self.kind != TransportKind::WebSocket {
-            return None;
-        }
-        // Pings go out on a steady beat, whether or not the server is talking: the server (and
-        // every middlebox on the way) judges the client's liveness by what it hears *from the
-        // client*, so a listen-only client on a busy stream must still speak. Every pong also
-        // measures the round trip.
-        let since = match self.last_ping {
-            Some((_, at)) => at,
-            None => self.live_at,
-        };
-        Some(Instant::from_micros(
-            since.as_micros().saturating_add(self.ping_every_us),
-        ))
-    }
-
     /// The earliest deadline of this link and what it is.
     pub fn next_timer(
         &self,
         connect_timeout: Duration,
         first_frame_timeout: Duration,
-    ) -> Option<(Instant, LinkTimer)> {
+    ) -> Option<(Instant, TimerReason)> {
         // A running minimum rather than a list: no allocation, and less code in the browser
         // bundle. The first of equal deadlines wins.
-        let mut best: Option<(Instant, LinkTimer)> = None;
-        let mut consider = |at: Option<Instant>, timer: LinkTimer| {
+        let mut best: Option<(Instant, TimerReason)> = None;
+        let mut consider = |at: Option<Instant>, timer: TimerReason| {
             if let Some(at) = at {
                 if best.is_none_or(|(b, _)| at < b) {
                     best = Some((at, timer));
@@ -202,25 +131,33 @@ impl Link {
             }
         };
         match self.phase {
-            Phase::Opening => consider(Some(self.started_at + connect_timeout), LinkTimer::Connect),
-            Phase::AwaitingHello { opened_at } => {
-                consider(Some(opened_at + first_frame_timeout), LinkTimer::FirstFrame)
-            }
+            Phase::Opening => consider(
+                Some(self.started_at + connect_timeout),
+                TimerReason::Connect,
+            ),
+            Phase::AwaitingHello { opened_at } => consider(
+                Some(opened_at + first_frame_timeout),
+                TimerReason::FirstFrame,
+            ),
             Phase::Proving {
                 deadline,
                 settles_at,
                 ..
             } => {
-                consider(Some(deadline), LinkTimer::ProofDeadline);
-                consider(settles_at, LinkTimer::Proven);
+                consider(Some(deadline), TimerReason::Proof);
+                consider(settles_at, TimerReason::Proven);
             }
             Phase::Live => {
-                consider(self.silence_deadline(), LinkTimer::Silence);
-                consider(self.ping_due(), LinkTimer::Ping);
-                consider(self.send_retry_at, LinkTimer::SendRetry);
+                let poll_deadline = self.poll.map(|p| p.deadline);
+                consider(
+                    self.liveness.silence_deadline(poll_deadline),
+                    TimerReason::Silence,
+                );
+                consider(self.liveness.ping_due(), TimerReason::Ping);
+                consider(self.send_retry_at, TimerReason::SendRetry);
                 consider(
                     self.send.as_ref().map(|s| s.deadline),
-                    LinkTimer::SendDeadline,
+                    TimerReason::SendDeadline,
                 );
             }
         }

@@ -83,6 +83,7 @@ impl Outbox {
         self.entries.iter()
     }
 
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -154,14 +155,6 @@ impl Outbox {
         self.entries.iter().filter_map(|e| e.not_before).min()
     }
 
-    /// Marks every message as needing (re)transmission.
-    pub fn mark_all_unsent(&mut self) {
-        self.sent_prefix = 0;
-        for e in &mut self.entries {
-            e.sent_on = None;
-        }
-    }
-
     /// Marks the given messages as needing retransmission.
     pub fn mark_unsent(&mut self, ids: &[MsgId]) {
         self.sent_prefix = 0;
@@ -190,7 +183,8 @@ impl Outbox {
 
     /// Takes, in order, the messages that are due for transmission on `link` at `now`, marking them
     /// as sent there, at most `limit` of them. Stops at the first held-back message, so that order
-    /// is kept.
+    /// is kept. (The session takes them with [`Outbox::due_while`]; this is its tests' shorthand.)
+    #[cfg(test)]
     pub fn due_for(&mut self, link: u64, now: Instant, limit: usize) -> Vec<Pending> {
         let mut taken = 0;
         self.due_while(link, now, |_| {

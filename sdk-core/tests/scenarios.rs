@@ -1650,3 +1650,44 @@ fn a_websocket_that_works_again_is_found_while_sse_stays_held_back() {
     sim.assert_delivered_exactly_once_in_order();
     sim.assert_nothing_lost_after(start);
 }
+
+// ----- a browser's event stream hides why it failed -----------------------------------------
+
+/// A browser's `EventSource` reports a refused stream as a bare error. The core (not the
+/// driver) asks the stream's URL for its status with a plain GET, once, and judges the answer.
+fn browser_on_sse(seed: u64, transports: Vec<TransportKind>) -> Sim {
+    let mut c = config(seed);
+    c.transports = transports;
+    let mut sim = Sim::new(c);
+    sim.net.opaque_sse_failures = true;
+    sim
+}
+
+#[test]
+fn a_browser_learns_that_its_event_stream_token_expired_and_refreshes_it() {
+    let mut sim = browser_on_sse(140, vec![Sse]);
+    sim.server.valid_tokens.remove("tok-0");
+    sim.server.expired_tokens.insert("tok-0".into());
+    sim.connect();
+    sim.run_until(secs(10), |s| s.is_connected_on(Sse));
+    assert_eq!(sim.server.token_fetches, 1);
+}
+
+#[test]
+fn a_browser_steps_down_at_once_from_an_event_stream_a_proxy_refuses() {
+    // Not a first visit (SSE worked here before), so no race hides an ordinary failure.
+    let mut c = config(141);
+    c.transports = vec![Sse, LongPoll];
+    c.initial_transport = Some(Sse);
+    let mut sim = Sim::new(c);
+    sim.net.opaque_sse_failures = true;
+    sim.net.refuse.insert(Sse);
+    sim.connect();
+    sim.run_until(secs(10), |s| s.is_connected_on(LongPoll));
+    let sse_opens = sim.server.opens.iter().filter(|k| **k == Sse).count();
+    assert_eq!(
+        sse_opens, 1,
+        "a refusal is definitive: {:?}",
+        sim.server.opens
+    );
+}

@@ -36,9 +36,6 @@ const IN_TIMER = 12;
 /** The most rounds of "perform actions, report what failed on the spot" in one turn. */
 const MAX_ROUNDS = 64;
 
-/** How long the status probe of a failed `EventSource` may take. */
-const PROBE_TIMEOUT_MS = 5000;
-
 /** A thrown value as text. */
 function describe(e) {
   return typeof e === 'string' ? e : (e && e.message) || 'unknown error';
@@ -47,25 +44,6 @@ function describe(e) {
 /** `Retry-After` in seconds, when it is a plain number of seconds. */
 function retryAfter(header) {
   return header != null && /^\s*\d+\s*$/.test(header) ? Number(header) : undefined;
-}
-
-/**
- * The HTTP status `url` answers a plain GET with (the body is not read), or undefined without an
- * answer in time. An `EventSource` hides the status of a refusal; this learns it, so that a 401
- * reads as "refresh the token" rather than as a network failure.
- */
-async function statusOf(url) {
-  const abort = new AbortController();
-  const guard = setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS);
-  try {
-    return (await fetch(url, { signal: abort.signal })).status;
-  } catch {
-    return undefined;
-  } finally {
-    clearTimeout(guard);
-    // Whatever the status, stop the body (a 200 here is a live event stream).
-    abort.abort();
-  }
 }
 
 /** Detaches every handler of a socket and closes it: nothing more is reported about it. */
@@ -215,15 +193,9 @@ export class Driver {
     es.onerror = () => {
       // Stop the browser's own reconnection first; the core decides what happens next.
       shut(es);
-      if (opened) {
-        this.#report(IN_CLOSED, id, undefined, undefined, 'the event stream ended or broke');
-        return;
-      }
-      statusOf(url).then((status) =>
-        status && status !== 200
-          ? this.#report(IN_FAILED, id, status, undefined, `the event stream was refused with HTTP ${status}`)
-          : this.#report(IN_FAILED, id, undefined, undefined, 'the event stream could not be opened'),
-      );
+      // An `EventSource` hides the status of a refusal: the core asks for it if it needs it.
+      if (opened) this.#report(IN_CLOSED, id, undefined, undefined, 'the event stream ended or broke');
+      else this.#report(IN_FAILED, id, undefined, undefined, 'the event stream could not be opened');
     };
     return es;
   }

@@ -1,21 +1,18 @@
-//! One browser client's [`Session`] and the little a turn must remember between turns: when the
-//! timer was due (a timer that fires far later than that means a frozen tab or a sleeping
-//! machine), and the last `transport` event written.
+//! One browser client's [`Session`] and the little a turn must remember between turns: the last
+//! `transport` event written.
 //!
 //! A turn is: the JavaScript driver applies one input or call, then [`Runner::drain`] hands it
 //! everything to do and to tell, as one JSON text:
 //! `[[action…], [event…], delay_ms, final]` — the actions (see [`crate::actions`]), the events
 //! (see [`crate::view`]), the delay for the one `setTimeout` (`-1`: none) and whether the session
 //! has ended (`1`: let go of everything). Pure, compiled on every target and tested natively: no
-//! browser API and no decision here.
+//! browser API and no decision here. A timer that fires late is the core's to judge (see
+//! `lifeline_core::liveness`); a frozen page is reported only when the browser says so
+//! (`resume`, `pageshow`), as [`Input::Resumed`].
 
 use crate::actions;
 use crate::view::{self, Clock};
 use lifeline_core::{Input, Instant, Session};
-use std::time::Duration;
-
-/// A timer that fires this much later than asked means the tab was frozen or the machine slept.
-pub const CLOCK_JUMP: Duration = Duration::from_secs(5);
 
 /// The largest delay `setTimeout` accepts (2^31 - 1 ms).
 const MAX_TIMEOUT_MS: u64 = 2_147_483_647;
@@ -23,7 +20,6 @@ const MAX_TIMEOUT_MS: u64 = 2_147_483_647;
 /// The session and the memory of its turns.
 pub struct Runner {
     pub session: Session,
-    expected_wake: Option<Instant>,
     last_transport: String,
 }
 
@@ -31,7 +27,6 @@ impl Runner {
     pub fn new(session: Session) -> Self {
         Runner {
             session,
-            expected_wake: None,
             last_transport: String::new(),
         }
     }
@@ -41,16 +36,8 @@ impl Runner {
         self.session.handle_input(now, input);
     }
 
-    /// The timer fired. When it fired more than [`CLOCK_JUMP`] late, the session first hears that
-    /// the page was frozen ([`Input::Resumed`]), so that it checks its links at once.
+    /// The timer fired, however late: the session judges that itself.
     pub fn timer(&mut self, now: Instant) {
-        let late = self
-            .expected_wake
-            .take()
-            .is_some_and(|at| now.saturating_duration_since(at) > CLOCK_JUMP);
-        if late {
-            self.session.handle_input(now, Input::Resumed);
-        }
         self.session.handle_timeout(now);
     }
 
@@ -83,8 +70,7 @@ impl Runner {
             self.last_transport = transport;
         }
         out.push_str("],");
-        self.expected_wake = self.session.poll_timeout();
-        match self.expected_wake {
+        match self.session.poll_timeout() {
             Some(at) => {
                 let delay = at.saturating_duration_since(clock.now);
                 let ms = (delay.as_micros() as u64)
@@ -108,6 +94,7 @@ mod tests {
     use super::*;
     use lifeline_core::{Config, SocketId};
     use serde_json::Value;
+    use std::time::Duration;
 
     fn runner() -> (Runner, Instant) {
         let mut config = Config::new("http://127.0.0.1:8787").unwrap();
@@ -190,12 +177,23 @@ mod tests {
         (r, now, due)
     }
 
+    /// The runner keeps no freeze rule of its own: a timer far past its time is just the timer
+    /// (the core judges lateness, see `lifeline_core::liveness`) ...
     #[test]
-    fn a_timer_far_past_its_time_reports_a_frozen_page_first() {
+    fn a_timer_far_past_its_time_is_left_to_the_core() {
         let (mut r, _, due) = waiting_for_retry();
-        let late = due + CLOCK_JUMP + Duration::from_secs(1);
+        let late = due + Duration::from_secs(60);
         r.timer(late);
         let causes = causes_of_connecting(&drain(&mut r, late));
+        assert_eq!(causes, ["retry due"]);
+    }
+
+    /// ... and a frozen page is what the browser reports (`resume`, `pageshow`).
+    #[test]
+    fn a_resume_the_browser_reports_retries_at_once() {
+        let (mut r, now, _) = waiting_for_retry();
+        r.input(now, Input::Resumed);
+        let causes = causes_of_connecting(&drain(&mut r, now));
         assert_eq!(causes, ["resumed after a freeze or a clock jump"]);
     }
 

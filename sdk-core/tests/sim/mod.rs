@@ -66,6 +66,9 @@ pub struct Net {
     /// HTTP sends reach the server (which stores them) but their answers never come back, as on
     /// a dead pooled connection.
     pub lose_send_answers: bool,
+    /// The driver is a browser's: an event stream refused with an HTTP status is reported as a
+    /// failure of unknown kind without the status (`EventSource` hides it).
+    pub opaque_sse_failures: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +211,8 @@ pub struct Sim {
     pub delivered: Vec<Message>,
     queue: BTreeMap<(Instant, u64), Pending>,
     queue_seq: u64,
-    streams: HashMap<SocketId, Stream>,
+    /// Ordered, so that the order in which streams are served is the same on every run.
+    streams: BTreeMap<SocketId, Stream>,
     /// Sockets whose frames never arrive any more.
     dead: HashSet<SocketId>,
     polls: Vec<HeldPoll>,
@@ -224,6 +228,9 @@ pub struct Sim {
     /// Where message ids come from (the OS's generator in a real driver), seeded apart from the
     /// session's seed.
     id_rng: SmallRng,
+    /// When set, every input, timeout, action and event, one line each with its time in
+    /// milliseconds since the start (see `tests/traces.rs`).
+    pub trace: Option<Vec<String>>,
 }
 
 /// A configuration with short, test-friendly numbers left at their defaults and a fixed seed.
@@ -285,7 +292,7 @@ impl Sim {
             delivered: Vec::new(),
             queue: BTreeMap::new(),
             queue_seq: 0,
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             dead: HashSet::new(),
             polls: Vec::new(),
             live_requests: HashSet::new(),
@@ -295,12 +302,27 @@ impl Sim {
             steps: 0,
             token_counter: 1,
             id_rng: SmallRng::seed_from_u64(config_seed ^ 0x1d5_1d5),
+            trace: None,
         }
     }
 
     /// Seconds of simulated time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// Appends one line to the trace, if one is being recorded.
+    fn record(&mut self, what: &str, detail: &dyn std::fmt::Debug) {
+        if let Some(trace) = &mut self.trace {
+            let t = (self.now - self.start).as_millis();
+            trace.push(format!("{t:>9} {what} {detail:?}"));
+        }
+    }
+
+    /// Hands an input to the session, recording it.
+    fn feed(&mut self, input: Input) {
+        self.record("in ", &input);
+        self.session.handle_input(self.now, input);
     }
 
     fn schedule(&mut self, at: Instant, p: Pending) {
@@ -388,6 +410,7 @@ impl Sim {
     // ----- the driver side -----------------------------------------------------------------
 
     fn carry_out(&mut self, action: Action) {
+        self.record("act", &action);
         match action {
             Action::OpenSocket {
                 socket, kind, url, ..
@@ -435,6 +458,19 @@ impl Sim {
         }
     }
 
+    /// Reports that `socket` failed, as the driver sees it.
+    fn socket_failed(&mut self, socket: SocketId, kind: TransportKind, failure: TransportFailure) {
+        let failure = if kind == TransportKind::Sse
+            && self.net.opaque_sse_failures
+            && failure.status.is_some()
+        {
+            TransportFailure::network("the event stream could not be opened")
+        } else {
+            failure
+        };
+        self.reply(Input::SocketFailed { socket, failure });
+    }
+
     fn open_socket(&mut self, socket: SocketId, kind: SocketKind, url: &str) {
         let transport = match kind {
             SocketKind::WebSocket => TransportKind::WebSocket,
@@ -467,25 +503,28 @@ impl Sim {
             return;
         }
         if self.net.refuse.contains(&transport) {
-            self.reply(Input::SocketFailed {
+            self.socket_failed(
                 socket,
-                failure: TransportFailure::status(403, None, "refused by proxy"),
-            });
+                transport,
+                TransportFailure::status(403, None, "refused by proxy"),
+            );
             return;
         }
         if let Some(after) = self.net.rate_limit_opens {
-            self.reply(Input::SocketFailed {
+            self.socket_failed(
                 socket,
-                failure: TransportFailure::status(429, Some(after), "rate limited"),
-            });
+                transport,
+                TransportFailure::status(429, Some(after), "rate limited"),
+            );
             return;
         }
         let token = query(url, "token");
         if transport == TransportKind::Sse && self.check_token(token.as_deref()).is_err() {
-            self.reply(Input::SocketFailed {
+            self.socket_failed(
                 socket,
-                failure: TransportFailure::status(401, None, "unauthorized"),
-            });
+                transport,
+                TransportFailure::status(401, None, "unauthorized"),
+            );
             return;
         }
         let buffered = self.net.buffer_frames.contains_key(&transport);
@@ -648,6 +687,32 @@ impl Sim {
                 return;
             }
             respond(self, 200, protocol::encode(&Batch { frames }));
+        } else if path.ends_with("/v1/sse") {
+            // A plain GET of the event stream's URL: the status it answers with.
+            if self.net.reset_open.contains(&TransportKind::Sse) {
+                self.reply(Input::HttpFailed {
+                    request,
+                    kind: FailureKind::Other,
+                    detail: "connection reset".into(),
+                });
+            } else if self.net.blackhole_open.contains(&TransportKind::Sse) {
+            } else if self.net.refuse.contains(&TransportKind::Sse) {
+                respond(self, 403, "refused by proxy".into());
+            } else if let Some(after) = self.net.rate_limit_opens {
+                self.reply(Input::HttpResponse {
+                    request,
+                    status: 429,
+                    retry_after: Some(after),
+                    body: String::new(),
+                });
+            } else if let Err(code) = self.check_token(token.as_deref()) {
+                let body = protocol::encode(&protocol::HttpError {
+                    error: bad_token(code),
+                });
+                respond(self, 401, body);
+            } else {
+                respond(self, 200, String::new());
+            }
         } else if path.ends_with("/v1/history") {
             let conv = query(url, "conv").unwrap();
             let messages: Vec<Message> = self
@@ -885,6 +950,7 @@ impl Sim {
                 if let Event::Message(m) = &event {
                     self.delivered.push(m.clone());
                 }
+                self.record("evt", &event);
                 self.events.push((self.now, event));
             }
             if !progressed {
@@ -950,7 +1016,7 @@ impl Sim {
             }
             let p = self.queue.remove(&(at, k)).unwrap();
             match p {
-                Pending::Input(input) => self.session.handle_input(self.now, input),
+                Pending::Input(input) => self.feed(input),
                 Pending::Open(socket, kind, url) => {
                     if self.slow_opens.contains(&socket) {
                         self.open_socket(socket, kind, &url);
@@ -961,8 +1027,7 @@ impl Sim {
                         continue;
                     }
                     let text = protocol::encode(&frame);
-                    self.session
-                        .handle_input(self.now, Input::SocketText { socket, text });
+                    self.feed(Input::SocketText { socket, text });
                 }
             }
             self.drain();
@@ -1005,6 +1070,10 @@ impl Sim {
         }
         // Timers.
         if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.record(
+                "timeout",
+                &self.session.poll_timeout().map(|t| t - self.start),
+            );
             self.session.handle_timeout(self.now);
             if let Some(t) = self.session.poll_timeout() {
                 assert!(
@@ -1048,10 +1117,12 @@ impl Sim {
 
     /// Jumps the clock without firing anything, as a frozen tab or a sleeping laptop sees it.
     pub fn freeze_for(&mut self, d: Duration) {
+        self.record("freeze", &d);
         self.now += d;
     }
 
     pub fn connect(&mut self) {
+        self.record("app", &"connect");
         let now = self.now;
         self.session.connect(now);
         self.drain();
@@ -1074,6 +1145,7 @@ impl Sim {
         body: &str,
         random: [u8; 16],
     ) -> Result<MsgId, SendError> {
+        self.record("app", &("send", conv, body));
         let now = self.now;
         let id = self.session.send(now, conv, body, random);
         self.drain();
@@ -1086,14 +1158,14 @@ impl Sim {
     }
 
     pub fn subscribe(&mut self, conv: &str) {
+        self.record("app", &("subscribe", conv));
         let now = self.now;
         self.session.subscribe(now, conv).unwrap();
         self.drain();
     }
 
     pub fn input(&mut self, input: Input) {
-        let now = self.now;
-        self.session.handle_input(now, input);
+        self.feed(input);
         self.drain();
     }
 
