@@ -8,9 +8,9 @@
 //! script's own waits, which fail with the state log when their condition does not come.
 
 use crate::harness;
-use crate::proxy::{FaultProxy, Policy};
+use crate::proxy::{FaultProxy, Policy, Which};
 use crate::recorder::Recorder;
-use lifeline::{BackoffPolicy, Client, Event, Jitter, State, TransportKind};
+use lifeline::{BackoffPolicy, Cause, Client, Event, Jitter, State, TransportKind};
 use lifeline_server::{Claims, FaultUpdate, RunningServer, ServerConfig};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -177,7 +177,11 @@ pub async fn run(name: &str) -> Value {
     let file = format!("{name}.json");
     let text = read(&file);
     let script = parse(&file, &text);
-    let options = parse("client.json", &read("client.json"));
+    let mut options = parse("client.json", &read("client.json"));
+    // A scenario may override some options (`client`).
+    if let (Some(all), Some(own)) = (options.as_object_mut(), script["client"].as_object()) {
+        all.extend(own.clone());
+    }
     let mut server = Server::start(&script).await;
     let ttl = Duration::from_secs(script["token_ttl_secs"].as_u64().unwrap_or(3600));
     let tokens = Arc::new(AtomicUsize::new(0));
@@ -251,11 +255,12 @@ pub async fn run(name: &str) -> Value {
             }
             "wait" => wait(&rec, &tokens, step, mark, &file, i).await,
             "pause_ms" => tokio::time::sleep(ms(step, "ms")).await,
+            // As Chromium's offline mode: new connections fail at once, open ones go silent.
             "offline" => {
-                ana.network_changed(false);
                 proxy.websocket(Policy::Reset);
                 proxy.http(Policy::Reset);
-                proxy.reset_all();
+                proxy.blackhole_live(Which::All);
+                ana.network_changed(false);
             }
             "online" => {
                 proxy.websocket(Policy::Pass);
@@ -284,6 +289,18 @@ pub async fn run(name: &str) -> Value {
     }
     bob.close().await;
     ana.close().await;
+    rec.wait_for("the close to be recorded", DEFAULT_WAIT, |events| {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    to: State::Closed,
+                    ..
+                }
+            )
+        })
+    })
+    .await;
     let trace = raw_trace(&rec, tokens.load(Ordering::SeqCst), &text);
     let dir = root().join("target/parity");
     std::fs::create_dir_all(&dir).expect("target/parity");
@@ -332,6 +349,11 @@ async fn wait(
             )
         })
         .await;
+    } else if let Some(kind) = step["cause"].as_str() {
+        rec.wait_for(&what, within, |events| {
+            causes_after(events, mark).any(|c| cause_kind(c) == kind)
+        })
+        .await;
     } else if let Some(name) = step["state"].as_str() {
         rec.wait_for(&what, within, |events| {
             states_after(events, mark).any(|s| s.name() == name)
@@ -358,7 +380,7 @@ async fn wait(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     } else {
-        panic!("{what}: a wait needs `connected`, `is_connected`, `state`, `messages` or `tokens`");
+        panic!("{what}: a wait needs `connected`, `is_connected`, `cause`, `state`, `messages` or `tokens`");
     }
 }
 
@@ -371,4 +393,42 @@ fn states_after(events: &[Event], mark: usize) -> impl Iterator<Item = &State> {
             _ => None,
         })
         .skip(mark)
+}
+
+/// The causes of the state changes after the first `mark`.
+fn causes_after(events: &[Event], mark: usize) -> impl Iterator<Item = &Cause> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StateChanged { cause, .. } => Some(cause),
+            _ => None,
+        })
+        .skip(mark)
+}
+
+/// The name of a cause's kind, as tests/browser/parity.mjs names it, for `wait` steps on a cause.
+fn cause_kind(cause: &Cause) -> &'static str {
+    match cause {
+        Cause::AppConnect => "app-connect",
+        Cause::AppClose => "app-close",
+        Cause::Opened => "opened",
+        Cause::Upgraded { .. } => "upgraded",
+        Cause::RetryDue => "retry-due",
+        Cause::OpenFailed { .. } => "open-failed",
+        Cause::TransportLost { .. } => "transport-lost",
+        Cause::FirstFrameTimeout { .. } => "first-frame-timeout",
+        Cause::ConnectTimeout { .. } => "connect-timeout",
+        Cause::HeartbeatTimeout { .. } => "heartbeat-timeout",
+        Cause::ServerGoingAway => "going-away",
+        Cause::TlsRejected { .. } => "tls-rejected",
+        Cause::AuthRejected { .. } => "auth-rejected",
+        Cause::TokenUnavailable { .. } => "token-unavailable",
+        Cause::ServerBusy => "server-busy",
+        Cause::UnsupportedVersion => "unsupported-version",
+        Cause::RetryLimit => "retry-limit",
+        Cause::Offline => "offline",
+        Cause::Online => "online",
+        Cause::Resumed => "resumed",
+        _ => "other",
+    }
 }
