@@ -15,9 +15,9 @@ use lifeline_server::{Claims, FaultUpdate, RunningServer, ServerConfig};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
 
 /// How long a wait step waits unless it says `within_ms`.
 const DEFAULT_WAIT: Duration = Duration::from_secs(20);
@@ -110,11 +110,11 @@ impl Server {
 fn token_source(
     config: &ServerConfig,
     ttl: Duration,
-    count: Arc<AtomicUsize>,
+    count: Arc<watch::Sender<usize>>,
 ) -> impl Fn() -> String {
     let key = config.token_keys[0].clone();
     move || {
-        count.fetch_add(1, Ordering::SeqCst);
+        count.send_modify(|n| *n += 1);
         let exp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock after 1970")
@@ -184,7 +184,7 @@ pub async fn run(name: &str) -> Value {
     }
     let mut server = Server::start(&script).await;
     let ttl = Duration::from_secs(script["token_ttl_secs"].as_u64().unwrap_or(3600));
-    let tokens = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(watch::Sender::new(0usize));
     let url = format!("http://{}", server.addr());
     // The traced client reaches the server through the fault proxy, which cuts its network when
     // the script goes offline (as the browser's offline mode does).
@@ -301,7 +301,7 @@ pub async fn run(name: &str) -> Value {
         })
     })
     .await;
-    let trace = raw_trace(&rec, tokens.load(Ordering::SeqCst), &text);
+    let trace = raw_trace(&rec, *tokens.borrow(), &text);
     let dir = root().join("target/parity");
     std::fs::create_dir_all(&dir).expect("target/parity");
     let out = dir.join(format!("{name}.native.json"));
@@ -321,7 +321,7 @@ fn apply_faults(server: &Server, step: &Value) {
 
 async fn wait(
     rec: &Recorder,
-    tokens: &AtomicUsize,
+    tokens: &watch::Sender<usize>,
     step: &Value,
     mark: usize,
     file: &str,
@@ -369,16 +369,13 @@ async fn wait(
         })
         .await;
     } else if let Some(n) = step["tokens"].as_u64() {
-        let deadline = tokio::time::Instant::now() + within;
-        while (tokens.load(Ordering::SeqCst) as u64) < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; states:\n  {}",
-                rec.state_log()
-            );
-            // The token count has no event of its own: it is checked on a short beat.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut count = tokens.subscribe();
+        let fetched = tokio::time::timeout(within, count.wait_for(|got| *got as u64 >= n)).await;
+        assert!(
+            matches!(fetched, Ok(Ok(_))),
+            "timed out waiting for {what}; states:\n  {}",
+            rec.state_log()
+        );
     } else {
         panic!("{what}: a wait needs `connected`, `is_connected`, `cause`, `state`, `messages` or `tokens`");
     }
