@@ -63,12 +63,14 @@ export function demoDir() {
 
 /**
  * Starts lifeline-server (in memory, development mode with dev tokens and fault switches) serving `staticDir` at `/`.
- * Resolves once /healthz answers.
+ * Resolves once /healthz answers. `port` (default: a free one) and `dataDir` (default: in memory)
+ * let a test start it again where it was, with the same storage.
  */
-export async function startServer(staticDir, extraArgs = []) {
-  const port = await freePort();
+export async function startServer(staticDir, extraArgs = [], { port: fixedPort, dataDir } = {}) {
+  const port = fixedPort ?? await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const args = ['--listen', `127.0.0.1:${port}`, '--memory', '--dev', '--dev-tokens', '--faults',
+  const storage = dataDir ? ['--data-dir', dataDir] : ['--memory'];
+  const args = ['--listen', `127.0.0.1:${port}`, ...storage, '--dev', '--dev-tokens', '--faults',
     '--demo-dir', staticDir, ...extraArgs];
   const child = spawn(SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
   let stderr = '';
@@ -93,6 +95,7 @@ export async function startServer(staticDir, extraArgs = []) {
   }
   return {
     base,
+    port,
     async faults(update) {
       const r = await fetch(`${base}/v1/faults`, {
         method: 'POST',

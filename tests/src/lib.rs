@@ -13,6 +13,7 @@ pub mod first_message;
 pub mod harness;
 pub mod latency;
 pub mod middlebox;
+pub mod parity;
 pub mod proxy;
 pub mod recorder;
 pub mod traffic;

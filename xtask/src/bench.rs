@@ -3,12 +3,17 @@
 //! server share a core (waking a thread on the other core costs tens of µs on the 2-core VM).
 //! Prints `name sdk raw ratio` lines; arguments go to the benchmark (`cargo xtask bench
 //! first-message`; `cargo xtask bench server-mem` measures the server's memory under stalled
-//! readers instead). Not part of `cargo xtask test`.
+//! readers instead). `cargo xtask bench browser` runs the browser benchmark instead
+//! (tests/browser/bench.mjs: Chromium, the release server binary, the npm package). Not part of
+//! `cargo xtask test`.
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
 
 pub fn run(args: &[String]) -> Result {
+    if args.first().map(String::as_str) == Some("browser") {
+        return browser();
+    }
     cmd(
         "cargo",
         &[
@@ -41,4 +46,20 @@ pub fn run(args: &[String]) -> Result {
             &mode,
         )
     }
+}
+
+/// The browser benchmark: builds the package and the release server, then runs bench.mjs.
+fn browser() -> Result {
+    crate::setup::npm_packages()?;
+    crate::wasm::build_package()?;
+    cmd("cargo", &["build", "--release", "-p", "lifeline-server"])?;
+    let server = root().join("target/release/lifeline-server");
+    status(
+        Command::new("node")
+            .arg("bench.mjs")
+            .env("LIFELINE_SERVER_BIN", &server)
+            .current_dir(root().join("tests/browser")),
+        "node",
+        &["bench.mjs"],
+    )
 }

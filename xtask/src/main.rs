@@ -23,7 +23,8 @@ commands:
   demo           build the browser package and start the server with the demo at http://127.0.0.1:8787/
   npm            build the npm package (@lifeline/client) into target/npm/lifeline-client
   bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
-                 or only the first-message timing
+                 or only the first-message timing; `bench browser`: the browser benchmark
+                 (Chromium, @lifeline/client vs a raw browser WebSocket, tests/browser/bench.mjs)
   fuzz [SECS]    run the frame-decoder fuzzer for SECS seconds (default 60; needs nightly + cargo-fuzz)
 ";
 

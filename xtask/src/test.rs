@@ -3,7 +3,8 @@
 //!
 //! After the native checks come the browser ones: lifeline-wasm linted for wasm32, lifeline-core's
 //! tests compiled for wasm32 and run in headless Chromium (wasm-bindgen-test-runner + chromedriver),
-//! the npm package build, and the Node browser tests in tests/browser. A missing browser or
+//! the npm package build, and the Node browser tests in tests/browser (among them the browser half
+//! of the parity suite, after its native half). A missing browser or
 //! node_modules fails with the command that installs it; nothing is skipped.
 
 use crate::run::{cmd, have, root, status, Result};
@@ -104,6 +105,12 @@ fn browser() -> Result {
 
     crate::wasm::build_package()?;
     cmd("cargo", &["build", "-p", "lifeline-server"])?;
+    // The native half of the parity suite writes the traces tests/browser/parity.test.mjs
+    // compares with (again here, so that they come from this very build).
+    cmd(
+        "cargo",
+        &["test", "-p", "lifeline-tests", "--test", "parity"],
+    )?;
     let dir = root().join("tests/browser");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot read tests/browser: {e}"))?
