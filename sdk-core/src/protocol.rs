@@ -580,7 +580,7 @@ impl ToJson for HttpError {
 /// A protocol type that reads itself from a parsed JSON value. Unknown members are ignored;
 /// missing or mistyped required members are [`FrameError::Malformed`].
 pub trait FromJson: Sized {
-    fn from_json(value: Value) -> Result<Self, FrameError>;
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError>;
 }
 
 fn malformed(what: &str, field: &str) -> FrameError {
@@ -590,10 +590,10 @@ fn malformed(what: &str, field: &str) -> FrameError {
 }
 
 /// Reads the members of one JSON object.
-struct Fields(Value);
+struct Fields<'a>(Value<'a>);
 
-impl Fields {
-    fn of(value: Value) -> Result<Self, FrameError> {
+impl<'a> Fields<'a> {
+    fn of(value: Value<'a>) -> Result<Self, FrameError> {
         match value {
             Value::Object(_) => Ok(Fields(value)),
             _ => Err(FrameError::Malformed {
@@ -603,11 +603,11 @@ impl Fields {
     }
 
     /// A member that may be absent or null.
-    fn optional(&mut self, name: &str) -> Option<Value> {
+    fn optional(&mut self, name: &str) -> Option<Value<'a>> {
         self.0.take(name).filter(|v| !v.is_null())
     }
 
-    fn required(&mut self, name: &str) -> Result<Value, FrameError> {
+    fn required(&mut self, name: &str) -> Result<Value<'a>, FrameError> {
         self.0
             .take(name)
             .ok_or_else(|| malformed("missing field", name))
@@ -616,6 +616,13 @@ impl Fields {
     fn string(&mut self, name: &str) -> Result<String, FrameError> {
         self.required(name)?
             .into_string()
+            .ok_or_else(|| malformed("expected a string for", name))
+    }
+
+    /// A string member only looked at, not kept (a frame's `type`, an error's `code`): no copy.
+    fn tag(&mut self, name: &str) -> Result<std::borrow::Cow<'a, str>, FrameError> {
+        self.required(name)?
+            .into_cow()
             .ok_or_else(|| malformed("expected a string for", name))
     }
 
@@ -680,7 +687,7 @@ impl ErrorCode {
     }
 }
 
-fn read_message(f: &mut Fields) -> Result<Message, FrameError> {
+fn read_message(f: &mut Fields<'_>) -> Result<Message, FrameError> {
     Ok(Message {
         seq: f.u64("seq")?,
         conv: f.string("conv")?,
@@ -691,9 +698,9 @@ fn read_message(f: &mut Fields) -> Result<Message, FrameError> {
     })
 }
 
-fn read_error(f: &mut Fields) -> Result<ErrorFrame, FrameError> {
+fn read_error(f: &mut Fields<'_>) -> Result<ErrorFrame, FrameError> {
     Ok(ErrorFrame {
-        code: ErrorCode::parse(&f.string("code")?),
+        code: ErrorCode::parse(&f.tag("code")?),
         message: f.opt_string("message")?.unwrap_or_default(),
         id: f.opt_string("id")?,
         conv: f.opt_string("conv")?,
@@ -702,22 +709,22 @@ fn read_error(f: &mut Fields) -> Result<ErrorFrame, FrameError> {
 }
 
 impl FromJson for Message {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         read_message(&mut Fields::of(value)?)
     }
 }
 
 impl FromJson for ErrorFrame {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         read_error(&mut Fields::of(value)?)
     }
 }
 
 impl FromJson for ClientFrame {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
-        let kind = f.string("type")?;
-        Ok(match kind.as_str() {
+        let kind = f.tag("type")?;
+        Ok(match &*kind {
             "send" => ClientFrame::Send {
                 id: f.string("id")?,
                 conv: f.string("conv")?,
@@ -739,10 +746,10 @@ impl FromJson for ClientFrame {
 }
 
 impl FromJson for ServerFrame {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
-        let kind = f.string("type")?;
-        Ok(match kind.as_str() {
+        let kind = f.tag("type")?;
+        Ok(match &*kind {
             "hello" => ServerFrame::Hello(Hello {
                 v: u32::try_from(f.u64("v")?).map_err(|_| malformed("out of range", "v"))?,
                 user: f.string("user")?,
@@ -781,7 +788,7 @@ impl FromJson for ServerFrame {
 }
 
 impl<F: FromJson> FromJson for Batch<F> {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         Ok(Batch {
             frames: Fields::of(value)?.list("frames")?,
         })
@@ -789,7 +796,7 @@ impl<F: FromJson> FromJson for Batch<F> {
 }
 
 impl FromJson for HistoryPage {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         Ok(HistoryPage {
             messages: f.list("messages")?,
@@ -799,7 +806,7 @@ impl FromJson for HistoryPage {
 }
 
 impl FromJson for HttpError {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         Ok(HttpError {
             error: ErrorFrame::from_json(Fields::of(value)?.required("error")?)?,
         })
