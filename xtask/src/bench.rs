@@ -4,11 +4,17 @@
 //! Prints `name sdk raw ratio` lines; arguments go to the benchmark (`cargo xtask bench
 //! first-message`; `cargo xtask bench server-mem` measures the server's memory under stalled
 //! readers instead). Not part of `cargo xtask test`.
+//!
+//! `cargo xtask bench msgcost` runs the per-message cost benchmark instead (bench/msgcost: the
+//! client's CPU time per message, SDK next to raw tungstenite + serde_json, frames from memory).
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
 
 pub fn run(args: &[String]) -> Result {
+    if args.first().map(String::as_str) == Some("msgcost") {
+        return msgcost();
+    }
     cmd(
         "cargo",
         &[
@@ -41,4 +47,25 @@ pub fn run(args: &[String]) -> Result {
             &mode,
         )
     }
+}
+
+/// The per-message cost benchmark, pinned to one core (the second: xtask itself may run on the
+/// first).
+fn msgcost() -> Result {
+    cmd("cargo", &["build", "--release", "-p", "lifeline-msgcost"])?;
+    let bin = root().join("target/release/lifeline-msgcost");
+    let bin = bin.to_string_lossy().into_owned();
+    if !have("taskset") {
+        return Err(
+            "taskset is missing (it pins the benchmark to one core); install it: \
+                    `apt-get install util-linux`"
+                .into(),
+        );
+    }
+    let pinned = ["-c", "1", bin.as_str()];
+    status(
+        Command::new("taskset").args(pinned).current_dir(root()),
+        "taskset",
+        &pinned,
+    )
 }

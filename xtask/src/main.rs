@@ -24,7 +24,9 @@ commands:
   npm            build the npm package (@lifeline/client) into target/npm/lifeline-client
   bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
                  or only the first-message timing
-  fuzz [SECS]    run the frame-decoder fuzzer for SECS seconds (default 60; needs nightly + cargo-fuzz)
+  bench msgcost  the client's CPU time per message, SDK vs raw tungstenite + serde_json
+  fuzz [SECS] [TARGET]  run a fuzz target for SECS seconds (default 60; needs nightly + cargo-fuzz):
+                 decode_frames (default) or json_differential (our JSON reader vs serde_json)
 ";
 
 fn main() -> ExitCode {
