@@ -105,14 +105,6 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// Takes the value out of a string, still borrowing from the text where it did.
-    pub fn into_cow(self) -> Option<Cow<'a, str>> {
-        match self {
-            Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
     /// Takes the member `key`'s value out of an object, leaving `null` in its place (the members
     /// stay where they are: nothing moves).
     pub fn take(&mut self, key: &str) -> Option<Value<'a>> {

@@ -619,13 +619,6 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| malformed("expected a string for", name))
     }
 
-    /// A string member only looked at, not kept (a frame's `type`, an error's `code`): no copy.
-    fn tag(&mut self, name: &str) -> Result<std::borrow::Cow<'a, str>, FrameError> {
-        self.required(name)?
-            .into_cow()
-            .ok_or_else(|| malformed("expected a string for", name))
-    }
-
     fn u64(&mut self, name: &str) -> Result<u64, FrameError> {
         self.required(name)?
             .as_u64()
@@ -659,12 +652,15 @@ impl<'a> Fields<'a> {
     }
 
     fn list<T: FromJson>(&mut self, name: &str) -> Result<Vec<T>, FrameError> {
-        self.required(name)?
+        let items = self
+            .required(name)?
             .into_array()
-            .ok_or_else(|| malformed("expected an array for", name))?
-            .into_iter()
-            .map(T::from_json)
-            .collect()
+            .ok_or_else(|| malformed("expected an array for", name))?;
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            list.push(T::from_json(item)?);
+        }
+        Ok(list)
     }
 }
 
@@ -700,7 +696,7 @@ fn read_message(f: &mut Fields<'_>) -> Result<Message, FrameError> {
 
 fn read_error(f: &mut Fields<'_>) -> Result<ErrorFrame, FrameError> {
     Ok(ErrorFrame {
-        code: ErrorCode::parse(&f.tag("code")?),
+        code: ErrorCode::parse(&f.string("code")?),
         message: f.opt_string("message")?.unwrap_or_default(),
         id: f.opt_string("id")?,
         conv: f.opt_string("conv")?,
@@ -723,8 +719,8 @@ impl FromJson for ErrorFrame {
 impl FromJson for ClientFrame {
     fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
-        let kind = f.tag("type")?;
-        Ok(match &*kind {
+        let kind = f.string("type")?;
+        Ok(match kind.as_str() {
             "send" => ClientFrame::Send {
                 id: f.string("id")?,
                 conv: f.string("conv")?,
@@ -748,8 +744,8 @@ impl FromJson for ClientFrame {
 impl FromJson for ServerFrame {
     fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
-        let kind = f.tag("type")?;
-        Ok(match &*kind {
+        let kind = f.string("type")?;
+        Ok(match kind.as_str() {
             "hello" => ServerFrame::Hello(Hello {
                 v: u32::try_from(f.u64("v")?).map_err(|_| malformed("out of range", "v"))?,
                 user: f.string("user")?,
