@@ -7,7 +7,8 @@
 //! serde_json it does not refuse a number beyond a double's range, which no field can hold). It knows
 //! nothing about frames: `protocol` maps values to frames.
 //!
-//! Like serde_json reading into a struct, it refuses an object that repeats a member name. Strings
+//! Like serde_json reading into a struct, it refuses an object that repeats a member name (and,
+//! unlike serde_json, one of more than [`MAX_MEMBERS`] members, which bounds that check). Strings
 //! and member names borrow from the text unless they hold an escape, so reading a frame allocates
 //! only its objects and the escaped strings.
 
@@ -16,6 +17,11 @@ use std::fmt;
 
 /// The deepest nesting accepted. Frames nest two levels; this leaves room for unknown members.
 pub const MAX_DEPTH: usize = 32;
+
+/// The most members one object may have. A frame has at most eight; the bound keeps the check for
+/// a repeated name (each name against the ones before it) cheap on any input: at most 2,016
+/// comparisons per object. serde_json has no such bound; it is the reader's one other refusal.
+pub const MAX_MEMBERS: usize = 64;
 
 /// A parsed JSON value, borrowing its strings from the text where it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,12 +212,16 @@ impl<'a> Parser<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a member name"));
             }
+            if members.len() == MAX_MEMBERS {
+                return Err(self.err("too many members"));
+            }
             let key_at = self.pos;
             let key = self.string()?;
             if members.iter().any(|(k, _)| *k == key) {
                 self.pos = key_at;
                 return Err(self.err("duplicate member"));
             }
+
             self.skip_ws();
             if self.peek() != Some(b':') {
                 return Err(self.err("expected ':'"));
@@ -593,6 +603,24 @@ mod tests {
         }
         // The same name in sibling objects is no repetition.
         assert!(parse(r#"{"a":{"x":1},"b":{"x":1}}"#).is_ok());
+    }
+
+    #[test]
+    fn an_object_is_bounded_in_members_so_the_repetition_check_stays_cheap() {
+        let object = |n: usize| {
+            let members: Vec<String> = (0..n)
+                .map(|i| ["\"m", &i.to_string(), "\":0"].concat())
+                .collect();
+            ["{", &members.join(","), "}"].concat()
+        };
+        assert!(parse(&object(MAX_MEMBERS)).is_ok());
+        assert_eq!(
+            parse(&object(MAX_MEMBERS + 1)).unwrap_err().reason,
+            "too many members"
+        );
+        // Arrays are not bounded here (the protocol's size limits bound them).
+        let items = vec!["{}"; 10 * MAX_MEMBERS].join(",");
+        assert!(parse(&["[", &items, "]"].concat()).is_ok());
     }
 
     #[test]

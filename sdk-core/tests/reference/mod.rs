@@ -114,7 +114,12 @@ pub fn agree(text: &str) -> Result<(), String> {
         // The one documented difference (see `json`): a number beyond a double's range.
         return Ok(());
     }
-    match (json::parse(text), reference) {
+    let ours = json::parse(text);
+    if ours.as_ref().is_err_and(|e| e.reason == "too many members") {
+        // The other documented difference: our reader bounds an object's members.
+        return Ok(());
+    }
+    match (ours, reference) {
         (Ok(ours), Ok(reference)) => {
             let (ours, reference) = (sorted(ours), from_serde(&reference));
             if ours == reference {
