@@ -6,22 +6,33 @@
 //! non-integer numbers only as "some number" (nothing in the protocol is fractional; unlike
 //! serde_json it does not refuse a number beyond a double's range, which no field can hold). It knows
 //! nothing about frames: `protocol` maps values to frames.
+//!
+//! Like serde_json reading into a struct, it refuses an object that repeats a member name (and,
+//! unlike serde_json, one of more than [`MAX_MEMBERS`] members, which bounds that check). Strings
+//! and member names borrow from the text unless they hold an escape, so reading a frame allocates
+//! only its objects and the escaped strings.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The deepest nesting accepted. Frames nest two levels; this leaves room for unknown members.
 pub const MAX_DEPTH: usize = 32;
 
-/// A parsed JSON value.
+/// The most members one object may have. A frame has at most eight; the bound keeps the check for
+/// a repeated name (each name against the ones before it) cheap on any input: at most 2,016
+/// comparisons per object. serde_json has no such bound; it is the reader's one other refusal.
+pub const MAX_MEMBERS: usize = 64;
+
+/// A parsed JSON value, borrowing its strings from the text where it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
     Bool(bool),
     Number(Number),
-    String(String),
-    Array(Vec<Value>),
-    /// Members in document order.
-    Object(Vec<(String, Value)>),
+    String(Cow<'a, str>),
+    Array(Vec<Value<'a>>),
+    /// Members in document order; no name appears twice.
+    Object(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 
 /// A JSON number: an integer when it is one that fits, otherwise only known to be a number.
@@ -51,9 +62,9 @@ impl fmt::Display for JsonError {
 
 impl std::error::Error for JsonError {}
 
-impl Value {
-    /// The member `key` of an object (the first, if repeated).
-    pub fn get(&self, key: &str) -> Option<&Value> {
+impl<'a> Value<'a> {
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
         match self {
             Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -81,7 +92,7 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&[Value<'a>]> {
         match self {
             Value::Array(items) => Some(items),
             _ => None,
@@ -92,27 +103,28 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// Takes the value out of a string, without copying.
+    /// Takes the value out of a string (a copy only when it borrows from the text).
     pub fn into_string(self) -> Option<String> {
         match self {
-            Value::String(s) => Some(s),
+            Value::String(s) => Some(s.into_owned()),
             _ => None,
         }
     }
 
-    /// Takes the member `key` out of an object.
-    pub fn take(&mut self, key: &str) -> Option<Value> {
+    /// Takes the member `key`'s value out of an object, leaving `null` in its place (the members
+    /// stay where they are: nothing moves).
+    pub fn take(&mut self, key: &str) -> Option<Value<'a>> {
         match self {
             Value::Object(members) => {
-                let i = members.iter().position(|(k, _)| k == key)?;
-                Some(members.swap_remove(i).1)
+                let (_, value) = members.iter_mut().find(|(k, _)| k == key)?;
+                Some(std::mem::replace(value, Value::Null))
             }
             _ => None,
         }
     }
 
     /// Takes the items out of an array.
-    pub fn into_array(self) -> Option<Vec<Value>> {
+    pub fn into_array(self) -> Option<Vec<Value<'a>>> {
         match self {
             Value::Array(items) => Some(items),
             _ => None,
@@ -121,7 +133,7 @@ impl Value {
 }
 
 /// Parses one JSON value that fills the whole text (whitespace around it allowed).
-pub fn parse(text: &str) -> Result<Value, JsonError> {
+pub fn parse(text: &str) -> Result<Value<'_>, JsonError> {
     let mut p = Parser {
         text,
         bytes: text.as_bytes(),
@@ -142,7 +154,7 @@ struct Parser<'a> {
     pos: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, reason: &'static str) -> JsonError {
         JsonError {
             at: self.pos,
@@ -160,7 +172,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect_word(&mut self, word: &[u8], v: Value) -> Result<Value, JsonError> {
+    fn expect_word(&mut self, word: &[u8], v: Value<'a>) -> Result<Value<'a>, JsonError> {
         if self.bytes[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(v)
@@ -169,7 +181,7 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested too deeply"));
         }
@@ -186,9 +198,10 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn object(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.pos += 1;
-        let mut members = Vec::new();
+        // A frame has up to eight members: room for them at once rather than regrowing twice.
+        let mut members: Vec<(Cow<'a, str>, Value<'a>)> = Vec::with_capacity(8);
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -199,7 +212,16 @@ impl Parser<'_> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a member name"));
             }
+            if members.len() == MAX_MEMBERS {
+                return Err(self.err("too many members"));
+            }
+            let key_at = self.pos;
             let key = self.string()?;
+            if members.iter().any(|(k, _)| *k == key) {
+                self.pos = key_at;
+                return Err(self.err("duplicate member"));
+            }
+
             self.skip_ws();
             if self.peek() != Some(b':') {
                 return Err(self.err("expected ':'"));
@@ -220,7 +242,7 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn array(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.pos += 1;
         let mut items = Vec::new();
         self.skip_ws();
@@ -258,11 +280,11 @@ impl Parser<'_> {
         Ok(n)
     }
 
-    fn string(&mut self) -> Result<String, JsonError> {
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
-        let mut out = String::new();
+        // Stays `None` (the string borrows from the text) until an escape needs a copy.
+        let mut out: Option<String> = None;
         loop {
-            // Copy the run of plain characters at once.
             let start = self.pos;
             while let Some(b) = self.peek() {
                 if b == b'"' || b == b'\\' || b < 0x20 {
@@ -271,13 +293,21 @@ impl Parser<'_> {
                 self.pos += 1;
             }
             // The run starts and stops at ASCII bytes, so both ends are character boundaries.
-            out.push_str(self.text.get(start..self.pos).unwrap_or_default());
+            let run = self.text.get(start..self.pos).unwrap_or_default();
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(match out {
+                        None => Cow::Borrowed(run),
+                        Some(mut owned) => {
+                            owned.push_str(run);
+                            Cow::Owned(owned)
+                        }
+                    });
                 }
                 Some(b'\\') => {
+                    let owned = out.get_or_insert_with(String::new);
+                    owned.push_str(run);
                     self.pos += 1;
                     let Some(e) = self.peek() else {
                         return Err(self.err("unexpected end"));
@@ -311,7 +341,7 @@ impl Parser<'_> {
                         }
                         _ => return Err(self.err("bad escape")),
                     };
-                    out.push(c);
+                    owned.push(c);
                 }
                 Some(_) => return Err(self.err("control character in string")),
                 None => return Err(self.err("unterminated string")),
@@ -327,7 +357,7 @@ impl Parser<'_> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<Value, JsonError> {
+    fn number(&mut self) -> Result<Value<'a>, JsonError> {
         let negative = self.peek() == Some(b'-');
         if negative {
             self.pos += 1;
@@ -558,6 +588,51 @@ mod tests {
         }
         let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
         assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn a_repeated_member_name_is_refused_at_any_depth() {
+        for bad in [
+            r#"{"a":1,"a":1}"#,
+            r#"{"type":"ack","id":"x","type":"msg"}"#,
+            r#"{"a":1,"b":2,"\u0061":3}"#,
+            r#"[{"x":{"y":null,"y":null}}]"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.reason, "duplicate member", "{bad}");
+        }
+        // The same name in sibling objects is no repetition.
+        assert!(parse(r#"{"a":{"x":1},"b":{"x":1}}"#).is_ok());
+    }
+
+    #[test]
+    fn an_object_is_bounded_in_members_so_the_repetition_check_stays_cheap() {
+        let object = |n: usize| {
+            let members: Vec<String> = (0..n)
+                .map(|i| ["\"m", &i.to_string(), "\":0"].concat())
+                .collect();
+            ["{", &members.join(","), "}"].concat()
+        };
+        assert!(parse(&object(MAX_MEMBERS)).is_ok());
+        assert_eq!(
+            parse(&object(MAX_MEMBERS + 1)).unwrap_err().reason,
+            "too many members"
+        );
+        // Arrays are not bounded here (the protocol's size limits bound them).
+        let items = vec!["{}"; 10 * MAX_MEMBERS].join(",");
+        assert!(parse(&["[", &items, "]"].concat()).is_ok());
+    }
+
+    #[test]
+    fn strings_without_escapes_borrow_from_the_text() {
+        let v = parse(r#"{"a":"plain","b":"esc\n"}"#).unwrap();
+        let Value::Object(members) = v else { panic!() };
+        assert!(matches!(members[0].0, Cow::Borrowed("a")));
+        assert!(matches!(
+            members[0].1,
+            Value::String(Cow::Borrowed("plain"))
+        ));
+        assert_eq!(members[1].1, Value::String(Cow::Owned("esc\n".into())));
     }
 
     #[test]

@@ -580,7 +580,7 @@ impl ToJson for HttpError {
 /// A protocol type that reads itself from a parsed JSON value. Unknown members are ignored;
 /// missing or mistyped required members are [`FrameError::Malformed`].
 pub trait FromJson: Sized {
-    fn from_json(value: Value) -> Result<Self, FrameError>;
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError>;
 }
 
 fn malformed(what: &str, field: &str) -> FrameError {
@@ -590,10 +590,10 @@ fn malformed(what: &str, field: &str) -> FrameError {
 }
 
 /// Reads the members of one JSON object.
-struct Fields(Value);
+struct Fields<'a>(Value<'a>);
 
-impl Fields {
-    fn of(value: Value) -> Result<Self, FrameError> {
+impl<'a> Fields<'a> {
+    fn of(value: Value<'a>) -> Result<Self, FrameError> {
         match value {
             Value::Object(_) => Ok(Fields(value)),
             _ => Err(FrameError::Malformed {
@@ -603,11 +603,11 @@ impl Fields {
     }
 
     /// A member that may be absent or null.
-    fn optional(&mut self, name: &str) -> Option<Value> {
+    fn optional(&mut self, name: &str) -> Option<Value<'a>> {
         self.0.take(name).filter(|v| !v.is_null())
     }
 
-    fn required(&mut self, name: &str) -> Result<Value, FrameError> {
+    fn required(&mut self, name: &str) -> Result<Value<'a>, FrameError> {
         self.0
             .take(name)
             .ok_or_else(|| malformed("missing field", name))
@@ -652,12 +652,15 @@ impl Fields {
     }
 
     fn list<T: FromJson>(&mut self, name: &str) -> Result<Vec<T>, FrameError> {
-        self.required(name)?
+        let items = self
+            .required(name)?
             .into_array()
-            .ok_or_else(|| malformed("expected an array for", name))?
-            .into_iter()
-            .map(T::from_json)
-            .collect()
+            .ok_or_else(|| malformed("expected an array for", name))?;
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            list.push(T::from_json(item)?);
+        }
+        Ok(list)
     }
 }
 
@@ -680,7 +683,7 @@ impl ErrorCode {
     }
 }
 
-fn read_message(f: &mut Fields) -> Result<Message, FrameError> {
+fn read_message(f: &mut Fields<'_>) -> Result<Message, FrameError> {
     Ok(Message {
         seq: f.u64("seq")?,
         conv: f.string("conv")?,
@@ -691,7 +694,7 @@ fn read_message(f: &mut Fields) -> Result<Message, FrameError> {
     })
 }
 
-fn read_error(f: &mut Fields) -> Result<ErrorFrame, FrameError> {
+fn read_error(f: &mut Fields<'_>) -> Result<ErrorFrame, FrameError> {
     Ok(ErrorFrame {
         code: ErrorCode::parse(&f.string("code")?),
         message: f.opt_string("message")?.unwrap_or_default(),
@@ -702,19 +705,19 @@ fn read_error(f: &mut Fields) -> Result<ErrorFrame, FrameError> {
 }
 
 impl FromJson for Message {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         read_message(&mut Fields::of(value)?)
     }
 }
 
 impl FromJson for ErrorFrame {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         read_error(&mut Fields::of(value)?)
     }
 }
 
 impl FromJson for ClientFrame {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         let kind = f.string("type")?;
         Ok(match kind.as_str() {
@@ -739,7 +742,7 @@ impl FromJson for ClientFrame {
 }
 
 impl FromJson for ServerFrame {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         let kind = f.string("type")?;
         Ok(match kind.as_str() {
@@ -781,7 +784,7 @@ impl FromJson for ServerFrame {
 }
 
 impl<F: FromJson> FromJson for Batch<F> {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         Ok(Batch {
             frames: Fields::of(value)?.list("frames")?,
         })
@@ -789,7 +792,7 @@ impl<F: FromJson> FromJson for Batch<F> {
 }
 
 impl FromJson for HistoryPage {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         Ok(HistoryPage {
             messages: f.list("messages")?,
@@ -799,7 +802,7 @@ impl FromJson for HistoryPage {
 }
 
 impl FromJson for HttpError {
-    fn from_json(value: Value) -> Result<Self, FrameError> {
+    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
         Ok(HttpError {
             error: ErrorFrame::from_json(Fields::of(value)?.required("error")?)?,
         })

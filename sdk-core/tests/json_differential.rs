@@ -1,52 +1,24 @@
 //! The hand-written JSON codec (`lifeline_core::json`, used by `protocol`) checked against
 //! serde_json, the reference: the same texts are accepted and refused and read as the same
 //! values, and every frame the codec writes is JSON that serde_json reads back field for field.
-//! Random inputs come from seeded generators, so a failure replays from its seed. Native only:
-//! the reference does not run in the browser build.
+//! The reference refuses a repeated member name, as serde_json's derived structs do.
+//! Random inputs come from seeded generators, so a failure replays from its seed; the bounded
+//! differential run also draws a few fresh seeds per run and prints them when it fails. Deeper
+//! runs: the `json_differential` cargo-fuzz target (`cargo xtask fuzz SECS json_differential`).
+//! Native only: the reference does not run in the browser build.
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use lifeline_core::json::{self, Number, Value};
+use lifeline_core::json;
 use lifeline_core::protocol::{
     self, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, ServerFrame,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
 
-fn from_serde(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => Value::Number(if let Some(u) = n.as_u64() {
-            Number::Unsigned(u)
-        } else if let Some(i) = n.as_i64() {
-            Number::Negative(i)
-        } else {
-            Number::Other
-        }),
-        serde_json::Value::String(s) => Value::String(s.clone()),
-        serde_json::Value::Array(a) => Value::Array(a.iter().map(from_serde).collect()),
-        serde_json::Value::Object(o) => {
-            let mut members: Vec<(String, Value)> =
-                o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect();
-            members.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(members)
-        }
-    }
-}
-
-fn sorted(v: Value) -> Value {
-    match v {
-        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
-        Value::Object(o) => {
-            let mut members: Vec<(String, Value)> =
-                o.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-            members.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(members)
-        }
-        other => other,
-    }
-}
+mod reference;
+use reference::{agree, from_serde, sorted, strict_serde};
 
 const PIECES: &[&str] = &[
     "{",
@@ -74,6 +46,8 @@ const PIECES: &[&str] = &[
     "\n",
     "\"a\"",
     "\"type\"",
+    "\"type\":",
+    ",\"a\":1",
     "12345678901234567890",
     "é",
     "\u{1}",
@@ -125,7 +99,7 @@ fn the_reader_agrees_with_serde_json_on_valid_json() {
     let mut rng = SmallRng::seed_from_u64(1);
     for _ in 0..20_000 {
         let text = random_json(&mut rng, 0);
-        let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let reference = strict_serde(&text).unwrap();
         let ours = json::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
         assert_eq!(sorted(ours), from_serde(&reference), "{text:?}");
     }
@@ -139,7 +113,7 @@ fn the_reader_accepts_and_refuses_what_serde_json_does() {
         let text: String = (0..n)
             .map(|_| PIECES[rng.random_range(0..PIECES.len())])
             .collect();
-        let reference = serde_json::from_str::<serde_json::Value>(&text);
+        let reference = strict_serde(&text);
         if reference
             .as_ref()
             .is_err_and(|e| e.to_string().starts_with("number out of range"))
@@ -229,7 +203,7 @@ fn every_frame_written_is_json_that_reads_back_the_same() {
     for _ in 0..20_000 {
         let (client, server) = random_frames(&mut rng);
         let text = protocol::encode(&client);
-        let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let reference = strict_serde(&text).unwrap();
         assert!(reference.get("type").is_some(), "{text}");
         // Our reader and serde_json see the same document.
         assert_eq!(sorted(json::parse(&text).unwrap()), from_serde(&reference));
@@ -237,7 +211,7 @@ fn every_frame_written_is_json_that_reads_back_the_same() {
         assert_eq!(back, client);
 
         let text = protocol::encode(&server);
-        let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let reference = strict_serde(&text).unwrap();
         assert_eq!(sorted(json::parse(&text).unwrap()), from_serde(&reference));
         assert_eq!(protocol::decode_server_frame(&text).unwrap(), server);
     }
@@ -266,5 +240,91 @@ fn frames_with_extra_members_null_options_and_any_member_order_decode() {
         r#"["type","ack"]"#,
     ] {
         assert!(protocol::decode_server_frame(bad).is_err(), "{bad}");
+    }
+}
+
+/// A valid frame with one to three edits: a piece inserted, a span deleted, a member repeated.
+fn mutated_frame(rng: &mut SmallRng) -> String {
+    let (client, server) = random_frames(rng);
+    let mut text = if rng.random() {
+        protocol::encode(&client)
+    } else {
+        protocol::encode(&server)
+    };
+    for _ in 0..rng.random_range(1..4) {
+        let boundaries: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        let at = boundaries[rng.random_range(0..boundaries.len())];
+        match rng.random_range(0..3) {
+            0 => text.insert_str(at, PIECES[rng.random_range(0..PIECES.len())]),
+            1 => {
+                let end = boundaries[rng.random_range(0..boundaries.len())];
+                let (from, to) = (at.min(end), at.max(end));
+                if to - from <= 8 {
+                    text.replace_range(from..to, "");
+                }
+            }
+            _ if text.is_char_boundary(1) => {
+                // Repeat a member the frame already has (or a fresh one) just after its `{`.
+                let name = ["type", "id", "conv", "seq", "body", "fresh"][rng.random_range(0..6)];
+                text.insert_str(1, &format!("\"{name}\":\"x\","));
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+#[test]
+fn bounded_differential_run_on_mutated_frames_and_random_texts() {
+    // Fixed seeds replay the same cases on every run; two fresh ones widen the search a little.
+    let mut seeds = vec![11, 12, 13, 14];
+    let fresh = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    seeds.extend([fresh, fresh.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15]);
+    const CASES_PER_SEED: u32 = 20_000;
+    const BUDGET_PER_SEED: Duration = Duration::from_secs(3);
+    let mut cases = 0u64;
+    for seed in seeds {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let started = Instant::now();
+        for i in 0..CASES_PER_SEED {
+            let text = if i % 4 == 3 {
+                let n = rng.random_range(1..16);
+                (0..n)
+                    .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+                    .collect()
+            } else {
+                mutated_frame(&mut rng)
+            };
+            agree(&text).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            cases += 1;
+            if started.elapsed() > BUDGET_PER_SEED {
+                break;
+            }
+        }
+    }
+    // The budget is generous: on any machine that runs the suite, thousands of cases run.
+    assert!(cases >= 6 * 1000, "only {cases} cases ran");
+}
+
+#[test]
+fn a_frame_repeating_a_member_is_refused_like_serde_json_refuses_it() {
+    for text in [
+        r#"{"type":"ack","id":"a","seq":1,"type":"msg"}"#,
+        r#"{"type":"ack","id":"a","id":"b","seq":1}"#,
+        r#"{"type":"ack","id":"a","seq":1,"seq":2}"#,
+        r#"{"type":"error","code":"forbidden","extra":1,"extra":2}"#,
+        r#"{"type":"error","code":"forbidden","id":"a","i\u0064":"b"}"#,
+    ] {
+        assert!(strict_serde(text).is_err(), "{text}");
+        let e = protocol::decode_server_frame(text).unwrap_err();
+        assert!(
+            matches!(&e, protocol::FrameError::Malformed { detail } if detail == "duplicate member"),
+            "{text}: {e:?}"
+        );
     }
 }

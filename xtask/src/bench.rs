@@ -6,6 +6,9 @@
 //! readers instead). `cargo xtask bench browser` runs the browser benchmark instead
 //! (tests/browser/bench.mjs: Chromium, the release server binary, the npm package). Not part of
 //! `cargo xtask test`.
+//!
+//! `cargo xtask bench msgcost` runs the per-message cost benchmark instead (bench/msgcost: the
+//! client's CPU time per message, SDK next to raw tungstenite + serde_json, frames from memory).
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
@@ -13,6 +16,9 @@ use std::process::Command;
 pub fn run(args: &[String]) -> Result {
     if args.first().map(String::as_str) == Some("browser") {
         return browser();
+    }
+    if args.first().map(String::as_str) == Some("msgcost") {
+        return msgcost();
     }
     cmd(
         "cargo",
@@ -61,5 +67,26 @@ fn browser() -> Result {
             .current_dir(root().join("tests/browser")),
         "node",
         &["bench.mjs"],
+    )
+}
+
+/// The per-message cost benchmark, pinned to one core (the second: xtask itself may run on the
+/// first).
+fn msgcost() -> Result {
+    cmd("cargo", &["build", "--release", "-p", "lifeline-msgcost"])?;
+    let bin = root().join("target/release/lifeline-msgcost");
+    let bin = bin.to_string_lossy().into_owned();
+    if !have("taskset") {
+        return Err(
+            "taskset is missing (it pins the benchmark to one core); install it: \
+                    `apt-get install util-linux`"
+                .into(),
+        );
+    }
+    let pinned = ["-c", "1", bin.as_str()];
+    status(
+        Command::new("taskset").args(pinned).current_dir(root()),
+        "taskset",
+        &pinned,
     )
 }

@@ -25,7 +25,9 @@ commands:
   bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
                  or only the first-message timing; `bench browser`: the browser benchmark
                  (Chromium, @lifeline/client vs a raw browser WebSocket, tests/browser/bench.mjs)
-  fuzz [SECS]    run the frame-decoder fuzzer for SECS seconds (default 60; needs nightly + cargo-fuzz)
+  bench msgcost  the client's CPU time per message, SDK vs raw tungstenite + serde_json
+  fuzz [SECS] [TARGET]  run a fuzz target for SECS seconds (default 60; needs nightly + cargo-fuzz):
+                 decode_frames (default) or json_differential (our JSON reader vs serde_json)
 ";
 
 fn main() -> ExitCode {
