@@ -13,7 +13,9 @@ use crate::limits::Limits;
 use crate::listener::{self, ListenerLimits};
 use crate::members::Members;
 use crate::state::{AppState, Shared};
-use crate::store::{Store, StoreError};
+use crate::store::postgres::Postgres;
+use crate::store::sqlite::Sqlite;
+use crate::store::{Backend, Store, StoreError};
 use crate::token::{mint, unix_now, Claims};
 use crate::writer::Writer;
 use crate::{history, poll, send, sse, ws};
@@ -138,6 +140,26 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
     )
 }
 
+/// How often the PostgreSQL partitions ahead are created (they cover a week ahead).
+const PARTITION_UPKEEP: Duration = Duration::from_secs(3_600);
+
+/// Creates upcoming PostgreSQL partitions every [`PARTITION_UPKEEP`] while the store lives.
+async fn maintain_partitions(store: std::sync::Weak<Store>) {
+    let mut tick = tokio::time::interval(PARTITION_UPKEEP);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if let Err(e) = store.maintain(now).await {
+            tracing::warn!(error = %e, "creating upcoming partitions failed; retrying later");
+        }
+    }
+}
+
 /// Opens storage, binds `config.listen` and starts serving in the background.
 ///
 /// Refuses an unsafe configuration first (see [`ServerConfig::checked`]).
@@ -149,26 +171,37 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
              (loopback only)"
         );
     }
-    let store = {
+    let (store, member_pairs, grant_pairs) = {
         let dir = config.data_dir.clone();
-        tokio::task::spawn_blocking(move || Store::open(dir.as_deref()))
-            .await
-            .map_err(|e| StartError::Storage(StoreError(e.to_string())))?
-            .map_err(StartError::Storage)?
+        let postgres = config.postgres.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let backend: Box<dyn Backend> = match postgres {
+                Some(url) => Box::new(Postgres::open(&url.0, rt)?),
+                None => Box::new(Sqlite::open(dir.as_deref())?),
+            };
+            let store = Store::new(backend)?;
+            let members = store.all_members()?;
+            let grants = store.all_grants()?;
+            Ok::<_, StoreError>((store, members, grants))
+        })
+        .await
+        .map_err(|e| StartError::Storage(StoreError(e.to_string())))?
+        .map_err(StartError::Storage)?
     };
     let store = Arc::new(store);
-    let members = Arc::new(Members::from_pairs(
-        store.all_members().map_err(StartError::Storage)?,
-    ));
-    let grants = Arc::new(Members::from_pairs(
-        store.all_grants().map_err(StartError::Storage)?,
-    ));
+    let members = Arc::new(Members::from_pairs(member_pairs));
+    let grants = Arc::new(Members::from_pairs(grant_pairs));
+    if config.postgres.is_some() {
+        tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
+    }
     let hub = Arc::new(Hub::new(config.live_buffer));
     let writer = Writer::spawn(
         Arc::clone(&store),
         Arc::clone(&members),
         Arc::clone(&grants),
         Arc::clone(&hub),
+        Duration::from_millis(config.commit_hold_ms),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
