@@ -1,0 +1,232 @@
+//! Two server instances on one real PostgreSQL, one of them holding every write transaction open
+//! for a while (`commit_hold_ms`): sequence numbers must become visible in increasing order (a
+//! reader never sees a later seq while an earlier one is uncommitted, which would make it skip
+//! the earlier one for good), and one idempotency key sent to both instances stores one message.
+
+mod common;
+
+use common::postgres::pg;
+use common::*;
+use lifeline_server::{RunningServer, Secret, ServerConfig};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+/// How long instance A holds each write transaction open.
+const HOLD_MS: u64 = 1_500;
+
+async fn instance(url: &str, hold_ms: u64) -> RunningServer {
+    server_with(ServerConfig {
+        postgres: Some(Secret(url.to_string())),
+        commit_hold_ms: hold_ms,
+        ..ServerConfig::for_tests()
+    })
+    .await
+}
+
+async fn database() -> (String, tokio_postgres::Client) {
+    let url = tokio::task::spawn_blocking(|| pg().new_database())
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    (url, client)
+}
+
+/// Waits (bounded) until instance A's writer holds its commit: a session of the database idle
+/// inside a transaction whose last statement stored an idempotency key (the last one before the
+/// hold; between earlier statements a session is briefly idle in transaction too).
+async fn until_a_transaction_is_held(observer: &tokio_postgres::Client) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state = 'idle in transaction'
+                   AND query LIKE 'INSERT INTO send_keys%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if held > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance A never held a transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seqs_become_visible_in_order_across_instances_despite_commit_delays() {
+    let (url, observer) = database().await;
+    let a = instance(&url, HOLD_MS).await;
+    let b = instance(&url, 0).await;
+    let ta = token(&a, "ann");
+    let tb = token(&b, "bob");
+    join(&b, &tb, "room").await;
+    // ann joins through B (A would hold the join too); A's writer checks membership in the
+    // database, so A accepts her sends.
+    let tann_b = token(&b, "ann");
+    join(&b, &tann_b, "room").await;
+    let base = send_one(&b, &tb, "b0", "room", "before").await;
+
+    // A takes the next number and holds its transaction; B sends meanwhile.
+    let a_task = {
+        let frames = vec![send("a1", "room", "from A")];
+        let a_url = a.base_url();
+        tokio::spawn(async move {
+            let body = format!(
+                "{{\"frames\":[{}]}}",
+                frames
+                    .iter()
+                    .map(lifeline_core::protocol::encode)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            http()
+                .post(format!("{a_url}/v1/send?v=1"))
+                .bearer_auth(ta)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send via A")
+                .text()
+                .await
+                .expect("answer of A")
+        })
+    };
+    until_a_transaction_is_held(&observer).await;
+    let b_task = {
+        let b_url = b.base_url();
+        let tb = tb.clone();
+        tokio::spawn(async move {
+            http()
+                .post(format!("{b_url}/v1/send?v=1"))
+                .bearer_auth(tb)
+                .header("content-type", "application/json")
+                .body(format!(
+                    "{{\"frames\":[{}]}}",
+                    lifeline_core::protocol::encode(&send("b1", "room", "from B"))
+                ))
+                .send()
+                .await
+                .expect("send via B")
+                .text()
+                .await
+                .expect("answer of B")
+        })
+    };
+
+    // A reader polling storage all along: what it sees above `base` is always a gap-free run.
+    let deadline = Instant::now() + Duration::from_millis(HOLD_MS) + WAIT;
+    let mut observations = 0;
+    loop {
+        let seqs: Vec<i64> = observer
+            .query(
+                "SELECT seq FROM messages WHERE seq > $1 ORDER BY seq",
+                &[&(base as i64)],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        observations += 1;
+        let expected: Vec<i64> = (1..=seqs.len() as i64).map(|i| base as i64 + i).collect();
+        assert_eq!(
+            seqs, expected,
+            "a reader saw a later seq before an earlier one committed"
+        );
+        if seqs.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both messages not committed in time: {seqs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        observations > 10,
+        "the reader looked only {observations} times"
+    );
+    let ack = |body: &str| -> u64 {
+        match lifeline_core::protocol::decode_server_batch(body)
+            .expect("batch")
+            .frames[..]
+        {
+            [lifeline_core::protocol::ServerFrame::Ack { seq, .. }] => seq,
+            ref other => panic!("expected an ack, got {other:?}"),
+        }
+    };
+    let seq_a = ack(&within("A's answer", a_task).await.unwrap());
+    let seq_b = ack(&within("B's answer", b_task).await.unwrap());
+    assert_eq!((seq_a, seq_b), (base + 1, base + 2));
+
+    // B's history and a stream resuming from `base` on B see both, in order.
+    let mut ws = ws_connect(&b, &format!("token={tb}&cursor={base}")).await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        if let lifeline_core::protocol::ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
+            got.push(m.seq);
+        }
+    }
+    assert_eq!(got, vec![seq_a, seq_b]);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_sent_to_two_instances_stores_one_message() {
+    let (url, observer) = database().await;
+    let a = instance(&url, HOLD_MS).await;
+    let b = instance(&url, 0).await;
+    let tb = token(&b, "cid");
+    join(&b, &tb, "room").await;
+    let ta = token(&a, "cid");
+    let a_task = {
+        let a_url = a.base_url();
+        tokio::spawn(async move {
+            http()
+                .post(format!("{a_url}/v1/send?v=1"))
+                .bearer_auth(ta)
+                .header("content-type", "application/json")
+                .body(format!(
+                    "{{\"frames\":[{}]}}",
+                    lifeline_core::protocol::encode(&send("k1", "room", "once"))
+                ))
+                .send()
+                .await
+                .expect("send via A")
+                .text()
+                .await
+                .expect("answer of A")
+        })
+    };
+    until_a_transaction_is_held(&observer).await;
+    // While A holds the key's transaction open, the same key arrives at B.
+    let seq_b = send_one(&b, &tb, "k1", "room", "once").await;
+    let answer_a = within("A's answer", a_task).await.unwrap();
+    let frames = lifeline_core::protocol::decode_server_batch(&answer_a)
+        .expect("batch")
+        .frames;
+    assert_eq!(
+        frames,
+        vec![lifeline_core::protocol::ServerFrame::Ack {
+            id: "k1".into(),
+            seq: seq_b
+        }]
+    );
+    let stored: i64 = observer
+        .query_one("SELECT count(*) FROM messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
