@@ -23,6 +23,28 @@ async fn instance(url: &str, hold_ms: u64) -> RunningServer {
     .await
 }
 
+/// POSTs one frame to `{base_url}/v1/send` and returns the answer's body (in a spawned task).
+async fn post_send(
+    base_url: String,
+    token: String,
+    frame: lifeline_core::protocol::ClientFrame,
+) -> String {
+    http()
+        .post(format!("{base_url}/v1/send?v=1"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"frames\":[{}]}}",
+            lifeline_core::protocol::encode(&frame)
+        ))
+        .send()
+        .await
+        .expect("send request")
+        .text()
+        .await
+        .expect("send answer")
+}
+
 async fn database() -> (String, tokio_postgres::Client) {
     let url = tokio::task::spawn_blocking(|| pg().new_database())
         .await
@@ -74,52 +96,13 @@ async fn seqs_become_visible_in_order_across_instances_despite_commit_delays() {
     let base = send_one(&b, &tb, "b0", "room", "before").await;
 
     // A takes the next number and holds its transaction; B sends meanwhile.
-    let a_task = {
-        let frames = vec![send("a1", "room", "from A")];
-        let a_url = a.base_url();
-        tokio::spawn(async move {
-            let body = format!(
-                "{{\"frames\":[{}]}}",
-                frames
-                    .iter()
-                    .map(lifeline_core::protocol::encode)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            http()
-                .post(format!("{a_url}/v1/send?v=1"))
-                .bearer_auth(ta)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("send via A")
-                .text()
-                .await
-                .expect("answer of A")
-        })
-    };
+    let a_task = tokio::spawn(post_send(a.base_url(), ta, send("a1", "room", "from A")));
     until_a_transaction_is_held(&observer).await;
-    let b_task = {
-        let b_url = b.base_url();
-        let tb = tb.clone();
-        tokio::spawn(async move {
-            http()
-                .post(format!("{b_url}/v1/send?v=1"))
-                .bearer_auth(tb)
-                .header("content-type", "application/json")
-                .body(format!(
-                    "{{\"frames\":[{}]}}",
-                    lifeline_core::protocol::encode(&send("b1", "room", "from B"))
-                ))
-                .send()
-                .await
-                .expect("send via B")
-                .text()
-                .await
-                .expect("answer of B")
-        })
-    };
+    let b_task = tokio::spawn(post_send(
+        b.base_url(),
+        tb.clone(),
+        send("b1", "room", "from B"),
+    ));
 
     // A reader polling storage all along: what it sees above `base` is always a gap-free run.
     let deadline = Instant::now() + Duration::from_millis(HOLD_MS) + WAIT;
@@ -188,25 +171,7 @@ async fn one_idempotency_key_sent_to_two_instances_stores_one_message() {
     let tb = token(&b, "cid");
     join(&b, &tb, "room").await;
     let ta = token(&a, "cid");
-    let a_task = {
-        let a_url = a.base_url();
-        tokio::spawn(async move {
-            http()
-                .post(format!("{a_url}/v1/send?v=1"))
-                .bearer_auth(ta)
-                .header("content-type", "application/json")
-                .body(format!(
-                    "{{\"frames\":[{}]}}",
-                    lifeline_core::protocol::encode(&send("k1", "room", "once"))
-                ))
-                .send()
-                .await
-                .expect("send via A")
-                .text()
-                .await
-                .expect("answer of A")
-        })
-    };
+    let a_task = tokio::spawn(post_send(a.base_url(), ta, send("k1", "room", "once")));
     until_a_transaction_is_held(&observer).await;
     // While A holds the key's transaction open, the same key arrives at B.
     let seq_b = send_one(&b, &tb, "k1", "room", "once").await;
