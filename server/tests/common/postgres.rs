@@ -105,11 +105,12 @@ fn start() -> Pg {
         "initdb",
     );
     let port = free_port();
-    // The shell starts PostgreSQL, then waits for its stdin to close (this process exiting)
-    // and stops it by PID.
+    // The shell starts PostgreSQL; each line on its stdin restarts it (fast shutdown, start);
+    // when stdin closes (this process exiting) it stops PostgreSQL by PID.
     let script = format!(
-        "'{postgres}' -D '{data}' -p {port} -k '{sock}' -c listen_addresses=127.0.0.1 \
-         -c fsync=off -c max_connections=300 >'{log}' 2>&1 & pid=$!; read _; kill $pid; wait $pid",
+        "start() {{ '{postgres}' -D '{data}' -p {port} -k '{sock}' -c listen_addresses=127.0.0.1 \
+         -c fsync=off -c max_connections=300 >>'{log}' 2>&1 & pid=$!; }}; start; \
+         while read _; do kill -INT $pid; wait $pid; start; done; kill -INT $pid; wait $pid",
         postgres = bindir.join("postgres").display(),
         data = data.display(),
         sock = dir.path().display(),
@@ -121,34 +122,75 @@ fn start() -> Pg {
         .stdout(Stdio::null())
         .spawn()
         .expect("starting postgres");
-    let deadline = Instant::now() + READY;
-    loop {
-        let ready = Command::new(bindir.join("pg_isready"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ready {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "PostgreSQL did not accept connections within {READY:?}; log: {}",
-            std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Pg {
+    let pg = Pg {
         port,
         bindir,
         _dir: dir,
         _watchdog: Mutex::new(watchdog),
         next_db: AtomicU64::new(0),
         by_dir: Mutex::new(HashMap::new()),
-    }
+    };
+    pg.until_ready(None);
+    pg
 }
 
 impl Pg {
+    /// The postmaster's PID from its pid file, once it wrote one.
+    fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self._dir.path().join("data").join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Waits (bounded by [`READY`]) until a postmaster other than `not` accepts connections.
+    fn until_ready(&self, not: Option<u32>) {
+        let deadline = Instant::now() + READY;
+        loop {
+            let pid = self.postmaster_pid();
+            let ready = pid.is_some()
+                && pid != not
+                && Command::new(self.bindir.join("pg_isready"))
+                    .args([
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &self.port.to_string(),
+                        "-U",
+                        "postgres",
+                    ])
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not accept connections within {READY:?}; log: {}",
+                std::fs::read_to_string(self._dir.path().join("postgres.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Restarts PostgreSQL (fast shutdown: every connection is cut) and waits until the new
+    /// server accepts connections.
+    pub fn restart(&self) {
+        use std::io::Write;
+        let old = self.postmaster_pid();
+        {
+            let mut watchdog = self._watchdog.lock().unwrap_or_else(|p| p.into_inner());
+            let stdin = watchdog.stdin.as_mut().expect("watchdog stdin");
+            stdin.write_all(b"restart\n").expect("asking for a restart");
+            stdin.flush().expect("asking for a restart");
+        }
+        self.until_ready(old);
+    }
+
     /// A new, empty database; returns its URL.
     pub fn new_database(&self) -> String {
         let name = format!("t{}", self.next_db.fetch_add(1, Ordering::SeqCst));
