@@ -16,6 +16,7 @@ use crate::state::{AppState, Shared};
 use crate::store::postgres::Postgres;
 use crate::store::sqlite::Sqlite;
 use crate::store::{Backend, Store, StoreError};
+use crate::tail::Tail;
 use crate::token::{mint, unix_now, Claims};
 use crate::writer::Writer;
 use crate::{history, poll, send, sse, ws};
@@ -192,15 +193,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let store = Arc::new(store);
     let members = Arc::new(Members::from_pairs(member_pairs));
     let grants = Arc::new(Members::from_pairs(grant_pairs));
-    if config.postgres.is_some() {
-        tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
-    }
     let hub = Arc::new(Hub::new(config.live_buffer));
+    let tail = config.postgres.is_some().then(|| {
+        tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
+        Tail::spawn(
+            &store,
+            &hub,
+            Duration::from_millis(config.tail_poll_ms.max(1)),
+        )
+    });
     let writer = Writer::spawn(
         Arc::clone(&store),
         Arc::clone(&members),
         Arc::clone(&grants),
         Arc::clone(&hub),
+        tail,
         Duration::from_millis(config.commit_hold_ms),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)

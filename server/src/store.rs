@@ -94,6 +94,8 @@ pub trait Backend: Send + Sync {
         before: Before,
         limit: usize,
     ) -> Result<(Vec<Message>, bool), StoreError>;
+    /// Every conversation's messages with `seq > after`, increasing, at most `limit`.
+    fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError>;
     /// Every (user, conversation) membership.
     fn all_members(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Every (user, conversation) grant of the admin API.
@@ -182,6 +184,26 @@ impl Store {
     ) -> Result<(Vec<Message>, bool), StoreError> {
         let conv = conv.to_string();
         self.read(move |b| b.history(&conv, before, limit)).await
+    }
+
+    /// See [`Backend::messages_after`].
+    pub async fn messages_after(
+        self: &Arc<Self>,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.read(move |b| b.messages_after(after, limit)).await
+    }
+
+    /// Before a stream resumes `cursor`: if it is beyond the newest seq this instance knows
+    /// (another instance stored it), learn the stored head first so the cursor is honoured.
+    pub async fn learn_head(self: &Arc<Self>, cursor: Option<Seq>) {
+        if cursor.is_some_and(|c| c > self.head()) {
+            match self.read(|b| b.max_seq()).await {
+                Ok(head) => self.set_head(head),
+                Err(e) => tracing::warn!(error = %e, "reading the stored head failed"),
+            }
+        }
     }
 
     /// See [`Backend::all_members`] (blocking).

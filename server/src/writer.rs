@@ -9,6 +9,7 @@
 use crate::hub::{Hub, Live};
 use crate::members::Members;
 use crate::store::{Prior, Store, StoreError, WriteTx};
+use crate::tail::Tail;
 use lifeline_core::protocol::{ErrorCode, ErrorFrame, Message, Seq, ServerFrame};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -97,12 +98,13 @@ impl Writer {
         members: Arc<Members>,
         grants: Arc<Members>,
         hub: Arc<Hub>,
+        tail: Option<Arc<Tail>>,
         hold: std::time::Duration,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("lifeline-writer".into())
-            .spawn(move || run(store, members, grants, hub, hold, rx))
+            .spawn(move || run(store, members, grants, (hub, tail), hold, rx))
             .expect("spawning the writer thread");
         Writer { tx }
     }
@@ -161,7 +163,7 @@ fn run(
     store: Arc<Store>,
     members: Arc<Members>,
     grants: Arc<Members>,
-    hub: Arc<Hub>,
+    (hub, tail): (Arc<Hub>, Option<Arc<Tail>>),
     hold: std::time::Duration,
     mut rx: mpsc::Receiver<Request>,
 ) {
@@ -180,7 +182,13 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            commit_group(&store, (&members, &grants), &hub, hold, batch);
+            commit_group(
+                &store,
+                (&members, &grants),
+                (&hub, tail.as_deref()),
+                hold,
+                batch,
+            );
         }
         if let Some(done) = close {
             rx.close();
@@ -202,7 +210,7 @@ fn run(
 fn commit_group(
     store: &Store,
     (members, grants): (&Members, &Members),
-    hub: &Hub,
+    (hub, tail): (&Hub, Option<&Tail>),
     hold: std::time::Duration,
     batch: Vec<(WriteOp, oneshot::Sender<Answer>)>,
 ) {
@@ -329,7 +337,12 @@ fn commit_group(
             store.set_head(last_seq);
             for effect in effects {
                 match effect {
-                    Effect::Msg(m) => hub.publish(Live::Msg(m)),
+                    // With shared storage the tail publishes every instance's messages in seq
+                    // order; publishing ours here could overtake another instance's.
+                    Effect::Msg(m) => match tail {
+                        Some(tail) => tail.wake(),
+                        None => hub.publish(Live::Msg(m)),
+                    },
                     Effect::Join(u, c) => members.join(&u, &c),
                     Effect::Leave(u, c) => members.leave(&u, &c),
                     Effect::Grant(u, c) => grants.join(&u, &c),

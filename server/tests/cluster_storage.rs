@@ -1,12 +1,14 @@
 //! Two server instances on one real PostgreSQL, one of them holding every write transaction open
 //! for a while (`commit_hold_ms`): sequence numbers must become visible in increasing order (a
 //! reader never sees a later seq while an earlier one is uncommitted, which would make it skip
-//! the earlier one for good), and one idempotency key sent to both instances stores one message.
+//! the earlier one for good), one idempotency key sent to both instances stores one message, and
+//! a stream on one instance gets the messages stored through the other, once and in order.
 
 mod common;
 
 use common::postgres::pg;
 use common::*;
+use lifeline_core::protocol::{decode_server_batch, ServerFrame};
 use lifeline_server::{RunningServer, Secret, ServerConfig};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
@@ -138,11 +140,8 @@ async fn seqs_become_visible_in_order_across_instances_despite_commit_delays() {
         "the reader looked only {observations} times"
     );
     let ack = |body: &str| -> u64 {
-        match lifeline_core::protocol::decode_server_batch(body)
-            .expect("batch")
-            .frames[..]
-        {
-            [lifeline_core::protocol::ServerFrame::Ack { seq, .. }] => seq,
+        match decode_server_batch(body).expect("batch").frames[..] {
+            [ServerFrame::Ack { seq, .. }] => seq,
             ref other => panic!("expected an ack, got {other:?}"),
         }
     };
@@ -154,7 +153,7 @@ async fn seqs_become_visible_in_order_across_instances_despite_commit_delays() {
     let mut ws = ws_connect(&b, &format!("token={tb}&cursor={base}")).await;
     let mut got = Vec::new();
     while got.len() < 2 {
-        if let lifeline_core::protocol::ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
+        if let ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
             got.push(m.seq);
         }
     }
@@ -176,12 +175,10 @@ async fn one_idempotency_key_sent_to_two_instances_stores_one_message() {
     // While A holds the key's transaction open, the same key arrives at B.
     let seq_b = send_one(&b, &tb, "k1", "room", "once").await;
     let answer_a = within("A's answer", a_task).await.unwrap();
-    let frames = lifeline_core::protocol::decode_server_batch(&answer_a)
-        .expect("batch")
-        .frames;
+    let frames = decode_server_batch(&answer_a).expect("batch").frames;
     assert_eq!(
         frames,
-        vec![lifeline_core::protocol::ServerFrame::Ack {
+        vec![ServerFrame::Ack {
             id: "k1".into(),
             seq: seq_b
         }]
@@ -192,6 +189,60 @@ async fn one_idempotency_key_sent_to_two_instances_stores_one_message() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_one_instance_gets_messages_stored_through_another_in_order() {
+    let (url, _observer) = database().await;
+    let a = instance(&url, 0).await;
+    let b = instance(&url, 0).await;
+    let rita = token(&a, "rita");
+    join(&a, &rita, "room").await;
+    let will_a = token(&a, "will");
+    let will_b = token(&b, "will");
+    join(&b, &will_b, "room").await;
+    let mut ws = ws_connect(&a, &format!("token={rita}")).await;
+    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+
+    // Two senders, one per instance, at once: their messages interleave in storage.
+    const EACH: usize = 100;
+    let via = |s: &RunningServer, t: String, tag: &'static str| {
+        let base_url = s.base_url();
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..EACH {
+                let body = post_send(
+                    base_url.clone(),
+                    t.clone(),
+                    send(&format!("{tag}{i}"), "room", tag),
+                )
+                .await;
+                match decode_server_batch(&body).expect("batch").frames[..] {
+                    [ServerFrame::Ack { seq, .. }] => seqs.push(seq),
+                    ref other => panic!("expected an ack, got {other:?}"),
+                }
+            }
+            seqs
+        })
+    };
+    let from_a = via(&a, will_a, "a");
+    let from_b = via(&b, will_b, "b");
+    let mut acked: Vec<u64> = within("sends via A", from_a).await.unwrap();
+    acked.extend(within("sends via B", from_b).await.unwrap());
+    acked.sort_unstable();
+
+    let mut got = Vec::new();
+    while got.len() < 2 * EACH {
+        if let ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
+            got.push(m.seq);
+        }
+    }
+    assert_eq!(
+        got, acked,
+        "every message once, in seq order, on instance A"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -262,6 +262,16 @@ impl Backend for Postgres {
         })
     }
 
+    fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2");
+        self.with_reader(|c| {
+            let rows = self
+                .rt
+                .block_on(c.query(&sql, &[&clamp_i64(after), &(limit as i64)]))?;
+            Ok(rows.iter().map(row_to_message).collect())
+        })
+    }
+
     fn all_members(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.pairs("SELECT user_id, conv FROM members")
     }

@@ -204,6 +204,17 @@ impl Backend for Sqlite {
         })
     }
 
+    fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError> {
+        self.with_reader(|c| {
+            c.prepare_cached(
+                "SELECT seq, conv, sender, client_id, body, ts FROM messages
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![clamp_i64(after), limit as i64], row_to_message)?
+            .collect()
+        })
+    }
+
     fn all_members(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.pairs("SELECT user, conv FROM members")
     }
