@@ -172,7 +172,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
              (loopback only)"
         );
     }
-    let (store, member_pairs, grant_pairs) = {
+    let (store, (member_pairs, grant_pairs), changes_seen) = {
         let dir = config.data_dir.clone();
         let postgres = config.postgres.clone();
         let rt = tokio::runtime::Handle::current();
@@ -181,10 +181,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 Some(url) => Box::new(Postgres::open(&url.0, rt)?),
                 None => Box::new(Sqlite::open(dir.as_deref())?),
             };
+            // The change log's position before the caches are read: changes logged in between
+            // are applied again by the tail, which is harmless.
+            let changes_seen = backend.changes_head()?;
             let store = Store::new(backend)?;
             let members = store.all_members()?;
             let grants = store.all_grants()?;
-            Ok::<_, StoreError>((store, members, grants))
+            Ok::<_, StoreError>((store, (members, grants), changes_seen))
         })
         .await
         .map_err(|e| StartError::Storage(StoreError(e.to_string())))?
@@ -199,6 +202,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         Tail::spawn(
             &store,
             &hub,
+            (&members, &grants),
+            changes_seen,
             Duration::from_millis(config.tail_poll_ms.max(1)),
         )
     });

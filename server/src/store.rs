@@ -44,6 +44,38 @@ pub enum Before {
     Ts(u64),
 }
 
+/// A change of who may read a conversation, as other instances must learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Join,
+    Leave,
+    Grant,
+    /// Grant and membership removed.
+    Revoke,
+}
+
+impl Change {
+    /// The name stored for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Join => "join",
+            Change::Leave => "leave",
+            Change::Grant => "grant",
+            Change::Revoke => "revoke",
+        }
+    }
+
+    /// The change a stored name stands for.
+    pub fn parse(s: &str) -> Option<Change> {
+        [Change::Join, Change::Leave, Change::Grant, Change::Revoke]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// A membership change another instance made: `(id, change, user, conversation)`.
+pub type RemoteChange = (u64, Change, String, String);
+
 /// The queries the single writer runs inside one transaction.
 pub trait WriteTx {
     /// What an earlier message of `sender` under `client_id` decides (see [`Prior`]).
@@ -67,6 +99,11 @@ pub trait WriteTx {
     fn grant(&mut self, user: &str, conv: &str) -> Result<(), StoreError>;
     fn revoke(&mut self, user: &str, conv: &str) -> Result<(), StoreError>;
     fn is_granted(&mut self, user: &str, conv: &str) -> Result<bool, StoreError>;
+    /// Logs a membership change for the other instances sharing this store (in commit order);
+    /// a store only one instance uses logs nothing.
+    fn log_change(&mut self, _change: Change, _user: &str, _conv: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The body of one write transaction: commits when it returns `Ok`, rolls back otherwise.
@@ -96,6 +133,19 @@ pub trait Backend: Send + Sync {
     ) -> Result<(Vec<Message>, bool), StoreError>;
     /// Every conversation's messages with `seq > after`, increasing, at most `limit`.
     fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError>;
+    /// The id of the newest logged membership change (0: none, or no log).
+    fn changes_head(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// Membership changes logged by other instances with an id above `after`, increasing, at
+    /// most `limit`; also the highest id looked at (own changes included).
+    fn changes_after(
+        &self,
+        _after: u64,
+        _limit: usize,
+    ) -> Result<(Vec<RemoteChange>, u64), StoreError> {
+        Ok((Vec::new(), _after))
+    }
     /// Every (user, conversation) membership.
     fn all_members(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Every (user, conversation) grant of the admin API.
@@ -193,6 +243,15 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
         self.read(move |b| b.messages_after(after, limit)).await
+    }
+
+    /// See [`Backend::changes_after`].
+    pub async fn changes_after(
+        self: &Arc<Self>,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<RemoteChange>, u64), StoreError> {
+        self.read(move |b| b.changes_after(after, limit)).await
     }
 
     /// Before a stream resumes `cursor`: if it is beyond the newest seq this instance knows

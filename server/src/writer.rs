@@ -8,7 +8,7 @@
 
 use crate::hub::{Hub, Live};
 use crate::members::Members;
-use crate::store::{Prior, Store, StoreError, WriteTx};
+use crate::store::{Change, Prior, Store, StoreError, WriteTx};
 use crate::tail::Tail;
 use lifeline_core::protocol::{ErrorCode, ErrorFrame, Message, Seq, ServerFrame};
 use std::sync::Arc;
@@ -295,22 +295,26 @@ fn commit_group(
                         continue;
                     }
                     t.join(user, conv)?;
+                    t.log_change(Change::Join, user, conv)?;
                     answers.push(Some(ServerFrame::Subscribed { conv: conv.clone() }));
                     effects.push(Effect::Join(user.clone(), conv.clone()));
                 }
                 WriteOp::Grant { user, conv } => {
                     t.grant(user, conv)?;
+                    t.log_change(Change::Grant, user, conv)?;
                     answers.push(None);
                     effects.push(Effect::Grant(user.clone(), conv.clone()));
                 }
                 WriteOp::Revoke { user, conv } => {
                     t.revoke(user, conv)?;
                     t.leave(user, conv)?;
+                    t.log_change(Change::Revoke, user, conv)?;
                     answers.push(None);
                     effects.push(Effect::Revoke(user.clone(), conv.clone()));
                 }
                 WriteOp::Leave { user, conv } => {
                     t.leave(user, conv)?;
+                    t.log_change(Change::Leave, user, conv)?;
                     answers.push(Some(ServerFrame::Unsubscribed { conv: conv.clone() }));
                     effects.push(Effect::Leave(user.clone(), conv.clone()));
                 }

@@ -246,3 +246,63 @@ async fn a_stream_on_one_instance_gets_messages_stored_through_another_in_order(
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_revokes_through_one_instance_reach_streams_on_another() {
+    let (url, _observer) = database().await;
+    let a = instance(&url, 0).await;
+    let b = instance(&url, 0).await;
+    let tina_a = token(&a, "tina");
+    let tina_b = token(&b, "tina");
+    let sam = token(&b, "sam");
+    join(&b, &sam, "room").await;
+    join(&b, &sam, "other").await;
+    join(&a, &tina_a, "other").await;
+    let mut ws = ws_connect(&a, &format!("token={tina_a}")).await;
+    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+
+    // tina joins `room` through B; her stream on A gets what is sent there.
+    join(&b, &tina_b, "room").await;
+    let s1 = send_one(&b, &sam, "s1", "room", "hello tina").await;
+    let m = loop {
+        if let ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
+            break m;
+        }
+    };
+    assert_eq!((m.seq, m.conv.as_str()), (s1, "room"));
+
+    // The application revokes her membership through B: her stream on A is told at once and
+    // carries nothing of `room` any more.
+    let status = http()
+        .delete(format!(
+            "{}/v1/admin/conversations/room/members/tina",
+            b.base_url()
+        ))
+        .bearer_auth(lifeline_server::config::TEST_ADMIN_SECRET)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let revoked = loop {
+        match ws_next_durable(&mut ws).await {
+            ServerFrame::Error(e) => break e,
+            ServerFrame::Msg(m) => panic!("unexpected message {m:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        (revoked.code, revoked.conv.as_deref()),
+        (lifeline_core::protocol::ErrorCode::Forbidden, Some("room"))
+    );
+    send_one(&b, &sam, "s2", "room", "not for tina").await;
+    let marker = send_one(&b, &sam, "s3", "other", "still for tina").await;
+    let next = loop {
+        if let ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
+            break m;
+        }
+    };
+    assert_eq!((next.seq, next.conv.as_str()), (marker, "other"));
+    a.shutdown().await;
+    b.shutdown().await;
+}

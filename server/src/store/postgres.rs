@@ -16,7 +16,7 @@
 //! Queries run on the server's tokio runtime through a [`Handle`]: every method here blocks and is
 //! called from the writer thread or the blocking pool, never from an async task.
 
-use super::{Backend, Before, Prior, StoreError, TxBody, WriteTx};
+use super::{Backend, Before, Change, Prior, RemoteChange, StoreError, TxBody, WriteTx};
 use lifeline_core::protocol::{Message, Seq};
 use sha2::{Digest, Sha256};
 use std::sync::{Mutex, MutexGuard};
@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS seq_counter (
     head BIGINT NOT NULL
 );
 INSERT INTO seq_counter (id, head) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+ALTER TABLE seq_counter ADD COLUMN IF NOT EXISTS changes BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS member_changes (
+    id BIGINT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    conv TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS messages (
     seq BIGINT NOT NULL,
     conv TEXT NOT NULL,
@@ -86,6 +94,8 @@ impl From<tokio_postgres::Error> for StoreError {
 /// The shared PostgreSQL database.
 pub struct Postgres {
     config: Config,
+    /// Names this instance in the membership change log (its own changes are not replayed).
+    origin: String,
     rt: Handle,
     writer: Mutex<Option<Client>>,
     readers: Mutex<Vec<Client>>,
@@ -125,8 +135,16 @@ impl Postgres {
         let config: Config = url
             .parse()
             .map_err(|_| StoreError("the PostgreSQL URL does not parse".into()))?;
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let origin = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            now_ms(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let pg = Postgres {
             config,
+            origin,
             rt,
             writer: Mutex::new(None),
             readers: Mutex::new(Vec::new()),
@@ -272,6 +290,42 @@ impl Backend for Postgres {
         })
     }
 
+    fn changes_head(&self) -> Result<u64, StoreError> {
+        self.with_reader(|c| {
+            let row = self
+                .rt
+                .block_on(c.query_one("SELECT changes FROM seq_counter WHERE id = 1", &[]))?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
+    fn changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<RemoteChange>, u64), StoreError> {
+        self.with_reader(|c| {
+            let rows = self.rt.block_on(c.query(
+                "SELECT id, origin, kind, user_id, conv FROM member_changes
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&clamp_i64(after), &(limit as i64)],
+            ))?;
+            let mut seen = after;
+            let mut changes = Vec::new();
+            for r in &rows {
+                let id = r.get::<_, i64>(0).max(0) as u64;
+                seen = seen.max(id);
+                if r.get::<_, &str>(1) == self.origin {
+                    continue;
+                }
+                if let Some(change) = Change::parse(r.get(2)) {
+                    changes.push((id, change, r.get(3), r.get(4)));
+                }
+            }
+            Ok((changes, seen))
+        })
+    }
+
     fn all_members(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.pairs("SELECT user_id, conv FROM members")
     }
@@ -293,6 +347,7 @@ impl Backend for Postgres {
         let mut tx = PgTx {
             t: &t,
             rt: &self.rt,
+            origin: &self.origin,
             seq_locked: false,
         };
         body(&mut tx)?;
@@ -331,6 +386,7 @@ impl Backend for Postgres {
 struct PgTx<'a> {
     t: &'a tokio_postgres::Transaction<'a>,
     rt: &'a Handle,
+    origin: &'a str,
     /// Whether this transaction holds the counter row's lock.
     seq_locked: bool,
 }
@@ -465,5 +521,21 @@ impl WriteTx for PgTx<'_> {
             user,
             conv,
         )
+    }
+
+    /// Numbered under the counter row's lock, so changes become visible in id order.
+    fn log_change(&mut self, change: Change, user: &str, conv: &str) -> Result<(), StoreError> {
+        self.lock_seq()?;
+        let row = self.rt.block_on(self.t.query_one(
+            "UPDATE seq_counter SET changes = changes + 1 WHERE id = 1 RETURNING changes",
+            &[],
+        ))?;
+        let id: i64 = row.get(0);
+        self.rt.block_on(self.t.execute(
+            "INSERT INTO member_changes (id, origin, kind, user_id, conv)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &self.origin, &change.as_str(), &user, &conv],
+        ))?;
+        Ok(())
     }
 }
