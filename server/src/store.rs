@@ -76,6 +76,17 @@ impl Change {
 /// A membership change another instance made: `(id, change, user, conversation)`.
 pub type RemoteChange = (u64, Change, String, String);
 
+/// A page of the membership change log.
+#[derive(Debug, Default)]
+pub struct ChangesPage {
+    /// Other instances' changes, in id order.
+    pub changes: Vec<RemoteChange>,
+    /// The highest id looked at (own changes included).
+    pub seen: u64,
+    /// Changes right after the requested id were pruned already: the caches must be reloaded.
+    pub gap: bool,
+}
+
 /// The queries the single writer runs inside one transaction.
 pub trait WriteTx {
     /// What an earlier message of `sender` under `client_id` decides (see [`Prior`]).
@@ -105,6 +116,9 @@ pub trait WriteTx {
         Ok(())
     }
 }
+
+/// Every (user, conversation) membership and every grant.
+pub type MembershipPairs = (Vec<(String, String)>, Vec<(String, String)>);
 
 /// The body of one write transaction: commits when it returns `Ok`, rolls back otherwise.
 pub type TxBody<'a> = dyn FnMut(&mut dyn WriteTx) -> Result<(), StoreError> + 'a;
@@ -137,14 +151,13 @@ pub trait Backend: Send + Sync {
     fn changes_head(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
-    /// Membership changes logged by other instances with an id above `after`, increasing, at
-    /// most `limit`; also the highest id looked at (own changes included).
-    fn changes_after(
-        &self,
-        _after: u64,
-        _limit: usize,
-    ) -> Result<(Vec<RemoteChange>, u64), StoreError> {
-        Ok((Vec::new(), _after))
+    /// Membership changes logged with an id above `after`, at most `limit` (see
+    /// [`ChangesPage`]).
+    fn changes_after(&self, after: u64, _limit: usize) -> Result<ChangesPage, StoreError> {
+        Ok(ChangesPage {
+            seen: after,
+            ..ChangesPage::default()
+        })
     }
     /// Every (user, conversation) membership.
     fn all_members(&self) -> Result<Vec<(String, String)>, StoreError>;
@@ -250,8 +263,13 @@ impl Store {
         self: &Arc<Self>,
         after: u64,
         limit: usize,
-    ) -> Result<(Vec<RemoteChange>, u64), StoreError> {
+    ) -> Result<ChangesPage, StoreError> {
         self.read(move |b| b.changes_after(after, limit)).await
+    }
+
+    /// Every membership and every grant, read again (see [`ChangesPage::gap`]).
+    pub async fn memberships(self: &Arc<Self>) -> Result<MembershipPairs, StoreError> {
+        self.read(|b| Ok((b.all_members()?, b.all_grants()?))).await
     }
 
     /// Before a stream resumes `cursor`: if it is beyond the newest seq this instance knows

@@ -112,12 +112,29 @@ async fn run(
         // Membership first: a message stored after a join must find the joiner in the cache.
         loop {
             match store.changes_after(changes_seen, PAGE).await {
-                Ok((changes, seen)) => {
-                    for change in changes {
+                Ok(page) if page.gap => {
+                    // Part of the log was pruned before this instance read it: start over from
+                    // the tables (streams of a user revoked meanwhile stop carrying the
+                    // conversation, without the `forbidden` frame).
+                    tracing::warn!(after = changes_seen, "membership log pruned; reloading");
+                    match store.memberships().await {
+                        Ok((members, grants)) => {
+                            caches.members.replace(members);
+                            caches.grants.replace(grants);
+                            changes_seen = page.seen;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reloading memberships failed");
+                            break;
+                        }
+                    }
+                }
+                Ok(page) => {
+                    for change in page.changes {
                         caches.apply(&hub, change);
                     }
-                    let done = seen == changes_seen;
-                    changes_seen = seen;
+                    let done = page.seen == changes_seen;
+                    changes_seen = page.seen;
                     if done {
                         break;
                     }

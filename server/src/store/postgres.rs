@@ -16,7 +16,7 @@
 //! Queries run on the server's tokio runtime through a [`Handle`]: every method here blocks and is
 //! called from the writer thread or the blocking pool, never from an async task.
 
-use super::{Backend, Before, Change, Prior, RemoteChange, StoreError, TxBody, WriteTx};
+use super::{Backend, Before, Change, ChangesPage, Prior, StoreError, TxBody, WriteTx};
 use lifeline_core::protocol::{Message, Seq};
 use sha2::{Digest, Sha256};
 use std::sync::{Mutex, MutexGuard};
@@ -28,6 +28,10 @@ pub const PARTITION_MS: u64 = 86_400_000;
 
 /// Partitions created ahead of today (and one behind, for a clock that runs late).
 pub const PARTITIONS_AHEAD: u64 = 7;
+
+/// How long logged membership changes are kept: an instance that falls further behind reloads its
+/// caches from the tables (pruned at each [`Backend::maintain`]).
+pub const CHANGES_KEPT_MS: u64 = 3_600_000;
 
 /// Reader connections kept open per instance.
 const READERS: usize = 8;
@@ -47,7 +51,8 @@ CREATE TABLE IF NOT EXISTS member_changes (
     origin TEXT NOT NULL,
     kind TEXT NOT NULL,
     user_id TEXT NOT NULL,
-    conv TEXT NOT NULL
+    conv TEXT NOT NULL,
+    at_ms BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
     seq BIGINT NOT NULL,
@@ -299,11 +304,7 @@ impl Backend for Postgres {
         })
     }
 
-    fn changes_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<(Vec<RemoteChange>, u64), StoreError> {
+    fn changes_after(&self, after: u64, limit: usize) -> Result<ChangesPage, StoreError> {
         self.with_reader(|c| {
             let rows = self.rt.block_on(c.query(
                 "SELECT id, origin, kind, user_id, conv FROM member_changes
@@ -312,6 +313,9 @@ impl Backend for Postgres {
             ))?;
             let mut seen = after;
             let mut changes = Vec::new();
+            let gap = rows
+                .first()
+                .is_some_and(|r| r.get::<_, i64>(0).max(0) as u64 > after + 1);
             for r in &rows {
                 let id = r.get::<_, i64>(0).max(0) as u64;
                 seen = seen.max(id);
@@ -322,7 +326,7 @@ impl Backend for Postgres {
                     changes.push((id, change, r.get(3), r.get(4)));
                 }
             }
-            Ok((changes, seen))
+            Ok(ChangesPage { changes, seen, gap })
         })
     }
 
@@ -376,6 +380,9 @@ impl Backend for Postgres {
             t.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
                 .await?;
             t.batch_execute(&ddl).await?;
+            let oldest = clamp_i64(now_ms.saturating_sub(CHANGES_KEPT_MS));
+            t.execute("DELETE FROM member_changes WHERE at_ms < $1", &[&oldest])
+                .await?;
             t.commit().await
         })?;
         Ok(())
@@ -531,10 +538,11 @@ impl WriteTx for PgTx<'_> {
             &[],
         ))?;
         let id: i64 = row.get(0);
+        let at = clamp_i64(now_ms());
         self.rt.block_on(self.t.execute(
-            "INSERT INTO member_changes (id, origin, kind, user_id, conv)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&id, &self.origin, &change.as_str(), &user, &conv],
+            "INSERT INTO member_changes (id, origin, kind, user_id, conv, at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&id, &self.origin, &change.as_str(), &user, &conv, &at],
         ))?;
         Ok(())
     }
