@@ -15,4 +15,5 @@ pub mod latency;
 pub mod middlebox;
 pub mod proxy;
 pub mod recorder;
+pub mod services;
 pub mod traffic;
