@@ -77,8 +77,8 @@ fn start() -> Pg {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
         .expect(
-            "PostgreSQL 15 server binaries are needed: install them with \
-             `apt-get install -y postgresql-15` (pg_config must be on PATH)",
+            "PostgreSQL 15 server binaries are needed: run `cargo xtask setup`, or \
+             `apt-get install -y postgresql-15 libpq-dev` (libpq-dev puts pg_config on PATH)",
         );
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
