@@ -37,6 +37,11 @@ struct Args {
     #[arg(long, env = "LIFELINE_POSTGRES", hide_env_values = true)]
     postgres: Option<String>,
 
+    /// With --postgres: how often to read messages and membership changes other instances
+    /// stored, in milliseconds (this instance's own are read at once).
+    #[arg(long, env = "LIFELINE_TAIL_POLL_MS", default_value_t = 100)]
+    tail_poll_ms: u64,
+
     /// Token verification key, KID:SECRET (HMAC-SHA256, the secret at least 32 bytes; a value
     /// without ':' is the secret of key id "default"). Repeat it (or separate keys with ',' in
     /// the variable) to accept several keys while rotating; the first one signs dev tokens.
@@ -206,6 +211,7 @@ async fn main() {
         dev: args.dev,
         admin_secret: args.admin_secret.map(Secret),
         postgres: args.postgres.map(Secret),
+        tail_poll_ms: args.tail_poll_ms,
         cors_origins: args.cors_origin,
         dev_tokens: args.dev_tokens,
         faults: args.faults,
