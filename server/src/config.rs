@@ -107,6 +107,15 @@ pub struct ServerConfig {
     pub typing_interval_ms: u64,
     /// Conversations one user may be a member of (`subscribe` beyond it: `forbidden`).
     pub max_memberships_per_user: usize,
+    /// PostgreSQL connection URL: store there instead of SQLite (`data_dir` is then unused).
+    /// Redacted in `Debug` (it may hold a password).
+    pub postgres: Option<Secret>,
+    /// PostgreSQL mode: how often this instance reads messages other instances stored, in ms
+    /// (its own are read at once). 100.
+    pub tail_poll_ms: u64,
+    /// Tests only: how long the writer holds each transaction open before committing (injects
+    /// commit delays to check that readers never see a later seq before an earlier one). 0.
+    pub commit_hold_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +156,9 @@ impl Default for ServerConfig {
             history_rate_burst: 20,
             typing_interval_ms: 1_000,
             max_memberships_per_user: 1_000,
+            postgres: None,
+            commit_hold_ms: 0,
+            tail_poll_ms: 100,
         }
     }
 }

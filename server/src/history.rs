@@ -9,6 +9,7 @@ use crate::errors::ApiError;
 use crate::limits::ceil_ms;
 use crate::request::{authenticate, check_version, opt_u64, Params};
 use crate::state::AppState;
+use crate::store::Before;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -63,7 +64,16 @@ async fn page(
         ));
     }
     let limit = limit.min(MAX_LIMIT) as usize;
-    let before = opt_u64(&params, "before")?;
+    let before = match (opt_u64(&params, "before")?, opt_u64(&params, "before_ts")?) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::BadFrame,
+                "give `before` or `before_ts`, not both",
+            ))
+        }
+        (_, Some(ts)) => Before::Ts(ts),
+        (seq, None) => Before::Seq(seq.unwrap_or(u64::MAX)),
+    };
     let allowed = access.may(Op::History)
         && shared.members.is_member(&access.user, conv)
         && access.may_join(&shared.grants, conv);

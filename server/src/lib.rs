@@ -24,6 +24,7 @@ mod server;
 mod sse;
 mod state;
 mod store;
+mod tail;
 pub mod token;
 mod writer;
 mod ws;

@@ -32,6 +32,16 @@ struct Args {
     #[arg(long, env = "LIFELINE_MEMORY")]
     memory: bool,
 
+    /// Store in PostgreSQL instead of SQLite (postgres://USER:PASSWORD@HOST:PORT/DB): several
+    /// instances may share one database (see docs/DEPLOYMENT.md). The data directory is unused.
+    #[arg(long, env = "LIFELINE_POSTGRES", hide_env_values = true)]
+    postgres: Option<String>,
+
+    /// With --postgres: how often to read messages and membership changes other instances
+    /// stored, in milliseconds (this instance's own are read at once).
+    #[arg(long, env = "LIFELINE_TAIL_POLL_MS", default_value_t = 100)]
+    tail_poll_ms: u64,
+
     /// Token verification key, KID:SECRET (HMAC-SHA256, the secret at least 32 bytes; a value
     /// without ':' is the secret of key id "default"). Repeat it (or separate keys with ',' in
     /// the variable) to accept several keys while rotating; the first one signs dev tokens.
@@ -200,6 +210,8 @@ async fn main() {
         max_token_ttl_secs: args.max_token_ttl_secs,
         dev: args.dev,
         admin_secret: args.admin_secret.map(Secret),
+        postgres: args.postgres.map(Secret),
+        tail_poll_ms: args.tail_poll_ms,
         cors_origins: args.cors_origin,
         dev_tokens: args.dev_tokens,
         faults: args.faults,

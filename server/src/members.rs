@@ -1,8 +1,9 @@
 //! The in-memory membership cache in front of the `members` table: who belongs to which
 //! conversation, answered without touching SQLite.
 //!
-//! Only the single writer changes it, and only after the change is committed; everything else only
-//! reads it. It holds no messages and makes no authorization decision by itself.
+//! Only the single writer changes it, and only after the change is committed (with storage shared
+//! between instances, also [`crate::tail`], with the other instances' committed changes);
+//! everything else only reads it. It holds no messages and makes no authorization decision by itself.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -27,6 +28,13 @@ impl Members {
             m.join(&user, &conv);
         }
         m
+    }
+
+    /// Replaces the whole cache with `pairs` (after missing part of the change log).
+    pub(crate) fn replace(&self, pairs: impl IntoIterator<Item = (String, String)>) {
+        let fresh = Members::from_pairs(pairs);
+        let maps = std::mem::take(&mut *fresh.write());
+        *self.write() = maps;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {

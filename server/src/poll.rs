@@ -122,6 +122,7 @@ async fn poll(
     } else {
         u64::MAX
     };
+    shared.store.learn_head(cursor).await;
     let (h, mut feed) = Feed::open_with_window(&shared, &access, cursor, window);
     let mut frames = Vec::new();
     if hello || !h.resumed {

@@ -13,7 +13,10 @@ use crate::limits::Limits;
 use crate::listener::{self, ListenerLimits};
 use crate::members::Members;
 use crate::state::{AppState, Shared};
-use crate::store::{Store, StoreError};
+use crate::store::postgres::Postgres;
+use crate::store::sqlite::Sqlite;
+use crate::store::{Backend, Store, StoreError};
+use crate::tail::Tail;
 use crate::token::{mint, unix_now, Claims};
 use crate::writer::Writer;
 use crate::{history, poll, send, sse, ws};
@@ -138,6 +141,26 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
     )
 }
 
+/// How often the PostgreSQL partitions ahead are created (they cover a week ahead).
+const PARTITION_UPKEEP: Duration = Duration::from_secs(3_600);
+
+/// Creates upcoming PostgreSQL partitions every [`PARTITION_UPKEEP`] while the store lives.
+async fn maintain_partitions(store: std::sync::Weak<Store>) {
+    let mut tick = tokio::time::interval(PARTITION_UPKEEP);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if let Err(e) = store.maintain(now).await {
+            tracing::warn!(error = %e, "creating upcoming partitions failed; retrying later");
+        }
+    }
+}
+
 /// Opens storage, binds `config.listen` and starts serving in the background.
 ///
 /// Refuses an unsafe configuration first (see [`ServerConfig::checked`]).
@@ -149,26 +172,48 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
              (loopback only)"
         );
     }
-    let store = {
+    let (store, (member_pairs, grant_pairs), changes_seen) = {
         let dir = config.data_dir.clone();
-        tokio::task::spawn_blocking(move || Store::open(dir.as_deref()))
-            .await
-            .map_err(|e| StartError::Storage(StoreError(e.to_string())))?
-            .map_err(StartError::Storage)?
+        let postgres = config.postgres.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let backend: Box<dyn Backend> = match postgres {
+                Some(url) => Box::new(Postgres::open(&url.0, rt)?),
+                None => Box::new(Sqlite::open(dir.as_deref())?),
+            };
+            // The change log's position before the caches are read: changes logged in between
+            // are applied again by the tail, which is harmless.
+            let changes_seen = backend.changes_head()?;
+            let store = Store::new(backend)?;
+            let members = store.all_members()?;
+            let grants = store.all_grants()?;
+            Ok::<_, StoreError>((store, (members, grants), changes_seen))
+        })
+        .await
+        .map_err(|e| StartError::Storage(StoreError(e.to_string())))?
+        .map_err(StartError::Storage)?
     };
     let store = Arc::new(store);
-    let members = Arc::new(Members::from_pairs(
-        store.all_members().map_err(StartError::Storage)?,
-    ));
-    let grants = Arc::new(Members::from_pairs(
-        store.all_grants().map_err(StartError::Storage)?,
-    ));
+    let members = Arc::new(Members::from_pairs(member_pairs));
+    let grants = Arc::new(Members::from_pairs(grant_pairs));
     let hub = Arc::new(Hub::new(config.live_buffer));
+    let tail = config.postgres.is_some().then(|| {
+        tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
+        Tail::spawn(
+            &store,
+            &hub,
+            (&members, &grants),
+            changes_seen,
+            Duration::from_millis(config.tail_poll_ms.max(1)),
+        )
+    });
     let writer = Writer::spawn(
         Arc::clone(&store),
         Arc::clone(&members),
         Arc::clone(&grants),
         Arc::clone(&hub),
+        tail,
+        Duration::from_millis(config.commit_hold_ms),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

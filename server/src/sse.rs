@@ -115,6 +115,7 @@ async fn run(
     let user = access.user.clone();
     let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
+    shared.store.learn_head(cursor).await;
     let (hello, mut feed) = Feed::open(&shared, &access, cursor);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "sse open");
     // The stream starts with `retry:` and `hello`, in one event.

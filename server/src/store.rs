@@ -1,16 +1,20 @@
-//! SQLite storage: the schema, the connections and every query.
+//! Storage: one interface ([`Backend`] for reads, [`WriteTx`] for the writer's transaction) and
+//! its two implementations, embedded SQLite ([`sqlite`], the default: no other service needed)
+//! and PostgreSQL ([`postgres`], `--postgres URL`: several instances on one database).
 //!
-//! Reads may come from any task (through [`Store::read`], which runs them on the blocking pool);
-//! writes happen only in [`crate::writer`], the single writer, through [`Store::write_conn`]. No
-//! query here decides who may read what: membership checks live in the callers.
+//! [`Store`] is what the rest of the server holds: it runs reads on the blocking pool (bounded by
+//! a semaphore), keeps the newest committed sequence number and hands the single writer
+//! ([`crate::writer`]) a transaction. No query here decides who may read what: membership checks
+//! live in the callers.
+
+pub mod postgres;
+pub mod sqlite;
 
 use lifeline_core::protocol::{Message, Seq};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-/// A storage failure.
+/// A storage failure. Its text never holds a connection string or a password.
 #[derive(Debug)]
 pub struct StoreError(pub String);
 
@@ -22,94 +26,176 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+/// What an earlier `send` under the same (sender, client id) decides for a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// The same conversation and body were stored under this seq: acknowledge it again.
+    Same(Seq),
+    /// Another message was stored under this id: refuse with `id_reused`.
+    Different,
+}
+
+/// Where a history page ends (exclusive): before a sequence number or before a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    /// Messages with `seq` below this (`u64::MAX`: the newest).
+    Seq(Seq),
+    /// Messages with `ts` (milliseconds since the Unix epoch) below this.
+    Ts(u64),
+}
+
+/// A change of who may read a conversation, as other instances must learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Join,
+    Leave,
+    Grant,
+    /// Grant and membership removed.
+    Revoke,
+}
+
+impl Change {
+    /// The name stored for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Join => "join",
+            Change::Leave => "leave",
+            Change::Grant => "grant",
+            Change::Revoke => "revoke",
+        }
+    }
+
+    /// The change a stored name stands for.
+    pub fn parse(s: &str) -> Option<Change> {
+        [Change::Join, Change::Leave, Change::Grant, Change::Revoke]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY,
-    conv TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    ts INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_sender_client ON messages(sender, client_id);
-CREATE INDEX IF NOT EXISTS messages_conv_seq ON messages(conv, seq);
-CREATE TABLE IF NOT EXISTS members (
-    user TEXT NOT NULL,
-    conv TEXT NOT NULL,
-    PRIMARY KEY (user, conv)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS members_conv ON members(conv, user);
-CREATE TABLE IF NOT EXISTS grants (
-    user TEXT NOT NULL,
-    conv TEXT NOT NULL,
-    PRIMARY KEY (user, conv)
-) WITHOUT ROWID;
-";
+/// A membership change another instance made: `(id, change, user, conversation)`.
+pub type RemoteChange = (u64, Change, String, String);
 
-/// The database: one writer connection and, on disk, a pool of reader connections (WAL lets them
-/// read while the writer commits). In memory there is a single connection shared by both.
+/// A page of the membership change log.
+#[derive(Debug, Default)]
+pub struct ChangesPage {
+    /// Other instances' changes, in id order.
+    pub changes: Vec<RemoteChange>,
+    /// The highest id looked at (own changes included).
+    pub seen: u64,
+    /// Changes right after the requested id were pruned already: the caches must be reloaded.
+    pub gap: bool,
+}
+
+/// The queries the single writer runs inside one transaction.
+pub trait WriteTx {
+    /// What an earlier message of `sender` under `client_id` decides (see [`Prior`]).
+    fn prior(
+        &mut self,
+        sender: &str,
+        client_id: &str,
+        conv: &str,
+        body: &str,
+    ) -> Result<Option<Prior>, StoreError>;
+    /// The next sequence number. Taken under a lock held until this transaction ends, so numbers
+    /// become visible to readers in increasing order (no reader sees 11 before 10 commits).
+    fn next_seq(&mut self) -> Result<Seq, StoreError>;
+    /// Stores a message (and its idempotency key).
+    fn insert(&mut self, m: &Message) -> Result<(), StoreError>;
+    fn is_member(&mut self, user: &str, conv: &str) -> Result<bool, StoreError>;
+    /// How many conversations `user` is a member of.
+    fn membership_count(&mut self, user: &str) -> Result<usize, StoreError>;
+    fn join(&mut self, user: &str, conv: &str) -> Result<(), StoreError>;
+    fn leave(&mut self, user: &str, conv: &str) -> Result<(), StoreError>;
+    fn grant(&mut self, user: &str, conv: &str) -> Result<(), StoreError>;
+    fn revoke(&mut self, user: &str, conv: &str) -> Result<(), StoreError>;
+    fn is_granted(&mut self, user: &str, conv: &str) -> Result<bool, StoreError>;
+    /// Logs a membership change for the other instances sharing this store (in commit order);
+    /// a store only one instance uses logs nothing.
+    fn log_change(&mut self, _change: Change, _user: &str, _conv: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Every (user, conversation) membership and every grant.
+pub type MembershipPairs = (Vec<(String, String)>, Vec<(String, String)>);
+
+/// The body of one write transaction: commits when it returns `Ok`, rolls back otherwise.
+pub type TxBody<'a> = dyn FnMut(&mut dyn WriteTx) -> Result<(), StoreError> + 'a;
+
+/// One storage engine. Every method blocks: [`Store`] calls them on the blocking pool or from
+/// the writer thread.
+pub trait Backend: Send + Sync {
+    /// The highest committed sequence number.
+    fn max_seq(&self) -> Result<Seq, StoreError>;
+    /// Messages of the conversations `user` is a member of with `seq > after`, increasing, at
+    /// most `limit` and about `max_bytes` of text (at least one message).
+    fn replay(
+        &self,
+        user: &str,
+        after: Seq,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// The newest `limit` messages of `conv` before `before`, in increasing `seq` order, and
+    /// whether older ones exist.
+    fn history(
+        &self,
+        conv: &str,
+        before: Before,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError>;
+    /// Every conversation's messages with `seq > after`, increasing, at most `limit`.
+    fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError>;
+    /// The id of the newest logged membership change (0: none, or no log).
+    fn changes_head(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// Membership changes logged with an id above `after`, at most `limit` (see
+    /// [`ChangesPage`]).
+    fn changes_after(&self, after: u64, _limit: usize) -> Result<ChangesPage, StoreError> {
+        Ok(ChangesPage {
+            seen: after,
+            ..ChangesPage::default()
+        })
+    }
+    /// Every (user, conversation) membership.
+    fn all_members(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Every (user, conversation) grant of the admin API.
+    fn all_grants(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Runs `body` in one transaction; commits after waiting `hold` (tests inject commit delays
+    /// with it; zero otherwise).
+    fn write(&self, body: &mut TxBody<'_>, hold: std::time::Duration) -> Result<(), StoreError>;
+    /// Periodic upkeep at `now_ms` (PostgreSQL: create the upcoming partitions).
+    fn maintain(&self, _now_ms: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Flushes what the engine buffers (at shutdown).
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The storage the server holds: a backend, the newest committed seq and the read bound.
 pub struct Store {
-    writer: Mutex<Connection>,
-    readers: Option<Mutex<Vec<Connection>>>,
-    path: Option<PathBuf>,
+    backend: Box<dyn Backend>,
     head: AtomicU64,
     /// Reads running at once: many streams opening together (a reconnect storm, stalled readers)
     /// queue here instead of each taking a blocking thread (and its allocator arena).
     reads: tokio::sync::Semaphore,
 }
 
-/// Storage reads running at once (as many as the reader pool keeps connections).
+/// Storage reads running at once.
 const CONCURRENT_READS: usize = 8;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
-    Ok(Message {
-        seq: row.get::<_, i64>(0)? as u64,
-        conv: row.get(1)?,
-        from: row.get(2)?,
-        id: row.get(3)?,
-        body: row.get(4)?,
-        ts: row.get::<_, i64>(5)? as u64,
-    })
-}
-
 impl Store {
-    /// Opens (creating if needed) `<dir>/lifeline.sqlite3`, or an in-memory database for `None`.
-    pub fn open(dir: Option<&Path>) -> Result<Store, StoreError> {
-        let (conn, path) = match dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
-                let path = dir.join("lifeline.sqlite3");
-                let conn = Connection::open(&path)?;
-                let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(StoreError(format!("could not enable WAL (got {mode})")));
-                }
-                conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")?;
-                (conn, Some(path))
-            }
-            None => (Connection::open_in_memory()?, None),
-        };
-        conn.execute_batch(SCHEMA)?;
-        let head: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| {
-            r.get(0)
-        })?;
+    /// Wraps an opened backend (blocking: reads the newest seq).
+    pub fn new(backend: Box<dyn Backend>) -> Result<Store, StoreError> {
+        let head = backend.max_seq()?;
         Ok(Store {
-            writer: Mutex::new(conn),
-            readers: path.as_ref().map(|_| Mutex::new(Vec::new())),
+            backend,
+            head: AtomicU64::new(head),
             reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
-            path,
-            head: AtomicU64::new(head as u64),
         })
     }
 
@@ -120,44 +206,13 @@ impl Store {
 
     /// Records that everything up to `seq` is committed (called by the writer after a commit).
     pub(crate) fn set_head(&self, seq: Seq) {
-        self.head.store(seq, Ordering::SeqCst);
+        self.head.fetch_max(seq, Ordering::SeqCst);
     }
 
-    /// The writer connection. Only the single writer (and in-memory reads) may use it.
-    pub(crate) fn write_conn(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
-    }
-
-    fn with_reader<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        match (&self.readers, &self.path) {
-            (Some(pool), Some(path)) => {
-                let conn = lock(pool).pop();
-                let conn = match conn {
-                    Some(c) => c,
-                    None => {
-                        let c = Connection::open(path)?;
-                        c.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")?;
-                        c
-                    }
-                };
-                let result = f(&conn);
-                let mut pool = lock(pool);
-                if pool.len() < 8 {
-                    pool.push(conn);
-                }
-                Ok(result?)
-            }
-            _ => Ok(f(&self.write_conn())?),
-        }
-    }
-
-    /// Runs a read on the blocking pool.
-    pub async fn read<T: Send + 'static>(
+    /// Runs a blocking read on the blocking pool.
+    async fn read<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let _permit = self
             .reads
@@ -165,13 +220,12 @@ impl Store {
             .await
             .map_err(|_| StoreError("storage reads closed".into()))?;
         let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || store.with_reader(f))
+        tokio::task::spawn_blocking(move || f(store.backend.as_ref()))
             .await
             .map_err(|e| StoreError(format!("read task failed: {e}")))?
     }
 
-    /// Messages of the conversations `user` is a member of (in storage), with `seq > after`, in
-    /// increasing order, at most `limit` and about `max_bytes` (at least one message).
+    /// See [`Backend::replay`].
     pub async fn replay(
         self: &Arc<Self>,
         user: &str,
@@ -180,168 +234,86 @@ impl Store {
         max_bytes: usize,
     ) -> Result<Vec<Message>, StoreError> {
         let user = user.to_string();
-        self.read(move |c| {
-            // Sequence numbers first (from the covering index, so the sort holds integers, not
-            // bodies), then the rows one by one until the page holds `max_bytes` of bodies
-            // (always at least one message): a page of large messages stays small in memory.
-            let seqs: Vec<i64> = c
-                .prepare_cached(
-                    "SELECT m.seq FROM messages m
-                     JOIN members b ON b.conv = m.conv AND b.user = ?1
-                     WHERE m.seq > ?2 ORDER BY m.seq LIMIT ?3",
-                )?
-                .query_map(params![user, after as i64, limit as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut row = c.prepare_cached(
-                "SELECT seq, conv, sender, client_id, body, ts FROM messages WHERE seq = ?1",
-            )?;
-            let mut page = Vec::new();
-            let mut bytes = 0;
-            for seq in seqs {
-                if bytes >= max_bytes {
-                    break;
-                }
-                let m = row.query_row(params![seq], row_to_message)?;
-                bytes += m.body.len() + m.conv.len() + m.id.len() + m.from.len();
-                page.push(m);
-            }
-            Ok(page)
-        })
-        .await
+        self.read(move |b| b.replay(&user, after, limit, max_bytes))
+            .await
     }
 
-    /// The newest `limit` messages of `conv` with `seq < before`, in increasing order, and whether
-    /// older ones exist.
+    /// See [`Backend::history`].
     pub async fn history(
         self: &Arc<Self>,
         conv: &str,
-        before: Option<Seq>,
+        before: Before,
         limit: usize,
     ) -> Result<(Vec<Message>, bool), StoreError> {
         let conv = conv.to_string();
-        let before = before
-            .map(|b| b.min(i64::MAX as u64) as i64)
-            .unwrap_or(i64::MAX);
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT seq, conv, sender, client_id, body, ts FROM messages
-                 WHERE conv = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![conv, before, (limit + 1) as i64], row_to_message)?;
-            let mut msgs: Vec<Message> = rows.collect::<rusqlite::Result<_>>()?;
-            let more = msgs.len() > limit;
-            msgs.truncate(limit);
-            msgs.reverse();
-            Ok((msgs, more))
-        })
-        .await
+        self.read(move |b| b.history(&conv, before, limit)).await
     }
 
-    /// Every (user, conversation) membership, for warming the cache at start.
-    pub fn all_members(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.with_reader(|c| {
-            let mut stmt = c.prepare("SELECT user, conv FROM members")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
+    /// See [`Backend::messages_after`].
+    pub async fn messages_after(
+        self: &Arc<Self>,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.read(move |b| b.messages_after(after, limit)).await
     }
 
-    /// Every (user, conversation) grant of the admin API, for warming the cache at start.
-    pub fn all_grants(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.with_reader(|c| {
-            let mut stmt = c.prepare("SELECT user, conv FROM grants")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
+    /// See [`Backend::changes_after`].
+    pub async fn changes_after(
+        self: &Arc<Self>,
+        after: u64,
+        limit: usize,
+    ) -> Result<ChangesPage, StoreError> {
+        self.read(move |b| b.changes_after(after, limit)).await
     }
 
-    /// Flushes the WAL into the main database file (at shutdown).
-    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
-        if self.path.is_some() {
-            self.write_conn()
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    /// Every membership and every grant, read again (see [`ChangesPage::gap`]).
+    pub async fn memberships(self: &Arc<Self>) -> Result<MembershipPairs, StoreError> {
+        self.read(|b| Ok((b.all_members()?, b.all_grants()?))).await
+    }
+
+    /// Before a stream resumes `cursor`: if it is beyond the newest seq this instance knows
+    /// (another instance stored it), learn the stored head first so the cursor is honoured.
+    pub async fn learn_head(self: &Arc<Self>, cursor: Option<Seq>) {
+        if cursor.is_some_and(|c| c > self.head()) {
+            match self.read(|b| b.max_seq()).await {
+                Ok(head) => self.set_head(head),
+                Err(e) => tracing::warn!(error = %e, "reading the stored head failed"),
+            }
         }
-        Ok(())
-    }
-}
-
-/// Queries the writer runs inside its transaction.
-pub(crate) mod tx {
-    use super::*;
-
-    /// The message `sender` already stored under `client_id`, if any: its seq, conversation and
-    /// body (a repeat is acknowledged only if conversation and body are the same).
-    pub fn existing(
-        c: &Connection,
-        sender: &str,
-        client_id: &str,
-    ) -> rusqlite::Result<Option<(Seq, String, String)>> {
-        c.prepare_cached(
-            "SELECT seq, conv, body FROM messages WHERE sender = ?1 AND client_id = ?2",
-        )?
-        .query_row(params![sender, client_id], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
-        })
-        .optional()
     }
 
-    pub fn is_member(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<bool> {
-        c.prepare_cached("SELECT 1 FROM members WHERE user = ?1 AND conv = ?2")?
-            .query_row(params![user, conv], |_| Ok(()))
-            .optional()
-            .map(|o| o.is_some())
+    /// See [`Backend::all_members`] (blocking).
+    pub fn all_members(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.backend.all_members()
     }
 
-    pub fn insert(c: &Connection, m: &Message) -> rusqlite::Result<()> {
-        c.prepare_cached(
-            "INSERT INTO messages (seq, conv, sender, client_id, body, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![m.seq as i64, m.conv, m.from, m.id, m.body, m.ts as i64])
-        .map(|_| ())
+    /// See [`Backend::all_grants`] (blocking).
+    pub fn all_grants(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.backend.all_grants()
     }
 
-    /// How many conversations `user` is a member of.
-    pub fn membership_count(c: &Connection, user: &str) -> rusqlite::Result<usize> {
-        c.prepare_cached("SELECT COUNT(*) FROM members WHERE user = ?1")?
-            .query_row(params![user], |r| r.get::<_, i64>(0))
-            .map(|n| n.max(0) as usize)
+    /// See [`Backend::maintain`].
+    pub async fn maintain(self: &Arc<Self>, now_ms: u64) -> Result<(), StoreError> {
+        self.read(move |b| b.maintain(now_ms)).await
     }
 
-    pub fn join(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
-        c.prepare_cached("INSERT OR IGNORE INTO members (user, conv) VALUES (?1, ?2)")?
-            .execute(params![user, conv])
-            .map(|_| ())
+    /// Runs `body` in one write transaction (the writer thread only); see [`Backend::write`].
+    pub(crate) fn write(
+        &self,
+        body: &mut TxBody<'_>,
+        hold: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.backend.write(body, hold)
     }
 
-    pub fn leave(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
-        c.prepare_cached("DELETE FROM members WHERE user = ?1 AND conv = ?2")?
-            .execute(params![user, conv])
-            .map(|_| ())
+    /// The newest committed seq as storage has it (after a failed commit).
+    pub(crate) fn stored_head(&self) -> Result<Seq, StoreError> {
+        self.backend.max_seq()
     }
 
-    pub fn grant(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
-        c.prepare_cached("INSERT OR IGNORE INTO grants (user, conv) VALUES (?1, ?2)")?
-            .execute(params![user, conv])
-            .map(|_| ())
-    }
-
-    pub fn revoke(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<()> {
-        c.prepare_cached("DELETE FROM grants WHERE user = ?1 AND conv = ?2")?
-            .execute(params![user, conv])
-            .map(|_| ())
-    }
-
-    pub fn is_granted(c: &Connection, user: &str, conv: &str) -> rusqlite::Result<bool> {
-        c.prepare_cached("SELECT 1 FROM grants WHERE user = ?1 AND conv = ?2")?
-            .query_row(params![user, conv], |_| Ok(()))
-            .optional()
-            .map(|o| o.is_some())
-    }
-
-    pub fn max_seq(c: &Connection) -> rusqlite::Result<Seq> {
-        c.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map(|s| s as u64)
+    /// See [`Backend::checkpoint`].
+    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
+        self.backend.checkpoint()
     }
 }

@@ -1,5 +1,6 @@
-//! The single writer: one thread that owns every write to SQLite, assigns sequence numbers in
-//! storage order, and commits pending requests in groups (group commit) before answering them.
+//! The single writer: one thread that owns every write of this instance to storage, takes
+//! sequence numbers inside the committing transaction (see [`crate::store::WriteTx::next_seq`]),
+//! and commits pending requests in groups (group commit) before answering them.
 //!
 //! Answers (`ack`, `subscribed`, …) are sent only after the transaction is durable; committed
 //! messages are then published to the [`crate::hub`] in sequence order. Rate limits, frame
@@ -7,7 +8,8 @@
 
 use crate::hub::{Hub, Live};
 use crate::members::Members;
-use crate::store::{tx, Store, StoreError};
+use crate::store::{Change, Prior, Store, StoreError, WriteTx};
+use crate::tail::Tail;
 use lifeline_core::protocol::{ErrorCode, ErrorFrame, Message, Seq, ServerFrame};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -96,11 +98,13 @@ impl Writer {
         members: Arc<Members>,
         grants: Arc<Members>,
         hub: Arc<Hub>,
+        tail: Option<Arc<Tail>>,
+        hold: std::time::Duration,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("lifeline-writer".into())
-            .spawn(move || run(store, members, grants, hub, rx))
+            .spawn(move || run(store, members, grants, (hub, tail), hold, rx))
             .expect("spawning the writer thread");
         Writer { tx }
     }
@@ -159,10 +163,10 @@ fn run(
     store: Arc<Store>,
     members: Arc<Members>,
     grants: Arc<Members>,
-    hub: Arc<Hub>,
+    (hub, tail): (Arc<Hub>, Option<Arc<Tail>>),
+    hold: std::time::Duration,
     mut rx: mpsc::Receiver<Request>,
 ) {
-    let mut next_seq: Seq = store.head() + 1;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
         let mut close = None;
@@ -178,7 +182,13 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            commit_group(&store, (&members, &grants), &hub, &mut next_seq, batch);
+            commit_group(
+                &store,
+                (&members, &grants),
+                (&hub, tail.as_deref()),
+                hold,
+                batch,
+            );
         }
         if let Some(done) = close {
             rx.close();
@@ -200,16 +210,17 @@ fn run(
 fn commit_group(
     store: &Store,
     (members, grants): (&Members, &Members),
-    hub: &Hub,
-    next_seq: &mut Seq,
+    (hub, tail): (&Hub, Option<&Tail>),
+    hold: std::time::Duration,
     batch: Vec<(WriteOp, oneshot::Sender<Answer>)>,
 ) {
-    let mut conn = store.write_conn();
-    let start_seq = *next_seq;
-    let result: Result<(Vec<Answer>, Vec<Effect>), StoreError> = (|| {
-        let t = conn.transaction()?;
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut effects = Vec::new();
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut effects = Vec::new();
+    let mut last_seq: Seq = 0;
+    let mut body = |t: &mut dyn WriteTx| -> Result<(), StoreError> {
+        // A failed attempt leaves nothing behind.
+        answers.clear();
+        effects.clear();
         let ts = now_ms();
         for (op, _) in &batch {
             match op {
@@ -219,25 +230,22 @@ fn commit_group(
                     conv,
                     body,
                 } => {
-                    if let Some((seq, stored_conv, stored_body)) = tx::existing(&t, user, id)? {
+                    if let Some(prior) = t.prior(user, id, conv, body)? {
                         // A retransmission is acknowledged again; another message under the same
                         // id is refused, never acknowledged with the stored message's seq.
-                        answers.push(Some(
-                            if stored_conv == *conv && stored_body == *body {
-                                ServerFrame::Ack {
-                                    id: id.clone(),
-                                    seq,
-                                }
-                            } else {
-                                error(
-                                    ErrorCode::IdReused,
-                                    "this id was already used for another message; send it under a new id",
-                                    Some(id),
-                                    Some(conv),
-                                )
+                        answers.push(Some(match prior {
+                            Prior::Same(seq) => ServerFrame::Ack {
+                                id: id.clone(),
+                                seq,
                             },
-                        ));
-                    } else if !tx::is_member(&t, user, conv)? {
+                            Prior::Different => error(
+                                ErrorCode::IdReused,
+                                "this id was already used for another message; send it under a new id",
+                                Some(id),
+                                Some(conv),
+                            ),
+                        }));
+                    } else if !t.is_member(user, conv)? {
                         answers.push(Some(error(
                             ErrorCode::Forbidden,
                             "not a member of this conversation",
@@ -246,15 +254,15 @@ fn commit_group(
                         )));
                     } else {
                         let m = Message {
-                            seq: *next_seq,
+                            seq: t.next_seq()?,
                             conv: conv.clone(),
                             from: user.clone(),
                             id: id.clone(),
                             body: body.clone(),
                             ts,
                         };
-                        *next_seq += 1;
-                        tx::insert(&t, &m)?;
+                        last_seq = m.seq;
+                        t.insert(&m)?;
                         answers.push(Some(ServerFrame::Ack {
                             id: id.clone(),
                             seq: m.seq,
@@ -268,7 +276,7 @@ fn commit_group(
                     by_token,
                     max_memberships,
                 } => {
-                    if !(*by_token || tx::is_granted(&t, user, conv)?) {
+                    if !(*by_token || t.is_granted(user, conv)?) {
                         answers.push(Some(error(
                             ErrorCode::Forbidden,
                             "not allowed to join this conversation",
@@ -277,9 +285,7 @@ fn commit_group(
                         )));
                         continue;
                     }
-                    if !tx::is_member(&t, user, conv)?
-                        && tx::membership_count(&t, user)? >= *max_memberships
-                    {
+                    if !t.is_member(user, conv)? && t.membership_count(user)? >= *max_memberships {
                         answers.push(Some(error(
                             ErrorCode::Forbidden,
                             "membership limit reached; unsubscribe from a conversation first",
@@ -288,28 +294,32 @@ fn commit_group(
                         )));
                         continue;
                     }
-                    tx::join(&t, user, conv)?;
+                    t.join(user, conv)?;
+                    t.log_change(Change::Join, user, conv)?;
                     answers.push(Some(ServerFrame::Subscribed { conv: conv.clone() }));
                     effects.push(Effect::Join(user.clone(), conv.clone()));
                 }
                 WriteOp::Grant { user, conv } => {
-                    tx::grant(&t, user, conv)?;
+                    t.grant(user, conv)?;
+                    t.log_change(Change::Grant, user, conv)?;
                     answers.push(None);
                     effects.push(Effect::Grant(user.clone(), conv.clone()));
                 }
                 WriteOp::Revoke { user, conv } => {
-                    tx::revoke(&t, user, conv)?;
-                    tx::leave(&t, user, conv)?;
+                    t.revoke(user, conv)?;
+                    t.leave(user, conv)?;
+                    t.log_change(Change::Revoke, user, conv)?;
                     answers.push(None);
                     effects.push(Effect::Revoke(user.clone(), conv.clone()));
                 }
                 WriteOp::Leave { user, conv } => {
-                    tx::leave(&t, user, conv)?;
+                    t.leave(user, conv)?;
+                    t.log_change(Change::Leave, user, conv)?;
                     answers.push(Some(ServerFrame::Unsubscribed { conv: conv.clone() }));
                     effects.push(Effect::Leave(user.clone(), conv.clone()));
                 }
                 WriteOp::Typing { user, conv } => {
-                    if tx::is_member(&t, user, conv)? {
+                    if t.is_member(user, conv)? {
                         answers.push(None);
                         effects.push(Effect::Typing(user.clone(), conv.clone()));
                     } else {
@@ -323,16 +333,20 @@ fn commit_group(
                 }
             }
         }
-        t.commit()?;
-        Ok((answers, effects))
-    })();
+        Ok(())
+    };
+    let result = store.write(&mut body, hold);
     match result {
-        Ok((answers, effects)) => {
-            drop(conn);
-            store.set_head(*next_seq - 1);
+        Ok(()) => {
+            store.set_head(last_seq);
             for effect in effects {
                 match effect {
-                    Effect::Msg(m) => hub.publish(Live::Msg(m)),
+                    // With shared storage the tail publishes every instance's messages in seq
+                    // order; publishing ours here could overtake another instance's.
+                    Effect::Msg(m) => match tail {
+                        Some(tail) => tail.wake(),
+                        None => hub.publish(Live::Msg(m)),
+                    },
                     Effect::Join(u, c) => members.join(&u, &c),
                     Effect::Leave(u, c) => members.leave(&u, &c),
                     Effect::Grant(u, c) => grants.join(&u, &c),
@@ -360,8 +374,9 @@ fn commit_group(
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; answering internal");
-            *next_seq = tx::max_seq(&conn).map(|s| s + 1).unwrap_or(start_seq);
-            drop(conn);
+            if let Ok(head) = store.stored_head() {
+                store.set_head(head);
+            }
             for (op, reply) in batch {
                 let (id, conv) = op_ids(&op);
                 let _ = reply.send(Some(error(ErrorCode::Internal, "storage failed", id, conv)));

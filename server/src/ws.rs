@@ -154,6 +154,7 @@ async fn session(
     let user = access.user.clone();
     let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
+    shared.store.learn_head(cursor).await;
     let (hello, mut feed) = Feed::open(&shared, &access, cursor);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "websocket open");
     if send(&mut sink, &ServerFrame::Hello(hello)).await.is_err() {

@@ -221,6 +221,77 @@ async fn http_send_answers_each_frame_and_is_idempotent() {
     s.shutdown().await;
 }
 
+/// GET /v1/history with `before_ts` and the answer as (status, body).
+async fn history_at(s: &lifeline_server::RunningServer, t: &str, query: &str) -> (u16, String) {
+    let resp = within(
+        "GET /v1/history",
+        http()
+            .get(format!("{}/v1/history?v=1&conv=ht&{query}", s.base_url()))
+            .bearer_auth(t)
+            .send(),
+    )
+    .await
+    .expect("history request");
+    (
+        resp.status().as_u16(),
+        resp.text().await.expect("history body"),
+    )
+}
+
+#[tokio::test]
+async fn history_pages_by_time() {
+    let s = server().await;
+    let t = token(&s, "tess");
+    join(&s, &t, "ht").await;
+    let first = send_one(&s, &t, "t1", "ht", "first").await;
+    let (_, body) = history_at(&s, &t, "limit=1").await;
+    let ts1 = lifeline_core::protocol::decode_history(&body)
+        .unwrap()
+        .messages[0]
+        .ts;
+    // The next message gets a later timestamp: wait (bounded) for the clock to pass ts1.
+    let deadline = std::time::Instant::now() + WAIT;
+    while lifeline_server::token::unix_now_ms() <= ts1 + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "clock did not advance"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = send_one(&s, &t, "t2", "ht", "second").await;
+    let (_, body) = history_at(&s, &t, "limit=5").await;
+    let page = lifeline_core::protocol::decode_history(&body).unwrap();
+    let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![first, second]);
+    let ts2 = page.messages[1].ts;
+    assert!(ts2 > ts1, "{ts2} > {ts1}");
+
+    // Before the second message's moment: only the first; just after it: both.
+    for (before_ts, want) in [
+        (ts2, vec![first]),
+        (ts2 + 1, vec![first, second]),
+        (ts1, vec![]),
+    ] {
+        let (status, body) = history_at(&s, &t, &format!("before_ts={before_ts}")).await;
+        assert_eq!(status, 200, "{body}");
+        let page = lifeline_core::protocol::decode_history(&body).unwrap();
+        let got: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(got, want, "before_ts={before_ts}");
+    }
+    // A page that is full says where the older ones continue (by seq).
+    let (_, body) = history_at(&s, &t, &format!("before_ts={}&limit=1", ts2 + 1)).await;
+    let page = lifeline_core::protocol::decode_history(&body).unwrap();
+    assert_eq!(page.messages[0].seq, second);
+    assert_eq!(page.next_before, Some(second));
+    // Both bounds at once, or a bound that is not a number: a typed 400.
+    let (status, body) = history_at(&s, &t, "before=5&before_ts=5").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_frame"), "{body}");
+    let (status, _) = history_at(&s, &t, "before_ts=yesterday").await;
+    assert_eq!(status, 400);
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn history_paginates_by_cursor() {
     let s = server().await;

@@ -16,6 +16,8 @@ pub struct ChildServer {
     heartbeat_ms: u64,
     addr: SocketAddr,
     child: Option<Child>,
+    /// The PostgreSQL URL it stores in (`LIFELINE_POSTGRES`), if not its data directory.
+    postgres: Option<String>,
 }
 
 impl Drop for ChildServer {
@@ -33,6 +35,25 @@ impl ChildServer {
             heartbeat_ms,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
+            postgres: None,
+        };
+        server.start_again();
+        server
+    }
+
+    /// [`ChildServer::start`] storing in the PostgreSQL database at `url`.
+    pub fn start_on_postgres(
+        program: impl Into<PathBuf>,
+        heartbeat_ms: u64,
+        url: &str,
+    ) -> ChildServer {
+        let mut server = ChildServer {
+            program: program.into(),
+            data: tempfile::tempdir().expect("temp dir"),
+            heartbeat_ms,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child: None,
+            postgres: Some(url.to_string()),
         };
         server.start_again();
         server
@@ -41,7 +62,12 @@ impl ChildServer {
     /// Starts the server again on the address it had (the first time: a free port).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        match &self.postgres {
+            Some(url) => command.env("LIFELINE_POSTGRES", url),
+            None => command.env_remove("LIFELINE_POSTGRES"),
+        };
+        let mut child = command
             .arg(self.addr.to_string())
             .arg(self.data.path())
             .arg(self.heartbeat_ms.to_string())

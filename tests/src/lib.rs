@@ -16,4 +16,5 @@ pub mod middlebox;
 pub mod parity;
 pub mod proxy;
 pub mod recorder;
+pub mod services;
 pub mod traffic;

@@ -11,6 +11,7 @@ pub fn all() -> Result {
     wasm_bindgen_cli()?;
     apt_packages()?;
     middleboxes()?;
+    postgres()?;
     npm_packages()?;
     Ok(())
 }
@@ -125,6 +126,38 @@ pub fn middleboxes() -> Result {
             "--no-install-recommends",
             "nginx-light",
             "haproxy",
+        ],
+    )
+    .map_err(|e| format!("{e}; {by_hand}"))
+}
+
+/// PostgreSQL's server binaries (`initdb`, `postgres`, found through `pg_config --bindir`), which
+/// the PostgreSQL and cluster tests start in temp dirs (server/tests/on_postgres.rs,
+/// cluster_storage.rs, tests/tests/cluster.rs), and the `postgres` user they run as.
+pub fn postgres() -> Result {
+    let bindir = output("pg_config", &["--bindir"]).unwrap_or_default();
+    let bindir = std::path::Path::new(bindir.trim());
+    let user = output("id", &["-u", "postgres"]).is_some();
+    if bindir.join("initdb").exists() && bindir.join("postgres").exists() && user {
+        return Ok(());
+    }
+    let by_hand = "run `apt-get install postgresql-15 libpq-dev` as root (libpq-dev: pg_config)";
+    if !have("apt-get") {
+        return Err(format!(
+            "PostgreSQL's server binaries are missing; {by_hand}"
+        ));
+    }
+    std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
+    cmd("apt-get", &["update", "-qq"])?;
+    cmd(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "postgresql-15",
+            "libpq-dev",
         ],
     )
     .map_err(|e| format!("{e}; {by_hand}"))

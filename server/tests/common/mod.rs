@@ -6,7 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use lifeline_core::protocol::{
     decode_server_batch, decode_server_frame, encode, ClientFrame, ServerFrame,
 };
-use lifeline_server::{start, RunningServer, ServerConfig};
+use lifeline_server::{start, RunningServer, Secret, ServerConfig};
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -24,7 +24,18 @@ pub async fn server() -> RunningServer {
     server_with(ServerConfig::for_tests()).await
 }
 
-pub async fn server_with(config: ServerConfig) -> RunningServer {
+pub mod postgres;
+
+/// Starts a server; in the test binary that runs on PostgreSQL ([`postgres::ON_POSTGRES`]) a
+/// configuration without a database URL gets one (see [`postgres::Pg::database_for`]).
+pub async fn server_with(mut config: ServerConfig) -> RunningServer {
+    if postgres::ON_POSTGRES && config.postgres.is_none() {
+        let dir = config.data_dir.clone();
+        let url = tokio::task::spawn_blocking(move || postgres::pg().database_for(dir.as_deref()))
+            .await
+            .expect("database for the test");
+        config.postgres = Some(Secret(url));
+    }
     start(config).await.expect("server starts")
 }
 

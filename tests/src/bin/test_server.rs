@@ -2,7 +2,8 @@
 //! that a test can kill it with SIGKILL (no `going_away`, no flush) and start it again on the
 //! same address with the same storage. Test configuration otherwise (`ServerConfig::for_tests`,
 //! whose secret `tests/src/child_server.rs` signs tokens with). Prints the address it listens on,
-//! then runs until killed or until its standard input closes.
+//! then runs until killed or until its standard input closes. With `LIFELINE_POSTGRES` set it
+//! stores in that PostgreSQL database instead of `DATA_DIR` (several instances may share it).
 
 use lifeline_server::ServerConfig;
 use std::io::Write;
@@ -17,6 +18,9 @@ fn main() {
         listen: listen.parse().expect("ADDR is host:port"),
         data_dir: Some(data_dir.into()),
         heartbeat_ms: heartbeat_ms.parse().expect("HEARTBEAT_MS is a number"),
+        postgres: std::env::var("LIFELINE_POSTGRES")
+            .ok()
+            .map(lifeline_server::Secret),
         ..ServerConfig::for_tests()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
