@@ -1,0 +1,101 @@
+//! Split streams (`carry=messages` and `carry=ephemeral` on `/v1/ws` and `/v1/sse`, what the
+//! hybrid strategy opens) against a real server on loopback: the messages stream replays and
+//! carries only messages, the ephemeral stream only presence and typing, and a bad `carry` is a
+//! typed 400.
+
+mod common;
+
+use common::*;
+use lifeline_core::protocol::{ClientFrame, ServerFrame};
+
+/// The next SSE frame that is not a heartbeat (presence and typing are returned).
+async fn sse_next(sse: &mut Sse) -> ServerFrame {
+    for _ in 0..MAX_SKIP {
+        let f = sse.next_event().await.expect("sse stream ended").frame();
+        if f != ServerFrame::Heartbeat {
+            return f;
+        }
+    }
+    panic!("only heartbeats for {MAX_SKIP} events");
+}
+
+fn msg_seq(f: &ServerFrame) -> u64 {
+    match f {
+        ServerFrame::Msg(m) => m.seq,
+        other => panic!("expected a message on the messages stream, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn messages_on_one_stream_presence_and_typing_on_the_other() {
+    let s = server().await;
+    let ta = token(&s, "alice");
+    let tb = token(&s, "bob");
+    join(&s, &ta, "p").await;
+    join(&s, &tb, "p").await;
+    let stored = send_one(&s, &tb, "m0", "p", "before").await;
+
+    // Alice's two links, both from cursor 0: SSE for messages, WebSocket for the rest.
+    let mut messages = sse_connect(&s, &format!("token={ta}&cursor=0&carry=messages"), None).await;
+    assert_eq!(messages.status, 200);
+    assert!(matches!(
+        sse_next(&mut messages).await,
+        ServerFrame::Hello(_)
+    ));
+    let mut ephemeral = ws_connect(&s, &format!("token={ta}&cursor=0&carry=ephemeral")).await;
+    assert!(matches!(
+        ws_next(&mut ephemeral).await,
+        ServerFrame::Hello(_)
+    ));
+
+    // Bob comes online, types, sends, types again.
+    let mut bob = ws_connect(&s, &format!("token={tb}")).await;
+    ws_next(&mut bob).await; // hello
+    let typing = ClientFrame::Typing { conv: "p".into() };
+    assert!(send_ok(&s, &tb, &[typing.clone()]).await.is_empty());
+    let live = send_one(&s, &tb, "m1", "p", "live").await;
+    assert!(send_ok(&s, &tb, &[typing]).await.is_empty());
+
+    // The messages stream: the stored message replayed, then the live one, nothing in between.
+    assert_eq!(msg_seq(&sse_next(&mut messages).await), stored);
+    assert_eq!(msg_seq(&sse_next(&mut messages).await), live);
+
+    // The ephemeral stream: no replay, no message; bob's presence and both typing frames.
+    let bob_typing = ServerFrame::Typing {
+        conv: "p".into(),
+        user: "bob".into(),
+    };
+    assert_eq!(
+        ws_next(&mut ephemeral).await,
+        ServerFrame::Presence {
+            conv: "p".into(),
+            user: "bob".into(),
+            online: true
+        }
+    );
+    assert_eq!(ws_next(&mut ephemeral).await, bob_typing);
+    assert_eq!(ws_next(&mut ephemeral).await, bob_typing);
+
+    // And the other way: alice types on the ephemeral WebSocket, bob's plain stream sees it.
+    ws_send(&mut ephemeral, &ClientFrame::Typing { conv: "p".into() }).await;
+    let f = 'typing: {
+        for _ in 0..MAX_SKIP {
+            match ws_next(&mut bob).await {
+                ServerFrame::Typing { user, .. } => break 'typing user,
+                _ => continue,
+            }
+        }
+        panic!("alice's typing never reached bob");
+    };
+    assert_eq!(f, "alice");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unknown_carry_is_a_typed_bad_request() {
+    let s = server().await;
+    let t = token(&s, "alice");
+    let sse = sse_connect(&s, &format!("token={t}&carry=everything"), None).await;
+    assert_eq!(sse.status, 400);
+    s.shutdown().await;
+}
