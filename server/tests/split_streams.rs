@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use lifeline_core::protocol::{ClientFrame, ServerFrame};
+use lifeline_core::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// The next SSE frame that is not a heartbeat (presence and typing are returned).
 async fn sse_next(sse: &mut Sse) -> ServerFrame {
@@ -97,5 +97,15 @@ async fn an_unknown_carry_is_a_typed_bad_request() {
     let t = token(&s, "alice");
     let sse = sse_connect(&s, &format!("token={t}&carry=everything"), None).await;
     assert_eq!(sse.status, 400);
+    // The WebSocket is told after the upgrade: a bad_frame error frame, then close 1008.
+    let mut ws = ws_connect(&s, &format!("token={t}&carry=everything")).await;
+    match ws_next_any(&mut ws, true).await {
+        WsEvent::Frame(ServerFrame::Error(e)) => assert_eq!(e.code, ErrorCode::BadFrame),
+        other => panic!("expected a bad_frame error frame, got {other:?}"),
+    }
+    assert!(matches!(
+        ws_next_any(&mut ws, true).await,
+        WsEvent::Closed(Some(1008))
+    ));
     s.shutdown().await;
 }
