@@ -96,20 +96,6 @@ impl Feed {
         Feed::open_with_window(shared, access, cursor, shared.config.resume_window)
     }
 
-    /// [`Feed::open`] for a stream that carries only `carry`'s frames. An ephemeral stream
-    /// replays nothing from storage (its `hello` still tells the head as its cursor).
-    pub fn open_carrying(
-        shared: &Arc<Shared>,
-        access: &Access,
-        cursor: Option<Seq>,
-        carry: Carry,
-    ) -> (Hello, Feed) {
-        let (hello, mut feed) = Feed::open(shared, access, cursor);
-        feed.carry = carry;
-        feed.catching_up = carry.messages();
-        (hello, feed)
-    }
-
     /// [`Feed::open`] with an explicit resume window (`u64::MAX`: any stored cursor resumes).
     pub fn open_with_window(
         shared: &Arc<Shared>,
@@ -141,6 +127,14 @@ impl Feed {
             carry: Carry::All,
         };
         (hello, feed)
+    }
+
+    /// This stream, carrying only `carry`'s frames. An ephemeral stream replays nothing from
+    /// storage (its `hello` is that of any stream).
+    pub fn carrying(mut self, carry: Carry) -> Feed {
+        self.carry = carry;
+        self.catching_up = carry.messages();
+        self
     }
 
     /// Whether this stream may carry `conv`'s frames: a member, and still allowed (the token or

@@ -120,7 +120,8 @@ async fn run(
     let user = access.user.clone();
     let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
-    let (hello, mut feed) = Feed::open_carrying(&shared, &access, cursor, carry);
+    let (hello, feed) = Feed::open(&shared, &access, cursor);
+    let mut feed = feed.carrying(carry);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "sse open");
     // The stream starts with `retry:` and `hello`, in one event.
     let first = Event::default()

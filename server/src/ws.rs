@@ -158,7 +158,8 @@ async fn session(
     let user = access.user.clone();
     let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
-    let (hello, mut feed) = Feed::open_carrying(&shared, &access, cursor, carry);
+    let (hello, feed) = Feed::open(&shared, &access, cursor);
+    let mut feed = feed.carrying(carry);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "websocket open");
     if send(&mut sink, &ServerFrame::Hello(hello)).await.is_err() {
         return;

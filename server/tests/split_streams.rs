@@ -52,7 +52,9 @@ async fn messages_on_one_stream_presence_and_typing_on_the_other() {
     let mut bob = ws_connect(&s, &format!("token={tb}")).await;
     ws_next(&mut bob).await; // hello
     let typing = ClientFrame::Typing { conv: "p".into() };
-    assert!(send_ok(&s, &tb, &[typing.clone()]).await.is_empty());
+    assert!(send_ok(&s, &tb, std::slice::from_ref(&typing))
+        .await
+        .is_empty());
     let live = send_one(&s, &tb, "m1", "p", "live").await;
     assert!(send_ok(&s, &tb, &[typing]).await.is_empty());
 
@@ -107,5 +109,39 @@ async fn an_unknown_carry_is_a_typed_bad_request() {
         ws_next_any(&mut ws, true).await,
         WsEvent::Closed(Some(1008))
     ));
+    s.shutdown().await;
+}
+
+/// Long polling with `carry=messages` (messages falling back from SSE while the WebSocket carries
+/// the rest): a waiting poll is answered by the message, not by the typing that came first.
+#[tokio::test]
+async fn a_messages_poll_is_not_answered_by_typing() {
+    let s = server().await;
+    let ta = token(&s, "alice");
+    let tb = token(&s, "bob");
+    join(&s, &ta, "p").await;
+    join(&s, &tb, "p").await;
+    let mut bob = ws_connect(&s, &format!("token={tb}&carry=ephemeral")).await;
+    ws_next(&mut bob).await; // hello
+    let query = format!("token={ta}&cursor=0&wait_ms=4000&carry=messages");
+    let (frames, live) = tokio::join!(poll_ok(&s, &query), async {
+        // Alice's poll is waiting once she shows online (her stream opens right after).
+        assert_eq!(
+            ws_next(&mut bob).await,
+            ServerFrame::Presence {
+                conv: "p".into(),
+                user: "alice".into(),
+                online: true
+            }
+        );
+        let typing = ClientFrame::Typing { conv: "p".into() };
+        assert!(send_ok(&s, &tb, &[typing]).await.is_empty());
+        send_one(&s, &tb, "m1", "p", "live").await
+    });
+    assert!(!frames.is_empty(), "the poll was answered empty");
+    assert_eq!(msg_seq(&frames[0]), live);
+    for f in &frames {
+        msg_seq(f);
+    }
     s.shutdown().await;
 }
