@@ -6,10 +6,14 @@
 //! ([`crate::ws`], [`crate::sse`], [`crate::poll`]).
 
 use crate::access::{Access, Op};
+use crate::errors::ApiError;
 use crate::hub::Live;
+use crate::request::Params;
 use crate::state::Shared;
 use crate::store::StoreError;
-use lifeline_core::protocol::{Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION};
+use lifeline_core::protocol::{
+    ErrorCode, Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -20,6 +24,43 @@ const PAGE: usize = 256;
 /// Bytes of messages read from storage per page: what a stream holds in memory while its client
 /// is slow to take them (the page is read again only once it has been written out).
 pub const PAGE_BYTES: usize = 16 * 1024;
+
+/// What a stream carries, from its `carry` query parameter (docs/PROTOCOL.md, "Split streams"):
+/// everything (the default), only stored messages (with the cursor, replay and resume), or only
+/// the ephemeral frames (presence and typing: no replay, no messages). Control frames (`hello`,
+/// heartbeats, errors addressed to the user) go on every stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Carry {
+    #[default]
+    All,
+    Messages,
+    Ephemeral,
+}
+
+impl Carry {
+    /// Reads `carry` (`all`, `messages` or `ephemeral`; absent or empty is `all`).
+    pub fn from_params(params: &Params) -> Result<Carry, ApiError> {
+        match params.get("carry").map(String::as_str) {
+            None | Some("") | Some("all") => Ok(Carry::All),
+            Some("messages") => Ok(Carry::Messages),
+            Some("ephemeral") => Ok(Carry::Ephemeral),
+            Some(_) => Err(ApiError::new(
+                ErrorCode::BadFrame,
+                "carry must be all, messages or ephemeral",
+            )),
+        }
+    }
+
+    /// Whether stored messages go on this stream.
+    fn messages(self) -> bool {
+        self != Carry::Ephemeral
+    }
+
+    /// Whether presence and typing frames go on this stream.
+    fn ephemeral(self) -> bool {
+        self != Carry::Messages
+    }
+}
 
 /// Decides where a stream starts: `(cursor, resumed)` for a client cursor, given the newest
 /// committed `head` and how far back the server resumes.
@@ -44,6 +85,8 @@ pub struct Feed {
     /// Whether storage may hold messages after `last_seq` that the channel will not deliver.
     catching_up: bool,
     queue: VecDeque<ServerFrame>,
+    /// Which frames this stream carries.
+    carry: Carry,
 }
 
 impl Feed {
@@ -81,8 +124,17 @@ impl Feed {
             last_seq: cursor,
             catching_up: true,
             queue: VecDeque::new(),
+            carry: Carry::All,
         };
         (hello, feed)
+    }
+
+    /// This stream, carrying only `carry`'s frames. An ephemeral stream replays nothing from
+    /// storage (its `hello` is that of any stream).
+    pub fn carrying(mut self, carry: Carry) -> Feed {
+        self.carry = carry;
+        self.catching_up = carry.messages();
+        self
     }
 
     /// Whether this stream may carry `conv`'s frames: a member, and still allowed (the token or
@@ -92,8 +144,22 @@ impl Feed {
             && self.access.may_join(&self.shared.grants, conv)
     }
 
-    /// The frames `live` makes for this stream: queued, but the first is returned.
+    /// The frames `live` makes for this stream (given what it carries): queued, but the first is
+    /// returned.
     fn filter(&mut self, live: &Live) -> Option<ServerFrame> {
+        let wanted = match live {
+            Live::Msg(_) => self.carry.messages(),
+            Live::UserPresence { .. } | Live::Typing { .. } | Live::Joined { .. } => {
+                self.carry.ephemeral()
+            }
+            Live::Direct { frame, .. } => match frame {
+                ServerFrame::Presence { .. } | ServerFrame::Typing { .. } => self.carry.ephemeral(),
+                _ => true,
+            },
+        };
+        if !wanted {
+            return None;
+        }
         match live {
             Live::Msg(m) => {
                 if m.seq <= self.last_seq || !self.readable(&m.conv) {
@@ -198,7 +264,7 @@ impl Feed {
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(user = %self.user, skipped = n, "stream lagged; re-reading storage");
-                    self.catching_up = true;
+                    self.catching_up = self.carry.messages();
                 }
                 Err(RecvError::Closed) => std::future::pending::<()>().await,
             }
@@ -232,7 +298,7 @@ impl Feed {
                         out.push(f);
                     }
                 }
-                Err(TryRecvError::Lagged(_)) => self.catching_up = true,
+                Err(TryRecvError::Lagged(_)) => self.catching_up = self.carry.messages(),
                 Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
             }
         }

@@ -4,12 +4,13 @@
 //! polls; a poll pending when its token expires is answered 401 `token_expired`.
 //!
 //! A long-polling client is "online" while a poll is pending and for one heartbeat after it.
-//! The resume window applies to `hello=1` polls only (see [`poll`]'s comment).
+//! The resume window applies to `hello=1` polls only (see [`poll`]'s comment). `carry` picks the
+//! frames as on the other streams ([`crate::feed::Carry`]).
 
 use crate::access::Access;
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, ApiError};
-use crate::feed::Feed;
+use crate::feed::{Carry, Feed};
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -75,9 +76,10 @@ pub async fn handler(
                 access,
                 opt_u64(&params, "cursor")?,
                 opt_u64(&params, "wait_ms")?,
+                Carry::from_params(&params)?,
             ))
         });
-    let (access, cursor, wait_ms) = match parsed {
+    let (access, cursor, wait_ms, carry) = match parsed {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -95,14 +97,14 @@ pub async fn handler(
     }
     let tracker = shared.conns.tracker().clone();
     tracker
-        .track_future(poll(shared, access, cursor, wait, hello))
+        .track_future(poll(shared, access, (cursor, carry), wait, hello))
         .await
 }
 
 async fn poll(
     shared: AppState,
     access: Access,
-    cursor: Option<Seq>,
+    (cursor, carry): (Option<Seq>, Carry),
     wait: Duration,
     hello: bool,
 ) -> Response {
@@ -123,7 +125,8 @@ async fn poll(
         u64::MAX
     };
     shared.store.learn_head(cursor).await;
-    let (h, mut feed) = Feed::open_with_window(&shared, &access, cursor, window);
+    let (h, feed) = Feed::open_with_window(&shared, &access, cursor, window);
+    let mut feed = feed.carrying(carry);
     let mut frames = Vec::new();
     if hello || !h.resumed {
         frames.push(ServerFrame::Hello(h));

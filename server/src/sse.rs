@@ -1,8 +1,9 @@
 //! The Server-Sent Events transport, `GET /v1/sse`: `retry:` and `hello`, the replay after the
 //! cursor (or `Last-Event-ID`, which wins), live frames as `data:` events with `id: <seq>` on
-//! messages, heartbeats, faults, `token_expired` (then the end of the stream) when the token
-//! expires, `going_away` at shutdown, and the end of a stream whose client stopped reading (slow
-//! consumer: the connection is cut; it resumes from `Last-Event-ID`).
+//! messages (all frames, or only messages or only presence and typing with `carry=`), heartbeats,
+//! faults, `token_expired` (then the end of the stream) when the token expires, `going_away` at
+//! shutdown, and the end of a stream whose client stopped reading (slow consumer: the connection is
+//! cut; it resumes from `Last-Event-ID`).
 //!
 //! Sends do not come in here (they go to [`crate::send`]); frame semantics live in
 //! [`crate::feed`].
@@ -10,7 +11,7 @@
 use crate::access::Access;
 use crate::conns::ConnGuard;
 use crate::errors::frame_error;
-use crate::feed::Feed;
+use crate::feed::{Carry, Feed};
 use crate::listener::ConnCut;
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
@@ -78,6 +79,10 @@ pub async fn handler(
         Ok(c) => last_event_id.or(c),
         Err(e) => return e.into_response(),
     };
+    let carry = match Carry::from_params(&params) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let (tx, rx) = mpsc::channel::<Item>(QUEUED_EVENTS);
     if faults.blackhole_sse {
         let guard = shared.conns.open();
@@ -100,7 +105,7 @@ pub async fn handler(
     shared
         .conns
         .tracker()
-        .spawn(run(shared.clone(), tx, guard, access, cursor, cut));
+        .spawn(run(shared.clone(), tx, guard, access, (cursor, carry), cut));
     stream_response(rx)
 }
 
@@ -109,14 +114,15 @@ async fn run(
     tx: mpsc::Sender<Item>,
     guard: ConnGuard,
     access: Access,
-    cursor: Option<Seq>,
+    (cursor, carry): (Option<Seq>, Carry),
     cut: Option<ConnCut>,
 ) {
     let user = access.user.clone();
     let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
     shared.store.learn_head(cursor).await;
-    let (hello, mut feed) = Feed::open(&shared, &access, cursor);
+    let (hello, feed) = Feed::open(&shared, &access, cursor);
+    let mut feed = feed.carrying(carry);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "sse open");
     // The stream starts with `retry:` and `hello`, in one event.
     let first = Event::default()

@@ -1,4 +1,5 @@
-//! The WebSocket transport, `GET /v1/ws`: upgrade, authenticate after the upgrade (error frame and
+//! The WebSocket transport, `GET /v1/ws` (all frames, or only messages or only presence and typing
+//! with `carry=`): upgrade, authenticate after the upgrade (error frame and
 //! close 4401), then `hello`, replay and live frames out, client frames in, heartbeats, idle drop,
 //! faults, `token_expired` + 4401 when the token expires, and `going_away` at shutdown.
 //!
@@ -9,7 +10,7 @@ use crate::access::Access;
 use crate::commands::{self, Handled, Via};
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, rejected_frame};
-use crate::feed::Feed;
+use crate::feed::{Carry, Feed};
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -65,7 +66,10 @@ pub async fn handler(
     }
     let pre = check_version(&params)
         .and_then(|_| authenticate(&shared, &params, &headers))
-        .and_then(|access| Ok((access, opt_u64(&params, "cursor")?)));
+        .and_then(|access| {
+            let cursor = opt_u64(&params, "cursor")?;
+            Ok((access, (cursor, Carry::from_params(&params)?)))
+        });
     let blackhole = faults.blackhole_ws;
     // The stream caps are checked before the upgrade, so a refusal is a plain 429/503 with
     // Retry-After. (Bad credentials are told after the upgrade: browsers cannot read the body
@@ -90,8 +94,8 @@ pub async fn handler(
                     return;
                 }
                 match pre {
-                    Ok((access, cursor)) => {
-                        session(shared, sink, source, guard, access, cursor).await
+                    Ok((access, start)) => {
+                        session(shared, sink, source, guard, access, start).await
                     }
                     Err(e) => {
                         let code = if e.code.is_auth() {
@@ -149,13 +153,14 @@ async fn session(
     mut source: Source,
     guard: ConnGuard,
     access: Access,
-    cursor: Option<Seq>,
+    (cursor, carry): (Option<Seq>, Carry),
 ) {
     let user = access.user.clone();
     let expires_at = access.expires_at();
     let _presence = shared.hub.online(&user);
     shared.store.learn_head(cursor).await;
-    let (hello, mut feed) = Feed::open(&shared, &access, cursor);
+    let (hello, feed) = Feed::open(&shared, &access, cursor);
+    let mut feed = feed.carrying(carry);
     tracing::debug!(%user, cursor = hello.cursor, resumed = hello.resumed, "websocket open");
     if send(&mut sink, &ServerFrame::Hello(hello)).await.is_err() {
         return;
