@@ -110,45 +110,16 @@ async fn run(
             return;
         };
         // Membership first: a message stored after a join must find the joiner in the cache.
-        loop {
-            match store.changes_after(changes_seen, PAGE).await {
-                Ok(page) if page.gap => {
-                    // Part of the log was pruned before this instance read it: start over from
-                    // the tables (streams of a user revoked meanwhile stop carrying the
-                    // conversation, without the `forbidden` frame).
-                    tracing::warn!(after = changes_seen, "membership log pruned; reloading");
-                    match store.memberships().await {
-                        Ok((members, grants)) => {
-                            caches.members.replace(members);
-                            caches.grants.replace(grants);
-                            changes_seen = page.seen;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "reloading memberships failed");
-                            break;
-                        }
-                    }
-                }
-                Ok(page) => {
-                    for change in page.changes {
-                        caches.apply(&hub, change);
-                    }
-                    let done = page.seen == changes_seen;
-                    changes_seen = page.seen;
-                    if done {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading membership changes failed; retrying");
-                    break;
-                }
-            }
-        }
+        apply_changes(&store, &caches, &hub, &mut changes_seen).await;
         loop {
             match store.messages_after(published, PAGE).await {
                 Ok(page) if page.is_empty() => break,
                 Ok(page) => {
+                    // A change committed before one of these messages may have been committed
+                    // after the read above: read the log again, now that the messages are read,
+                    // so that no message overtakes the join, leave or revoke stored before it
+                    // (nor the join's presence announcement).
+                    apply_changes(&store, &caches, &hub, &mut changes_seen).await;
                     for m in page {
                         published = m.seq;
                         store.set_head(m.seq);
@@ -159,6 +130,46 @@ async fn run(
                     tracing::warn!(error = %e, after = published, "reading new messages failed; retrying");
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// Applies every membership change logged after `changes_seen` to the caches (and announces
+/// joins, tells revoked users), then moves `changes_seen` past them.
+async fn apply_changes(store: &Arc<Store>, caches: &Caches, hub: &Hub, changes_seen: &mut u64) {
+    loop {
+        match store.changes_after(*changes_seen, PAGE).await {
+            Ok(page) if page.gap => {
+                // Part of the log was pruned before this instance read it: start over from
+                // the tables (streams of a user revoked meanwhile stop carrying the
+                // conversation, without the `forbidden` frame).
+                tracing::warn!(after = *changes_seen, "membership log pruned; reloading");
+                match store.memberships().await {
+                    Ok((members, grants)) => {
+                        caches.members.replace(members);
+                        caches.grants.replace(grants);
+                        *changes_seen = page.seen;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading memberships failed");
+                        return;
+                    }
+                }
+            }
+            Ok(page) => {
+                for change in page.changes {
+                    caches.apply(hub, change);
+                }
+                let done = page.seen == *changes_seen;
+                *changes_seen = page.seen;
+                if done {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading membership changes failed; retrying");
+                return;
             }
         }
     }
