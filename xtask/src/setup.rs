@@ -83,26 +83,7 @@ pub fn apt_packages() -> Result {
     if have("chromium") && have("chromedriver") {
         return Ok(());
     }
-    if !have("apt-get") {
-        return Err(
-            "Chromium is missing; install it: `apt-get install chromium chromium-driver`".into(),
-        );
-    }
-    // No question may wait for an answer: CI has no standard input.
-    std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
-    cmd("apt-get", &["update", "-qq"])?;
-    cmd(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ],
-    )
-    .map_err(|e| format!("{e}; run `apt-get install chromium chromium-driver` as root"))
+    apt_install("Chromium", &["chromium", "chromium-driver"], "")
 }
 
 /// Debian's nginx and HAProxy, which the middlebox tests (tests/tests/middleboxes.rs) start in
@@ -111,24 +92,7 @@ pub fn middleboxes() -> Result {
     if have("nginx") && have("haproxy") {
         return Ok(());
     }
-    let by_hand = "run `apt-get install nginx-light haproxy` as root";
-    if !have("apt-get") {
-        return Err(format!("nginx or HAProxy is missing; {by_hand}"));
-    }
-    std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
-    cmd("apt-get", &["update", "-qq"])?;
-    cmd(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "nginx-light",
-            "haproxy",
-        ],
-    )
-    .map_err(|e| format!("{e}; {by_hand}"))
+    apt_install("nginx or HAProxy", &["nginx-light", "haproxy"], "")
 }
 
 /// PostgreSQL's server binaries (`initdb`, `postgres`, found through `pg_config --bindir`), which
@@ -141,26 +105,26 @@ pub fn postgres() -> Result {
     if bindir.join("initdb").exists() && bindir.join("postgres").exists() && user {
         return Ok(());
     }
-    let by_hand = "run `apt-get install postgresql-15 libpq-dev` as root (libpq-dev: pg_config)";
+    apt_install(
+        "PostgreSQL's server binaries",
+        &["postgresql-15", "libpq-dev"],
+        " (libpq-dev: pg_config)",
+    )
+}
+
+/// `apt-get install` of Debian `packages` that provide `what`, without a question (CI has no
+/// standard input); a failure, or a machine without apt, names the command to run by hand
+/// (`note` follows it).
+fn apt_install(what: &str, packages: &[&str], note: &str) -> Result {
+    let by_hand = format!("run `apt-get install {}` as root{note}", packages.join(" "));
     if !have("apt-get") {
-        return Err(format!(
-            "PostgreSQL's server binaries are missing; {by_hand}"
-        ));
+        return Err(format!("{what} is missing; {by_hand}"));
     }
     std::env::set_var("DEBIAN_FRONTEND", "noninteractive");
     cmd("apt-get", &["update", "-qq"])?;
-    cmd(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "postgresql-15",
-            "libpq-dev",
-        ],
-    )
-    .map_err(|e| format!("{e}; {by_hand}"))
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    cmd("apt-get", &args).map_err(|e| format!("{e}; {by_hand}"))
 }
 
 /// `npm ci` for the browser tests and the packaging tools (package-lock.json is committed).
