@@ -269,13 +269,13 @@ async fn nginx_default_reverse_proxy_delivers_over_sse() {
     );
 }
 
-/// (b) nginx passing WebSocket, a listen-only client while a message flows every 500 ms, with a
-/// 2 s server heartbeat. The stream is busy, so the connection must stay up.
+/// (b) nginx passing WebSocket, a listen-only client while a message flows every 500 ms, with a 2 s
+/// server heartbeat. The stream is busy, so the connection must stay up.
 ///
 /// Today: the server's WebSocket Ping only goes out on a heartbeat tick, which never fires while
-/// messages flow, and the client pings only after 7 s of silence: the server closes the
-/// connection with 1001 "no traffic" after three heartbeats (6 s) of client silence, every time
-/// (on this branch: connected 3 times in the 15 s run; latency p50 1 ms, max 431 ms).
+/// messages flow, and the client pings only after 7 s of silence: the server closes the connection
+/// with 1001 "no traffic" after three heartbeats (6 s) of client silence, every time (before the
+/// connection-policy fixes: connected 3 times in the 15 s run; latency p50 1 ms, max 431 ms).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_websocket_proxy_keeps_a_busy_listen_only_stream() {
     let server = server(2_000).await;
@@ -311,15 +311,15 @@ async fn nginx_websocket_proxy_keeps_a_busy_listen_only_stream() {
 }
 
 /// (c) nginx with response buffering forced on (`proxy_buffering on; proxy_ignore_headers
-/// X-Accel-Buffering;`), no Upgrade: a burst of traffic (that fills nginx's buffers), then a
-/// quiet tail of messages 500 ms apart. A client must notice the buffered rung by delivery and
-/// not climb back to it.
+/// X-Accel-Buffering;`), no Upgrade: a burst of traffic (that fills nginx's buffers), then a quiet
+/// tail of messages 500 ms apart. A client must notice the buffered rung by delivery and not climb
+/// back to it.
 ///
 /// Today (issue 11): SSE never "opens" (nginx withholds even the headers), each attempt waits the
-/// connect timeout; under load `hello` gets through, the client climbs back to the buffered SSE
-/// and the tail waits ~20 s: median 1.9 s, max 20.0 s. On this branch: long polling, then the
-/// buffered SSE again, then long polling; max 18.0 s and 18.5 s in two runs (a message of the
-/// quiet tail), p50 2–4 ms.
+/// connect timeout; under load `hello` gets through, the client climbs back to the buffered SSE and
+/// the tail waits ~20 s: median 1.9 s, max 20.0 s. Before the connection-policy fixes: long
+/// polling, then the buffered SSE again, then long polling; max 18.0 s and 18.5 s in two runs (a
+/// message of the quiet tail), p50 2–4 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_buffering_forced_on_does_not_hold_messages_back() {
     let server = server(10_000).await;
@@ -355,13 +355,13 @@ async fn nginx_buffering_forced_on_does_not_hold_messages_back() {
 /// proxy's HTML error page is never a cause. SSE is cut whatever the client does (the server's
 /// heartbeat is 10 s); only its latency is held.
 ///
-/// Today (issue 11): idle WebSockets cut every ~5 s (client ping 7 s, server heartbeat 10 s),
-/// never living the 10 s that resets backoff, so the attempt counter climbs; an idle long poll
-/// (10 s wait) gets a 504 after 5 s, counted as a lost link with HTML in its cause; idle SSE is
-/// cut; messages 12 s apart were delayed up to 10.5 s. On this branch: the WebSocket listener
-/// reconnected 6 times in every 49 s run and its slowest message took 3.6 s and 5.2 s in two runs
-/// (9 ms in a third: the delay depends on where the backoff's jitter falls, the reconnect count
-/// does not); the SSE one up to 1.6 s; the poll listener's cause held HAProxy's
+/// Today (issue 11): idle WebSockets cut every ~5 s (client ping 7 s, server heartbeat 10 s), never
+/// living the 10 s that resets backoff, so the attempt counter climbs; an idle long poll (10 s
+/// wait) gets a 504 after 5 s, counted as a lost link with HTML in its cause; idle SSE is cut;
+/// messages 12 s apart were delayed up to 10.5 s. Before the connection-policy fixes: the WebSocket
+/// listener reconnected 6 times in every 49 s run and its slowest message took 3.6 s and 5.2 s in
+/// two runs (9 ms in a third: the delay depends on where the backoff's jitter falls, the reconnect
+/// count does not); the SSE one up to 1.6 s; the poll listener's cause held HAProxy's
 /// `<html><body><h1>504 Gateway Time-out</h1>…` page four times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_short_idle_timeouts_do_not_delay_messages() {
@@ -430,15 +430,16 @@ async fn haproxy_short_idle_timeouts_do_not_delay_messages() {
     }
 }
 
-/// (e) nginx (WebSocket proxying) stopped by PID mid-stream and started again on the same port
-/// 5 s later, while a message flows every 100 ms. "Connection refused" on every rung is a failure
-/// of the host, not of WebSocket: the client must come back on WebSocket without walking down the
+/// (e) nginx (WebSocket proxying) stopped by PID mid-stream and started again on the same port 5 s
+/// later, while a message flows every 100 ms. "Connection refused" on every rung is a failure of
+/// the host, not of WebSocket: the client must come back on WebSocket without walking down the
 /// ladder, and what was sent during the outage must arrive soon after nginx is back.
 ///
 /// Today (issue 11, nginx down 5.7 s): the refusals count against each rung in turn, the client
 /// walks WebSocket → SSE → long polling and needs two upward probes (5–12 s) to reach WebSocket.
-/// Before the connection-policy fixes (nginx down 5 s): WebSocket → WebSocket refused twice → SSE failed twice → long
-/// polling (`degraded`) until the end of the run; latency from nginx's return p50 2.7 s, max 3.7 s.
+/// Before the connection-policy fixes (nginx down 5 s): WebSocket → WebSocket refused twice → SSE
+/// failed twice → long polling (`degraded`) until the end of the run; latency from nginx's return
+/// p50 2.7 s, max 3.7 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_restarted_mid_stream_client_returns_on_websocket() {
     let server = server(10_000).await;
@@ -467,13 +468,13 @@ async fn nginx_restarted_mid_stream_client_returns_on_websocket() {
 }
 
 /// The server killed with SIGKILL (no `going_away`) and started again on the same port with the
-/// same storage 3 s later; no proxy. The client must come back on WebSocket (refused
-/// connections are the host's failure) and deliver what was sent meanwhile soon after.
+/// same storage 3 s later; no proxy. The client must come back on WebSocket (refused connections
+/// are the host's failure) and deliver what was sent meanwhile soon after.
 ///
 /// Today (issue 11): two "connection refused" WebSocket failures step the client down to SSE
-/// (`degraded`); it is back on WebSocket only 1.9–3.8 s later. On this branch (down 3 s): two
-/// refused WebSocket attempts, two failed SSE attempts, then long polling (`degraded`) to the end
-/// of the run; latency from the restart p50 3.3 s, max 5.3 s.
+/// (`degraded`); it is back on WebSocket only 1.9–3.8 s later. Before the connection-policy fixes
+/// (down 3 s): two refused WebSocket attempts, two failed SSE attempts, then long polling
+/// (`degraded`) to the end of the run; latency from the restart p50 3.3 s, max 5.3 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_killed_and_restarted_client_returns_on_websocket() {
     let mut server = ChildServer::start(env!("CARGO_BIN_EXE_lifeline-test-server"), 10_000);
@@ -509,51 +510,53 @@ async fn server_killed_and_restarted_client_returns_on_websocket() {
     );
 }
 
+/// The median of three first visits' time to the first message over `path`, within `bound`.
+async fn first_message_within(path: WebSocketPath, label: &str, bound: Duration) {
+    let (median, all) = median_of(path, 3).await;
+    eprintln!("first message, {label}: median {median:?} of {all:?}");
+    assert!(median <= bound, "{label}: median {median:?} of {all:?}");
+}
+
 /// First message on a first visit with the network as it should be: the median of three runs.
 /// (The target is 25 ms on loopback; the figure is `lifeline-bench first-message`'s. Issue 11:
-/// 21 ms; on this branch: median 8 ms.)
+/// 21 ms; before the connection-policy fixes, this test: median 8 ms; after: 2.7–3.3 ms.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_message_normal_network_is_fast() {
-    let (median, all) = median_of(WebSocketPath::Works, 3).await;
-    eprintln!("first message, normal: median {median:?} of {all:?}");
-    assert!(
-        median <= Duration::from_millis(250),
-        "median {median:?} of {all:?}"
-    );
+    first_message_within(WebSocketPath::Works, "normal", Duration::from_millis(250)).await;
 }
 
 /// First message on a first visit when every WebSocket upgrade is reset: the median of three
-/// runs. (Target 150 ms; issue 11: 494 ms, two resets, backoff, then SSE; on this branch: median
-/// 921 ms of 1,170 / 299 / 921 ms.)
+/// runs. (Target 150 ms; issue 11: 494 ms, two resets, backoff, then SSE; before the
+/// connection-policy fixes, this test: median 921 ms of 1,170 / 299 / 921 ms; after: 3.6–5.5 ms.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_message_with_websocket_reset_is_fast() {
-    let (median, all) = median_of(WebSocketPath::Reset, 3).await;
-    eprintln!("first message, WebSocket reset: median {median:?} of {all:?}");
-    assert!(
-        median <= Duration::from_millis(400),
-        "median {median:?} of {all:?}"
-    );
+    first_message_within(
+        WebSocketPath::Reset,
+        "WebSocket reset",
+        Duration::from_millis(400),
+    )
+    .await;
 }
 
 /// First message on a first visit when WebSocket upgrades are black-holed: the median of three
-/// runs. (Target 150 ms; issue 11: 3,019 ms, SSE is raced only after 3 s; on this branch:
-/// median 3,016 ms.)
+/// runs. (Target 150 ms; issue 11: 3,019 ms, SSE is raced only after 3 s; before the
+/// connection-policy fixes, this test: median 3,016 ms; after: 56–58 ms.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_message_with_websocket_blackholed_is_fast() {
-    let (median, all) = median_of(WebSocketPath::Blackholed, 3).await;
-    eprintln!("first message, WebSocket black-holed: median {median:?} of {all:?}");
-    assert!(
-        median <= Duration::from_secs(1),
-        "median {median:?} of {all:?}"
-    );
+    first_message_within(
+        WebSocketPath::Blackholed,
+        "WebSocket black-holed",
+        Duration::from_secs(1),
+    )
+    .await;
 }
 
 /// While the host is down (as in the restart scenarios above), every failure a client reports —
 /// state causes, events, their `Debug` — is free of its token, on every transport. (Found by the
-/// restart scenarios: on this branch the SSE and long-poll rungs' causes are reqwest's "error
+/// restart scenarios: before the fix the SSE and long-poll rungs' causes were reqwest's "error
 /// sending request for url (http://…/v1/sse?v=1&token=<the token>…)", three events each; WebSocket
-/// is clean. The fix belongs in the native driver's error texts (sdk-native/src/sse.rs and
-/// http.rs), e.g. `reqwest::Error::without_url` plus the error's sources.)
+/// was clean. The native driver now drops the URL from reqwest's errors and sends the token in
+/// `Authorization`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_hosts_failures_never_carry_the_token() {
     // A port nobody listens on: every attempt is refused.
