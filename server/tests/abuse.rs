@@ -117,8 +117,9 @@ where
 
 // ------------------------------------------------------------------------- slow consumers
 
-#[tokio::test]
-async fn a_websocket_that_stops_reading_is_closed_and_resumes_from_its_cursor() {
+/// A server that cuts a slow consumer after 300 ms, with `stored` messages of 16 KB in `big` from
+/// a writer; returns it and the token of a reader who is a member of `big`.
+async fn slow_consumer_server(stored: usize) -> (RunningServer, String) {
     let s = server_with(ServerConfig {
         slow_consumer_ms: 300,
         ..ServerConfig::for_tests()
@@ -127,8 +128,14 @@ async fn a_websocket_that_stops_reading_is_closed_and_resumes_from_its_cursor() 
     let (tw, tr) = (token(&s, "writer"), token(&s, "reader"));
     join(&s, &tw, "big").await;
     join(&s, &tr, "big").await;
+    store_messages(&s, &tw, "big", stored, 16 * 1024).await;
+    (s, tr)
+}
+
+#[tokio::test]
+async fn a_websocket_that_stops_reading_is_closed_and_resumes_from_its_cursor() {
     // 6.4 MB: more than the kernel buffers of both ends can hold for a client reading nothing.
-    store_messages(&s, &tw, "big", 400, 16 * 1024).await;
+    let (s, tr) = slow_consumer_server(400).await;
     let head = s.head_seq();
     let before = s.open_streams();
     let mut stalled = ws_small_buffer(s.addr(), &format!("token={tr}&cursor=0")).await;
@@ -172,15 +179,7 @@ async fn a_websocket_that_stops_reading_is_closed_and_resumes_from_its_cursor() 
 
 #[tokio::test]
 async fn an_sse_reader_that_stops_reading_is_cut() {
-    let s = server_with(ServerConfig {
-        slow_consumer_ms: 300,
-        ..ServerConfig::for_tests()
-    })
-    .await;
-    let (tw, tr) = (token(&s, "writer"), token(&s, "reader"));
-    join(&s, &tw, "big").await;
-    join(&s, &tr, "big").await;
-    store_messages(&s, &tw, "big", 400, 16 * 1024).await;
+    let (s, tr) = slow_consumer_server(400).await;
     let before = s.open_streams();
     let mut stalled = sse_small_buffer(s.addr(), &format!("token={tr}&cursor=0")).await;
     wait_until("the stalled stream to open", || s.open_streams() > before).await;
@@ -198,15 +197,7 @@ async fn an_sse_reader_that_stops_reading_is_cut() {
 
 #[tokio::test]
 async fn long_poll_answers_that_are_not_read_are_cut() {
-    let s = server_with(ServerConfig {
-        slow_consumer_ms: 300,
-        ..ServerConfig::for_tests()
-    })
-    .await;
-    let (tw, tr) = (token(&s, "writer"), token(&s, "reader"));
-    join(&s, &tw, "big").await;
-    join(&s, &tr, "big").await;
-    store_messages(&s, &tw, "big", 64, 16 * 1024).await;
+    let (s, tr) = slow_consumer_server(64).await;
     // Answers of about 256 KB each, 40 of them pipelined on one connection (10 MB, more than the
     // kernel buffers hold), that the client never reads.
     let sock = TcpSocket::new_v4().expect("socket");
@@ -241,11 +232,7 @@ async fn a_listen_only_websocket_stays_open_while_messages_flow() {
     let (tw, tl) = (token(&s, "talker"), token(&s, "listener"));
     join(&s, &tw, "c").await;
     join(&s, &tl, "c").await;
-    let mut listener = ws_connect(&s, &format!("token={tl}")).await;
-    assert!(matches!(
-        ws_next(&mut listener).await,
-        ServerFrame::Hello(_)
-    ));
+    let mut listener = ws_open(&s, &format!("token={tl}")).await;
     // Messages every 100 ms for 3 s: ten heartbeats during which the server always has something
     // to send. The listener never sends a frame of its own; it only answers WebSocket pings
     // (tungstenite does that while reading).
@@ -566,8 +553,7 @@ async fn streams_beyond_the_caps_are_refused_with_a_typed_error() {
     let tu = token(&s, "u");
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut ws = ws_connect(&s, &format!("token={tu}")).await;
-        assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+        let mut ws = ws_open(&s, &format!("token={tu}")).await;
         held.push(ws);
     }
     // The fourth stream of `u`: 429 rate_limited with Retry-After, before any upgrade.
@@ -588,8 +574,7 @@ async fn streams_beyond_the_caps_are_refused_with_a_typed_error() {
     // Other users are not affected, up to the server's cap: then 503 going_away.
     let mut others = Vec::new();
     for name in ["a", "b"] {
-        let mut ws = ws_connect(&s, &format!("token={}", token(&s, name))).await;
-        assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+        let mut ws = ws_open(&s, &format!("token={}", token(&s, name))).await;
         others.push(ws);
     }
     let url = format!("{}/v1/ws?v=1&token={}", s.ws_base_url(), token(&s, "c"));
@@ -604,8 +589,7 @@ async fn streams_beyond_the_caps_are_refused_with_a_typed_error() {
     let open = s.open_streams();
     drop(held.pop());
     wait_until("the stream to close", || s.open_streams() < open).await;
-    let mut ws = ws_connect(&s, &format!("token={tu}")).await;
-    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+    let mut ws = ws_open(&s, &format!("token={tu}")).await;
 }
 
 // ------------------------------------------------------------------------- floods
@@ -621,8 +605,7 @@ async fn subscribe_floods_are_rate_limited_and_memberships_bounded() {
     })
     .await;
     let tu = token(&s, "flooder");
-    let mut ws = ws_connect(&s, &format!("token={tu}")).await;
-    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+    let mut ws = ws_open(&s, &format!("token={tu}")).await;
     let started = Instant::now();
     for i in 0..500 {
         ws_send(&mut ws, &subscribe(&format!("c{i}"))).await;
@@ -692,10 +675,8 @@ async fn twenty_thousand_typing_frames_deliver_a_bounded_number() {
     let (ta, tb) = (token(&s, "typist"), token(&s, "victim"));
     join(&s, &ta, "t").await;
     join(&s, &tb, "t").await;
-    let mut victim = ws_connect(&s, &format!("token={tb}")).await;
-    assert!(matches!(ws_next(&mut victim).await, ServerFrame::Hello(_)));
-    let mut typist = ws_connect(&s, &format!("token={ta}")).await;
-    assert!(matches!(ws_next(&mut typist).await, ServerFrame::Hello(_)));
+    let mut victim = ws_open(&s, &format!("token={tb}")).await;
+    let mut typist = ws_open(&s, &format!("token={ta}")).await;
     let started = Instant::now();
     for _ in 0..20_000 {
         typist
@@ -736,8 +717,7 @@ async fn eight_flooding_connections_do_not_starve_another_users_acks() {
     let tf = token(&s, "flooder");
     let mut flooders = Vec::new();
     for f in 0..8 {
-        let mut ws = ws_connect(&s, &format!("token={tf}")).await;
-        assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+        let mut ws = ws_open(&s, &format!("token={tf}")).await;
         flooders.push(tokio::spawn(async move {
             let mut limited = 0;
             for i in 0..1_000 {
@@ -764,8 +744,7 @@ async fn eight_flooding_connections_do_not_starve_another_users_acks() {
     }
     let tv = token(&s, "victim");
     join(&s, &tv, "v").await;
-    let mut victim = ws_connect(&s, &format!("token={tv}")).await;
-    assert!(matches!(ws_next(&mut victim).await, ServerFrame::Hello(_)));
+    let mut victim = ws_open(&s, &format!("token={tv}")).await;
     let mut latencies = Vec::new();
     for i in 0..20 {
         let id = format!("v{i}");
@@ -811,10 +790,8 @@ async fn presence_of_a_user_with_thousands_of_memberships_is_one_event() {
     }
     join(&s, &ta, "shared").await;
     join(&s, &tb, "shared").await;
-    let mut peer = ws_connect(&s, &format!("token={tb}")).await;
-    assert!(matches!(ws_next(&mut peer).await, ServerFrame::Hello(_)));
-    let mut many = ws_connect(&s, &format!("token={ta}")).await;
-    assert!(matches!(ws_next(&mut many).await, ServerFrame::Hello(_)));
+    let mut peer = ws_open(&s, &format!("token={tb}")).await;
+    let mut many = ws_open(&s, &format!("token={ta}")).await;
     // 4,000 conversations, one shared: the peer hears exactly that one, and then the typing that
     // follows (nothing pushed out of its live buffer by an announcement storm).
     ws_send(

@@ -91,8 +91,7 @@ async fn cross_user_reads_and_writes_are_refused_on_every_transport() {
         "{answers:?}"
     );
     // ... and on WebSocket.
-    let mut ws = ws_connect(&s, &format!("token={alice}&cursor=0")).await;
-    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+    let mut ws = ws_open(&s, &format!("token={alice}&cursor=0")).await;
     ws_send(&mut ws, &subscribe("bob-room")).await;
     assert!(is_forbidden(&ws_next(&mut ws).await, "bob-room"));
     ws_send(&mut ws, &send("a2", "bob-room", "intrusion")).await;
@@ -136,18 +135,17 @@ async fn cross_user_reads_and_writes_are_refused_on_every_transport() {
 #[tokio::test]
 async fn stale_memberships_are_rechecked_and_ops_are_enforced() {
     let s = server().await;
-    let bob = token(&s, "bob"); // every conversation
-                                // Alice joined `shared` with a broad token, before her application narrowed her tokens.
+    // Bob may join every conversation. Alice joined `shared` with a broad token, before her
+    // application narrowed her tokens.
+    let bob = token(&s, "bob");
     join(&s, &token(&s, "alice"), "shared").await;
     join(&s, &bob, "shared").await;
     send_one(&s, &bob, "b0", "shared", "before").await;
     let alice = token_for(&s, "alice", &["alice-*"], None);
-    let mut ws = ws_connect(&s, &format!("token={alice}&cursor=0")).await;
-    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+    let mut ws = ws_open(&s, &format!("token={alice}&cursor=0")).await;
     join(&s, &alice, "alice-room").await;
     // Bob comes online, types and writes in `shared`: none of it may reach alice.
-    let mut bob_ws = ws_connect(&s, &format!("token={bob}")).await;
-    assert!(matches!(ws_next(&mut bob_ws).await, ServerFrame::Hello(_)));
+    let mut bob_ws = ws_open(&s, &format!("token={bob}")).await;
     send_ok(
         &s,
         &bob,
@@ -182,14 +180,9 @@ async fn stale_memberships_are_rechecked_and_ops_are_enforced() {
     assert_eq!(history_status(&s, &carol, "alice-room").await, 403);
     let dave = token(&s, "dave");
     join(&s, &dave, "alice-room").await;
-    let mut carol_ws = ws_connect(&s, &format!("token={carol}")).await;
-    assert!(matches!(
-        ws_next(&mut carol_ws).await,
-        ServerFrame::Hello(_)
-    ));
+    let mut carol_ws = ws_open(&s, &format!("token={carol}")).await;
     // Dave comes online in alice-room while carol listens: carol may not see presence.
-    let mut dave_ws = ws_connect(&s, &format!("token={dave}")).await;
-    assert!(matches!(ws_next(&mut dave_ws).await, ServerFrame::Hello(_)));
+    let mut dave_ws = ws_open(&s, &format!("token={dave}")).await;
     send_ok(
         &s,
         &alice,
@@ -218,25 +211,15 @@ async fn join_announcements_are_rechecked_against_each_streams_token() {
     join(&s, &token(&s, "alice"), "shared").await;
     let alice = token_for(&s, "alice", &["alice-*"], None);
     join(&s, &alice, "alice-room").await;
-    let mut alice_ws = ws_connect(&s, &format!("token={alice}")).await;
-    assert!(matches!(
-        ws_next(&mut alice_ws).await,
-        ServerFrame::Hello(_)
-    ));
+    let mut alice_ws = ws_open(&s, &format!("token={alice}")).await;
     // Carol may be in alice-room but may not see presence.
     let carol = token_for(&s, "carol", &["alice-room"], Some(&["send"]));
     join(&s, &carol, "alice-room").await;
-    let mut carol_ws = ws_connect(&s, &format!("token={carol}")).await;
-    assert!(matches!(
-        ws_next(&mut carol_ws).await,
-        ServerFrame::Hello(_)
-    ));
+    let mut carol_ws = ws_open(&s, &format!("token={carol}")).await;
     // Bob and dave are online and then join: one announcement each.
     let (bob, dave) = (token(&s, "bob"), token(&s, "dave"));
-    let mut bob_ws = ws_connect(&s, &format!("token={bob}")).await;
-    assert!(matches!(ws_next(&mut bob_ws).await, ServerFrame::Hello(_)));
-    let mut dave_ws = ws_connect(&s, &format!("token={dave}")).await;
-    assert!(matches!(ws_next(&mut dave_ws).await, ServerFrame::Hello(_)));
+    let mut bob_ws = ws_open(&s, &format!("token={bob}")).await;
+    let mut dave_ws = ws_open(&s, &format!("token={dave}")).await;
     ws_send(&mut bob_ws, &subscribe("shared")).await;
     ws_send(&mut dave_ws, &subscribe("alice-room")).await;
     // Carol joins again while dave is online: her own streams would list dave.
@@ -335,8 +318,7 @@ async fn admin_api_grants_and_revokes_membership_at_once() {
     s.shutdown().await;
     let s = server_with(config).await;
     join(&s, &alice, "private").await;
-    let mut ws = ws_connect(&s, &format!("token={alice}")).await;
-    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+    let mut ws = ws_open(&s, &format!("token={alice}")).await;
     send_one(&s, &bob, "b1", "private", "for alice").await;
     match ws_next_durable(&mut ws).await {
         ServerFrame::Msg(m) => assert_eq!(m.body, "for alice"),
@@ -368,8 +350,7 @@ async fn admin_api_grants_and_revokes_membership_at_once() {
 async fn an_expired_token_ends_open_websocket_sse_and_poll_streams() {
     let s = server().await;
     let short = s.issue_token("alice", Duration::from_secs(2));
-    let mut ws = ws_connect(&s, &format!("token={short}")).await;
-    assert!(matches!(ws_next(&mut ws).await, ServerFrame::Hello(_)));
+    let mut ws = ws_open(&s, &format!("token={short}")).await;
     let mut sse = sse_connect(&s, &format!("token={short}"), None).await;
     assert!(matches!(sse.next_durable().await, ServerFrame::Hello(_)));
     let poll = tokio::spawn({

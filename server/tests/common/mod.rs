@@ -169,6 +169,15 @@ pub async fn ws_connect(s: &RunningServer, query: &str) -> Ws {
     ws
 }
 
+/// Opens a WebSocket and checks that its first frame is `hello`.
+pub async fn ws_open(s: &RunningServer, query: &str) -> Ws {
+    let mut ws = ws_connect(s, query).await;
+    match ws_next(&mut ws).await {
+        ServerFrame::Hello(_) => ws,
+        f => panic!("expected hello first, got {f:?}"),
+    }
+}
+
 pub async fn ws_send(ws: &mut Ws, frame: &ClientFrame) {
     ws.send(Message::text(encode(frame)))
         .await
