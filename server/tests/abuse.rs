@@ -553,8 +553,7 @@ async fn streams_beyond_the_caps_are_refused_with_a_typed_error() {
     let tu = token(&s, "u");
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut ws = ws_open(&s, &format!("token={tu}")).await;
-        held.push(ws);
+        held.push(ws_open(&s, &format!("token={tu}")).await);
     }
     // The fourth stream of `u`: 429 rate_limited with Retry-After, before any upgrade.
     let url = format!("{}/v1/ws?v=1&token={tu}", s.ws_base_url());
@@ -574,8 +573,7 @@ async fn streams_beyond_the_caps_are_refused_with_a_typed_error() {
     // Other users are not affected, up to the server's cap: then 503 going_away.
     let mut others = Vec::new();
     for name in ["a", "b"] {
-        let mut ws = ws_open(&s, &format!("token={}", token(&s, name))).await;
-        others.push(ws);
+        others.push(ws_open(&s, &format!("token={}", token(&s, name))).await);
     }
     let url = format!("{}/v1/ws?v=1&token={}", s.ws_base_url(), token(&s, "c"));
     match tokio_tungstenite::connect_async(url).await {
@@ -589,7 +587,7 @@ async fn streams_beyond_the_caps_are_refused_with_a_typed_error() {
     let open = s.open_streams();
     drop(held.pop());
     wait_until("the stream to close", || s.open_streams() < open).await;
-    let mut ws = ws_open(&s, &format!("token={tu}")).await;
+    let _again = ws_open(&s, &format!("token={tu}")).await;
 }
 
 // ------------------------------------------------------------------------- floods
