@@ -145,7 +145,7 @@ async fn stale_memberships_are_rechecked_and_ops_are_enforced() {
     let mut ws = ws_open(&s, &format!("token={alice}&cursor=0")).await;
     join(&s, &alice, "alice-room").await;
     // Bob comes online, types and writes in `shared`: none of it may reach alice.
-    let mut bob_ws = ws_open(&s, &format!("token={bob}")).await;
+    let _bob_online = ws_open(&s, &format!("token={bob}")).await;
     send_ok(
         &s,
         &bob,
@@ -182,7 +182,7 @@ async fn stale_memberships_are_rechecked_and_ops_are_enforced() {
     join(&s, &dave, "alice-room").await;
     let mut carol_ws = ws_open(&s, &format!("token={carol}")).await;
     // Dave comes online in alice-room while carol listens: carol may not see presence.
-    let mut dave_ws = ws_open(&s, &format!("token={dave}")).await;
+    let _dave_online = ws_open(&s, &format!("token={dave}")).await;
     send_ok(
         &s,
         &alice,
