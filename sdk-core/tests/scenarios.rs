@@ -100,6 +100,33 @@ fn a_retry_limit_ends_in_failed() {
     assert_eq!(sim.server.opens.len(), 3);
 }
 
+/// Whoever learns that a send failed because the session ended (an awaiting caller, the CLI
+/// choosing its exit code) must already be able to read why it ended: `failed` comes first.
+#[test]
+fn the_final_state_is_announced_before_the_sends_it_fails() {
+    let mut c = config(5);
+    c.max_attempts = Some(2);
+    let mut sim = Sim::new(c);
+    sim.net.down = true;
+    sim.connect();
+    let id = sim.send("general", "never delivered");
+    sim.run_until(secs(120), |s| s.session.state().is_final());
+    let position = |wanted: &dyn Fn(&Event) -> bool| sim.events.iter().position(|(_, e)| wanted(e));
+    let failed_at = position(&|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: State::Failed { .. },
+                ..
+            }
+        )
+    })
+    .expect("the session failed");
+    let send_failed_at = position(&|e| matches!(e, Event::SendFailed { id: i, .. } if *i == id))
+        .expect("the send failed");
+    assert!(failed_at < send_failed_at, "{:#?}", sim.events);
+}
+
 #[test]
 fn graceful_close_waits_for_the_outbox() {
     let mut sim = connected(4);

@@ -818,6 +818,9 @@ impl Session {
             return;
         }
         self.drop_links_except(None);
+        // The final state comes first: whoever learns that a send failed with `Closed` (an
+        // awaiting caller, the CLI choosing its exit code) already sees why the session ended.
+        self.set_state(to, cause);
         for entry in self.outbox.take_all() {
             self.events.push_back(Event::SendFailed {
                 id: entry.id,
@@ -840,7 +843,6 @@ impl Session {
         self.timers.clear(TimerReason::Stable);
         self.timers.clear(TimerReason::Drain);
         self.pending_ops.clear();
-        self.set_state(to, cause);
     }
 
     fn check_drained(&mut self, now: Instant) {
