@@ -105,6 +105,12 @@ impl ChildServer {
         server
     }
 
+    /// Sets the clock offset (libfaketime's `FAKETIME`; `None`: the true clock) the next
+    /// [`ChildServer::start_again`] runs the server with.
+    pub fn set_clock_offset(&mut self, offset: Option<&str>) {
+        self.clock_offset = offset.map(str::to_string);
+    }
+
     /// Starts the server again on the address it had (the first time: a free port).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server is already running");

@@ -8,7 +8,8 @@
 //! (tests/src/checker.rs), every send must be acknowledged, and `ts` must stay sensible: within
 //! the test's own clock window, never decreasing in `seq` order, so history around a moment is
 //! the run of the conversation around it. Separately: one idempotency key sent through every
-//! instance at once stores one message.
+//! instance at once stores one message. And a single instance on SQLite whose clock steps back
+//! across a restart keeps `ts` from going backwards.
 
 use lifeline_core::protocol::{
     decode_history, decode_server_batch, encode, ClientFrame, ServerFrame,
@@ -309,4 +310,39 @@ async fn one_idempotency_key_through_every_instance_stores_one_message() {
     let (seqs, next_before, _) = history(&lb.url(), &token, "idem", "limit=100").await;
     assert_eq!(seqs, stored, "one message per key, in order");
     assert_eq!(next_before, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_stepping_back_across_a_restart_does_not_send_ts_backwards_on_sqlite() {
+    let program = env!("CARGO_BIN_EXE_lifeline-test-server");
+    let mut server = ChildServer::start(program, harness::HEARTBEAT_MS);
+    server.kill();
+    server.set_clock_offset(Some(&format!("+{SKEW_S}s")));
+    server.start_again();
+    assert_clock_off(&server, SKEW_S).await;
+    let token = server.token("sol");
+    let base = server.url();
+    post(&base, &token, &ClientFrame::Subscribe { conv: "sq".into() }).await;
+    let send = |i: usize| ClientFrame::Send {
+        id: format!("sq-{i}"),
+        conv: "sq".into(),
+        body: format!("{i}"),
+    };
+    post(&base, &token, &send(0)).await;
+    // The same data directory, the clock now 7 s behind instead of 7 s ahead.
+    server.kill();
+    server.set_clock_offset(Some(&format!("-{SKEW_S}s")));
+    server.start_again();
+    assert_clock_off(&server, -SKEW_S).await;
+    post(&server.url(), &token, &send(1)).await;
+    let resp = http()
+        .get(format!("{}/v1/history?v=1&conv=sq", server.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET /v1/history");
+    let page = decode_history(&resp.text().await.expect("body")).expect("a history page");
+    let ts: Vec<u64> = page.messages.iter().map(|m| m.ts).collect();
+    assert_eq!(ts.len(), 2);
+    assert!(ts[1] >= ts[0], "ts went backwards with the clock: {ts:?}");
 }
