@@ -346,3 +346,33 @@ async fn a_clock_stepping_back_across_a_restart_does_not_send_ts_backwards_on_sq
     assert_eq!(ts.len(), 2);
     assert!(ts[1] >= ts[0], "ts went backwards with the clock: {ts:?}");
 }
+
+#[test]
+fn the_deployment_guide_shows_the_haproxy_configuration_this_test_runs() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/DEPLOYMENT.md"
+    ))
+    .expect("docs/DEPLOYMENT.md");
+    let section = guide
+        .split("## Load balancer")
+        .nth(1)
+        .expect("a \"Load balancer\" section");
+    let shown: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .collect();
+    // Every line without a placeholder appears in the guide's block, in the same order.
+    let mut at = 0;
+    for line in lifeline_tests::balancer::CONFIG
+        .lines()
+        .filter(|l| !l.contains('{'))
+    {
+        match shown[at..].iter().position(|s| s == &line) {
+            Some(i) => at += i + 1,
+            None => {
+                panic!("docs/DEPLOYMENT.md's HAProxy configuration lacks (or misorders) {line:?}")
+            }
+        }
+    }
+}
