@@ -44,6 +44,18 @@ pub enum Before {
     Ts(u64),
 }
 
+/// A history page around a moment (`around_ts`): the messages just before the first message
+/// stored at or after it and those from it on, one contiguous run in `seq` order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Around {
+    /// In increasing `seq` order.
+    pub messages: Vec<Message>,
+    /// Older messages exist (before the first on the page).
+    pub older: bool,
+    /// Newer messages exist (after the last on the page).
+    pub newer: bool,
+}
+
 /// A change of who may read a conversation, as other instances must learn it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -100,6 +112,12 @@ pub trait WriteTx {
     /// The next sequence number. Taken under a lock held until this transaction ends, so numbers
     /// become visible to readers in increasing order (no reader sees 11 before 10 commits).
     fn next_seq(&mut self) -> Result<Seq, StoreError>;
+    /// The next sequence number and the `ts` to store with it, given the writer's clock
+    /// `local_ms`. Backends keep `ts` non-decreasing in `seq` order (PostgreSQL takes it from
+    /// the database's clock, so instances' clocks do not matter).
+    fn next_seq_at(&mut self, local_ms: u64) -> Result<(Seq, u64), StoreError> {
+        Ok((self.next_seq()?, local_ms))
+    }
     /// Stores a message (and its idempotency key).
     fn insert(&mut self, m: &Message) -> Result<(), StoreError>;
     fn is_member(&mut self, user: &str, conv: &str) -> Result<bool, StoreError>;
@@ -145,6 +163,17 @@ pub trait Backend: Send + Sync {
         before: Before,
         limit: usize,
     ) -> Result<(Vec<Message>, bool), StoreError>;
+    /// The oldest `limit` messages of `conv` with `seq > after`, in increasing `seq` order, and
+    /// whether newer ones exist.
+    fn history_after(
+        &self,
+        conv: &str,
+        after: Seq,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError>;
+    /// The `seq` of the first message of `conv` (by `ts`, then `seq`) stored at or after `ts`
+    /// (read through the (conv, ts) index).
+    fn first_at(&self, conv: &str, ts: u64) -> Result<Option<Seq>, StoreError>;
     /// Every conversation's messages with `seq > after`, increasing, at most `limit`.
     fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError>;
     /// The id of the newest logged membership change (0: none, or no log).
@@ -247,6 +276,52 @@ impl Store {
     ) -> Result<(Vec<Message>, bool), StoreError> {
         let conv = conv.to_string();
         self.read(move |b| b.history(&conv, before, limit)).await
+    }
+
+    /// See [`Backend::history_after`].
+    pub async fn history_after(
+        self: &Arc<Self>,
+        conv: &str,
+        after: Seq,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let conv = conv.to_string();
+        self.read(move |b| b.history_after(&conv, after, limit))
+            .await
+    }
+
+    /// At most `limit` messages of `conv` around the moment `ts`: the first message stored at or
+    /// after `ts` is the pivot; up to half the page (more when fewer newer ones exist) are the
+    /// messages right before it, the rest the pivot and those after it. Without a pivot (every
+    /// message is older), the newest `limit`.
+    pub async fn history_around(
+        self: &Arc<Self>,
+        conv: &str,
+        ts: u64,
+        limit: usize,
+    ) -> Result<Around, StoreError> {
+        let conv = conv.to_string();
+        self.read(move |b| {
+            let pivot = b.first_at(&conv, ts)?;
+            let (mut older, more_older) =
+                b.history(&conv, Before::Seq(pivot.unwrap_or(u64::MAX)), limit)?;
+            let (newer, more_newer) = match pivot {
+                Some(p) => b.history_after(&conv, p.saturating_sub(1), limit)?,
+                None => (Vec::new(), false),
+            };
+            let take_newer = newer.len().min(limit - older.len().min(limit / 2));
+            let take_older = older.len().min(limit - take_newer);
+            let older_dropped = older.len() - take_older;
+            older.drain(..older_dropped);
+            let newer_dropped = newer.len() > take_newer;
+            older.extend(newer.into_iter().take(take_newer));
+            Ok(Around {
+                messages: older,
+                older: more_older || older_dropped > 0,
+                newer: more_newer || newer_dropped,
+            })
+        })
+        .await
     }
 
     /// See [`Backend::messages_after`].

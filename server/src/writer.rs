@@ -253,8 +253,9 @@ fn commit_group(
                             Some(conv),
                         )));
                     } else {
+                        let (seq, ts) = t.next_seq_at(ts)?;
                         let m = Message {
-                            seq: t.next_seq()?,
+                            seq,
                             conv: conv.clone(),
                             from: user.clone(),
                             id: id.clone(),

@@ -1,6 +1,7 @@
 //! The real server as a child process (`lifeline-test-server`), for the scenarios that kill it
 //! with SIGKILL and start it again on the same port with the same storage, as an operator's crash
-//! and restart would. Stopped by its PID when dropped.
+//! and restart would. Stopped by its PID when dropped. Its clock can be set off by seconds with
+//! libfaketime (Debian's `faketime` package), preloaded into the server process itself.
 
 use lifeline_server::ServerConfig;
 use std::io::{BufRead, BufReader};
@@ -18,6 +19,28 @@ pub struct ChildServer {
     child: Option<Child>,
     /// The PostgreSQL URL it stores in (`LIFELINE_POSTGRES`), if not its data directory.
     postgres: Option<String>,
+    /// libfaketime's offset for its clock (`FAKETIME`, e.g. `+7s`), if any.
+    clock_offset: Option<String>,
+}
+
+/// The command that installs libfaketime, named when it is missing.
+pub const FAKETIME_INSTALL: &str = "apt-get install faketime (as root), or `cargo xtask setup`";
+
+/// Where libfaketime's thread-safe library is, or a panic naming the install command.
+pub fn libfaketime() -> PathBuf {
+    let dirs = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("faketime"))
+        .chain([PathBuf::from("/usr/lib/faketime")]);
+    for dir in dirs {
+        let lib = dir.join("libfaketimeMT.so.1");
+        if lib.exists() {
+            return lib;
+        }
+    }
+    panic!("libfaketime is missing; install it: {FAKETIME_INSTALL}");
 }
 
 impl Drop for ChildServer {
@@ -36,6 +59,7 @@ impl ChildServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
             postgres: None,
+            clock_offset: None,
         };
         server.start_again();
         server
@@ -54,9 +78,37 @@ impl ChildServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
             postgres: Some(url.to_string()),
+            clock_offset: None,
         };
         server.start_again();
         server
+    }
+
+    /// [`ChildServer::start_on_postgres`] with the process's clock off by `offset` (libfaketime's
+    /// `FAKETIME` syntax: `+7s`, `-7s`). Panics naming the install command without libfaketime.
+    pub fn start_on_postgres_with_clock(
+        program: impl Into<PathBuf>,
+        heartbeat_ms: u64,
+        url: &str,
+        offset: &str,
+    ) -> ChildServer {
+        let mut server = ChildServer {
+            program: program.into(),
+            data: tempfile::tempdir().expect("temp dir"),
+            heartbeat_ms,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child: None,
+            postgres: Some(url.to_string()),
+            clock_offset: Some(offset.to_string()),
+        };
+        server.start_again();
+        server
+    }
+
+    /// Sets the clock offset (libfaketime's `FAKETIME`; `None`: the true clock) the next
+    /// [`ChildServer::start_again`] runs the server with.
+    pub fn set_clock_offset(&mut self, offset: Option<&str>) {
+        self.clock_offset = offset.map(str::to_string);
     }
 
     /// Starts the server again on the address it had (the first time: a free port).
@@ -67,6 +119,13 @@ impl ChildServer {
             Some(url) => command.env("LIFELINE_POSTGRES", url),
             None => command.env_remove("LIFELINE_POSTGRES"),
         };
+        if let Some(offset) = &self.clock_offset {
+            command
+                .env("LD_PRELOAD", libfaketime())
+                .env("FAKETIME", offset)
+                // The offset applies to the wall clock only: timers keep real time.
+                .env("DONT_FAKE_MONOTONIC", "1");
+        }
         let mut child = command
             .arg(self.addr.to_string())
             .arg(self.data.path())

@@ -31,9 +31,22 @@ pub async fn gather(
     listeners: usize,
     tune: impl Fn(ClientBuilder) -> ClientBuilder,
 ) -> Crowd {
+    let token = |user: &str| harness::token(server, user);
+    gather_with_tokens(token, url, conv, senders, listeners, tune).await
+}
+
+/// [`gather`] with tokens from `token` (for servers that are not in this process).
+pub async fn gather_with_tokens(
+    token: impl Fn(&str) -> String,
+    url: &str,
+    conv: &str,
+    senders: usize,
+    listeners: usize,
+    tune: impl Fn(ClientBuilder) -> ClientBuilder,
+) -> Crowd {
     let make = |prefix: &str, i: usize, seed: u64| {
         let name = format!("{prefix}{i}");
-        let client = tune(harness::client(url, seed).token(harness::token(server, &name)))
+        let client = tune(harness::client(url, seed).token(token(&name)))
             .build()
             .expect("client builds");
         let recorder = Recorder::start(&client);

@@ -6,6 +6,7 @@
 //! No scenario lives here (they are in `tests/`), and nothing here sleeps to wait for a
 //! condition: waits are on conditions, with bounded timeouts.
 
+pub mod balancer;
 pub mod checker;
 pub mod child_server;
 pub mod crowd;

@@ -59,7 +59,7 @@ impl Drop for Middlebox {
 }
 
 /// Where `program` is installed, or a panic naming the install command.
-fn find(program: &str) -> PathBuf {
+pub(crate) fn find(program: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
         let path = Path::new(dir).join(program);
         if path.exists() {
@@ -70,7 +70,7 @@ fn find(program: &str) -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")

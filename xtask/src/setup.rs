@@ -11,6 +11,7 @@ pub fn all() -> Result {
     wasm_bindgen_cli()?;
     apt_packages()?;
     middleboxes()?;
+    faketime()?;
     postgres()?;
     npm_packages()?;
     Ok(())
@@ -93,6 +94,16 @@ pub fn middleboxes() -> Result {
         return Ok(());
     }
     apt_install("nginx or HAProxy", &["nginx-light", "haproxy"], "")
+}
+
+/// Debian's libfaketime, which tests/tests/cluster_lb.rs preloads into server instances to set
+/// their clocks off by seconds.
+pub fn faketime() -> Result {
+    // The `faketime` package brings the library (its dependency `libfaketime`).
+    if have("faketime") {
+        return Ok(());
+    }
+    apt_install("libfaketime", &["faketime"], "")
 }
 
 /// PostgreSQL's server binaries (`initdb`, `postgres`, found through `pg_config --bindir`), which

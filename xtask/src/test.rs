@@ -27,6 +27,8 @@ pub fn all() -> Result {
     )?;
     // The middlebox tests start Debian's nginx and HAProxy.
     crate::setup::middleboxes()?;
+    // The load-balancer scenario runs instances with skewed clocks under libfaketime.
+    crate::setup::faketime()?;
     cmd("cargo", &["test", "--workspace"])?;
     // The API docs must build without a broken link: an app is written from them.
     status(

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS seq_counter (
 );
 INSERT INTO seq_counter (id, head) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 ALTER TABLE seq_counter ADD COLUMN IF NOT EXISTS changes BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE seq_counter ADD COLUMN IF NOT EXISTS last_ts BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS member_changes (
     id BIGINT PRIMARY KEY,
     origin TEXT NOT NULL,
@@ -285,6 +286,36 @@ impl Backend for Postgres {
         })
     }
 
+    fn history_after(
+        &self,
+        conv: &str,
+        after: Seq,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE conv = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        );
+        self.with_reader(|c| {
+            let rows = self
+                .rt
+                .block_on(c.query(&sql, &[&conv, &clamp_i64(after), &((limit + 1) as i64)]))?;
+            let mut msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
+            let more = msgs.len() > limit;
+            msgs.truncate(limit);
+            Ok((msgs, more))
+        })
+    }
+
+    fn first_at(&self, conv: &str, ts: u64) -> Result<Option<Seq>, StoreError> {
+        self.with_reader(|c| {
+            let row = self.rt.block_on(c.query_opt(
+                "SELECT seq FROM messages WHERE conv = $1 AND ts >= $2 ORDER BY ts, seq LIMIT 1",
+                &[&conv, &clamp_i64(ts)],
+            ))?;
+            Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
+        })
+    }
+
     fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2");
         self.with_reader(|c| {
@@ -456,6 +487,23 @@ impl WriteTx for PgTx<'_> {
             &[],
         ))?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    /// `ts` from the database's clock, not the instance's (whose clock may be off by seconds),
+    /// and never below the previous message's: taken with the number, under the counter row's
+    /// lock, so `ts` is non-decreasing in `seq` order across every instance.
+    fn next_seq_at(&mut self, _local_ms: u64) -> Result<(Seq, u64), StoreError> {
+        self.lock_seq()?;
+        let row = self.rt.block_on(self.t.query_one(
+            "UPDATE seq_counter SET head = head + 1, last_ts = GREATEST(last_ts,
+                 (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)
+             WHERE id = 1 RETURNING head, last_ts",
+            &[],
+        ))?;
+        Ok((
+            row.get::<_, i64>(0).max(0) as u64,
+            row.get::<_, i64>(1).max(0) as u64,
+        ))
     }
 
     fn insert(&mut self, m: &Message) -> Result<(), StoreError> {

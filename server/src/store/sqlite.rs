@@ -204,6 +204,40 @@ impl Backend for Sqlite {
         })
     }
 
+    fn history_after(
+        &self,
+        conv: &str,
+        after: Seq,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, conv, sender, client_id, body, ts FROM messages
+                 WHERE conv = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![conv, clamp_i64(after), (limit + 1) as i64],
+                row_to_message,
+            )?;
+            let mut msgs: Vec<Message> = rows.collect::<rusqlite::Result<_>>()?;
+            let more = msgs.len() > limit;
+            msgs.truncate(limit);
+            Ok((msgs, more))
+        })
+    }
+
+    fn first_at(&self, conv: &str, ts: u64) -> Result<Option<Seq>, StoreError> {
+        self.with_reader(|c| {
+            c.prepare_cached(
+                "SELECT seq FROM messages WHERE conv = ?1 AND ts >= ?2
+                 ORDER BY ts, seq LIMIT 1",
+            )?
+            .query_row(params![conv, clamp_i64(ts)], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|s| s.map(|s| s.max(0) as u64))
+        })
+    }
+
     fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError> {
         self.with_reader(|c| {
             c.prepare_cached(
@@ -299,6 +333,20 @@ impl WriteTx for SqliteTx<'_> {
             .0
             .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages")?
             .query_row([], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// One clock (this process's), kept from running backwards: `ts` is at least the newest
+    /// row's, so pages by time and by `seq` agree even across a clock step.
+    fn next_seq_at(&mut self, local_ms: u64) -> Result<(Seq, u64), StoreError> {
+        let newest = self
+            .0
+            .prepare_cached("SELECT seq, ts FROM messages ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()?;
+        Ok(match newest {
+            Some((seq, ts)) => (seq.max(0) as u64 + 1, local_ms.max(ts.max(0) as u64)),
+            None => (1, local_ms),
+        })
     }
 
     fn insert(&mut self, m: &Message) -> Result<(), StoreError> {

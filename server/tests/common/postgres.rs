@@ -106,11 +106,13 @@ fn start() -> Pg {
     );
     let port = free_port();
     // The shell starts PostgreSQL; each line on its stdin restarts it (fast shutdown, start);
-    // when stdin closes (this process exiting) it stops PostgreSQL by PID.
+    // when stdin closes (this process exiting) it stops PostgreSQL by PID and removes the temp
+    // dir (~180 MB: the `Pg` lives in a static, so its `TempDir` is never dropped).
     let script = format!(
         "start() {{ '{postgres}' -D '{data}' -p {port} -k '{sock}' -c listen_addresses=127.0.0.1 \
          -c fsync=off -c max_connections=300 >>'{log}' 2>&1 & pid=$!; }}; start; \
-         while read _; do kill -INT $pid; wait $pid; start; done; kill -INT $pid; wait $pid",
+         while read _; do kill -INT $pid; wait $pid; start; done; kill -INT $pid; wait $pid; \
+         rm -rf '{sock}'",
         postgres = bindir.join("postgres").display(),
         data = data.display(),
         sock = dir.path().display(),
