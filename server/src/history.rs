@@ -45,7 +45,7 @@ async fn page(
 ) -> Result<HistoryPage, ApiError> {
     check_version(&params)?;
     let access = authenticate(&shared, &params, &headers)?;
-    if let Err(wait) = shared.limits.check_history(&access.user) {
+    if let Err(wait) = shared.limits.check_history(&access.user).await {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many history requests; retry later",
