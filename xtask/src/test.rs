@@ -27,6 +27,8 @@ pub fn all() -> Result {
     )?;
     // The middlebox tests start Debian's nginx and HAProxy.
     crate::setup::middleboxes()?;
+    // The cluster-mode tests start Debian's redis-server.
+    crate::setup::redis()?;
     cmd("cargo", &["test", "--workspace"])?;
     // The API docs must build without a broken link: an app is written from them.
     status(
