@@ -126,7 +126,7 @@ impl Cluster {
         tail.set_forward(Arc::clone(&cluster) as Arc<dyn Forward>);
         shared.limits.set_cluster(Arc::clone(&cluster));
         shared.conns.set_cluster(Arc::clone(&cluster));
-        tokio::spawn(publish(Arc::clone(&cluster), rx));
+        tokio::spawn(publish(Arc::downgrade(&cluster), rx));
         tokio::spawn(bus::read(
             Arc::clone(&cluster),
             Arc::downgrade(shared),
@@ -201,11 +201,15 @@ impl Forward for Cluster {
     }
 }
 
-/// Writes queued events to Redis in pipelined batches, in order.
-async fn publish(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<Out>) {
+/// Writes queued events to Redis in pipelined batches, in order; ends when the cluster (and so
+/// the queue's sender) is dropped.
+async fn publish(cluster: std::sync::Weak<Cluster>, mut rx: mpsc::Receiver<Out>) {
     let mut batch = Vec::with_capacity(OUTBOUND_BATCH);
-    let users = key(&["users", &cluster.id]);
     while rx.recv_many(&mut batch, OUTBOUND_BATCH).await > 0 {
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        let users = key(&["users", &cluster.id]);
         let mut pipe = redis::pipe();
         for out in batch.drain(..) {
             match out {

@@ -350,27 +350,32 @@ async fn presence_and_typing_cross_instances() {
     )
     .await;
 
-    // bob also on A, then gone from B: still online (A has him), no offline frame.
+    // bob also on A, then gone from B: still online (A has him), no offline frame. bea's typing
+    // on B, sent after B has closed bob's stream there, is queued to the bus after B's "bob left
+    // here" event: alice must see it with no offline frame for bob before it.
     let bob_on_a = ws_open(&a, &format!("token={bob}")).await;
+    let bea = token(&b, "bea");
+    join(&b, &bea, "room").await;
+    let mut bea_on_b = ws_open(&b, &format!("token={bea}")).await;
+    expect_frame(&mut alice_ws, "bea online", presence_of("bea", true)).await;
     drop(bob_on_b);
-    wait_until("B to count bob's stream on A", || {
-        !b.is_online("nobody") && b.is_online("bob")
-    })
-    .await;
-    // Typing from alice is a marker: everything before it has been delivered.
+    wait_until("B to close bob's stream", || b.open_streams() == 1).await;
     ws_send(
-        &mut alice_ws,
+        &mut bea_on_b,
         &ClientFrame::Typing {
             conv: "room".into(),
         },
     )
     .await;
-    let mut bob_on_a = bob_on_a;
-    expect_frame(&mut bob_on_a, "alice typing", |f| {
-        matches!(f, ServerFrame::Typing { .. })
+    let marker = expect_frame(&mut alice_ws, "bea typing", |f| {
+        presence_of("bob", false)(f)
+            || matches!(f, ServerFrame::Typing { user, .. } if user == "bea")
     })
     .await;
-    tokio::time::sleep(HEARTBEAT).await; // let a wrong offline event arrive, if any
+    assert!(
+        matches!(marker, ServerFrame::Typing { .. }),
+        "bob announced offline while A still has him"
+    );
     assert!(
         a.is_online("bob") && b.is_online("bob"),
         "online while either instance has him"

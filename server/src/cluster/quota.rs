@@ -10,7 +10,13 @@
 //! Redis does not answer (see [`crate::limits`], [`crate::conns`]).
 
 use super::{key, Cluster};
+use redis::Script;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+/// The scripts, hashed once (`EVALSHA`; loaded again by the client after a Redis restart).
+static TAKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE));
+static OPEN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(OPEN));
 
 /// KEYS[1] the bucket; ARGV: tokens per second, burst. Returns 0 (taken) or the wait in µs.
 const TAKE: &str = r"
@@ -64,9 +70,8 @@ impl Cluster {
         user: &str,
         (per_sec, burst): (u32, u32),
     ) -> Result<Option<Duration>, redis::RedisError> {
-        let script = redis::Script::new(TAKE);
         let mut conn = self.conn();
-        let mut call = script.key(key(&["rate", kind, user]));
+        let mut call = TAKE_SCRIPT.key(key(&["rate", kind, user]));
         call.arg(per_sec.max(1)).arg(burst.max(1));
         let wait_us: u64 = match call.invoke_async(&mut conn).await {
             Ok(w) => w,
@@ -81,9 +86,8 @@ impl Cluster {
     /// Counts one more stream of `user` if the cluster-wide count is under `cap`: `Ok(false)`
     /// refused, `Err` Redis did not answer in time.
     pub async fn open_stream(&self, user: &str, cap: usize) -> Result<bool, redis::RedisError> {
-        let script = redis::Script::new(OPEN);
         let mut conn = self.conn();
-        let mut call = script.key(streams_key(user));
+        let mut call = OPEN_SCRIPT.key(streams_key(user));
         call.arg(&self.id).arg(cap);
         match call.invoke_async::<i64>(&mut conn).await {
             Ok(n) => Ok(n >= 0),
