@@ -1,9 +1,9 @@
-//! Cluster mode on real engines: two or three `lifeline-server` instances sharing one PostgreSQL
+//! Cluster mode on real engines: two `lifeline-server` instances sharing one PostgreSQL
 //! (started from `initdb` by the common helpers) and one `redis-server` that each test starts
 //! itself (free loopback port, append-only file in a temp dir, stopped by PID).
 //!
-//! Covered: presence and typing across instances; a `kill -9`ed instance's users offline within
-//! twice the heartbeat; the send rate limit and the per-user stream cap shared across instances;
+//! Covered: the Redis URL never shown, and refused without PostgreSQL; presence and typing across
+//! instances; a `kill -9`ed instance's users offline within twice the heartbeat; the send rate limit and the per-user stream cap shared across instances;
 //! Redis restarted mid-stream and Redis unreachable from one instance for 20 s (a TCP proxy cut
 //! between that instance and Redis), each over thousands of messages checked for loss,
 //! duplication and reordering.
@@ -628,4 +628,37 @@ async fn redis_unreachable_from_one_instance_for_20s_loses_nothing() {
         proxy.heal();
     };
     traffic_through(a, b, 1_500, Duration::from_millis(300), fault).await;
+}
+
+// ---------------------------------------------------------------- configuration
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_url_is_never_shown_and_needs_postgres() {
+    let secret_url = "redis://:hunter2-redis-password@127.0.0.1:1/0";
+    let alone = ServerConfig {
+        redis: Some(Secret(secret_url.into())),
+        ..ServerConfig::for_tests()
+    };
+    assert!(
+        !format!("{alone:?}").contains("hunter2"),
+        "Debug shows the URL"
+    );
+    match start(alone).await {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("--postgres"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        Ok(_) => panic!("--redis without --postgres was accepted"),
+    }
+    let pg = new_database().await;
+    let bad = config(&pg, "rediss-typo://:hunter2-redis-password@127.0.0.1:1/0");
+    match start(bad).await {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("Redis URL"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        Ok(_) => panic!("a malformed Redis URL was accepted"),
+    }
 }
