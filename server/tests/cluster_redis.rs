@@ -425,6 +425,44 @@ async fn killed_instance_users_go_offline_within_two_heartbeats() {
     a.shutdown().await;
 }
 
+// ---------------------------------------------------------------- the bus
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_joins_cross_instances_through_the_bus_not_polling() {
+    let redis = Redis::start();
+    let pg = new_database().await;
+    // PostgreSQL polled once a minute: anything that arrives sooner came over the bus.
+    let slow_poll = |pg: &str| ServerConfig {
+        tail_poll_ms: 60_000,
+        ..config(pg, &redis.url())
+    };
+    let a = start(slow_poll(&pg)).await.expect("A");
+    let b = start(slow_poll(&pg)).await.expect("B");
+    let (alice, reader) = (token(&a, "alice"), token(&a, "reader"));
+    join(&a, &alice, "room").await;
+    let mut on_b = ws_open(&b, &format!("token={reader}")).await;
+    // The reader joins through A; B learns of it from the bus (a membership-change wake-up).
+    join(&a, &reader, "room").await;
+    let began = Instant::now();
+    let mut sent = Vec::new();
+    for i in 0..50 {
+        sent.push(send_one(&a, &alice, &format!("m{i}"), "room", &format!("hello {i}")).await);
+    }
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        if let ServerFrame::Msg(m) = ws_next_durable(&mut on_b).await {
+            got.push(m.seq);
+        }
+    }
+    println!(
+        "50 messages sent on A reached a stream on B in {:?} (PostgreSQL polled every 60 s)",
+        began.elapsed()
+    );
+    assert_eq!(got, sent);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 // ---------------------------------------------------------------- shared limits
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
