@@ -115,7 +115,7 @@ pub struct ServerConfig {
     /// `Debug` (it may hold a password).
     pub redis: Option<Secret>,
     /// PostgreSQL mode: how often this instance reads messages other instances stored, in ms
-    /// (its own are read at once). 100.
+    /// (its own are read at once); with `redis`, only while the bus is unreachable. 100.
     pub tail_poll_ms: u64,
     /// Tests only: how long the writer holds each transaction open before committing (injects
     /// commit delays to check that readers never see a later seq before an earlier one). 0.

@@ -44,7 +44,8 @@ struct Args {
     redis: Option<String>,
 
     /// With --postgres: how often to read messages and membership changes other instances
-    /// stored, in milliseconds (this instance's own are read at once).
+    /// stored, in milliseconds (this instance's own are read at once). With --redis the bus
+    /// brings them and this is the fallback while Redis is unreachable.
     #[arg(long, env = "LIFELINE_TAIL_POLL_MS", default_value_t = 100)]
     tail_poll_ms: u64,
 
