@@ -76,7 +76,7 @@ pub async fn handle(
             forbidden("not allowed to type in this conversation", None, conv)
         }
         ClientFrame::Send { id, conv, body } => {
-            if let Err(wait) = shared.limits.check_send(user, &id) {
+            if let Err(wait) = shared.limits.check_send(user, &id).await {
                 return Handled::Reply(frame_error(
                     ErrorCode::RateLimited,
                     "too many messages; retry later",
@@ -104,7 +104,7 @@ pub async fn handle(
             )
         }
         ClientFrame::Subscribe { conv } => {
-            if let Err(wait) = shared.limits.check_membership(user) {
+            if let Err(wait) = shared.limits.check_membership(user).await {
                 return Handled::Reply(membership_rate_limited(conv, wait));
             }
             let rx = shared
@@ -132,7 +132,7 @@ pub async fn handle(
             )
         }
         ClientFrame::Unsubscribe { conv } => {
-            if let Err(wait) = shared.limits.check_membership(user) {
+            if let Err(wait) = shared.limits.check_membership(user).await {
                 return Handled::Reply(membership_rate_limited(conv, wait));
             }
             let rx = shared

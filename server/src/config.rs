@@ -110,8 +110,12 @@ pub struct ServerConfig {
     /// PostgreSQL connection URL: store there instead of SQLite (`data_dir` is then unused).
     /// Redacted in `Debug` (it may hold a password).
     pub postgres: Option<Secret>,
+    /// Redis URL (cluster mode, with `postgres`): the bus between instances, presence, typing,
+    /// shared rate limits and per-user stream counts (see docs/DEPLOYMENT.md). Redacted in
+    /// `Debug` (it may hold a password).
+    pub redis: Option<Secret>,
     /// PostgreSQL mode: how often this instance reads messages other instances stored, in ms
-    /// (its own are read at once). 100.
+    /// (its own are read at once); with `redis`, only while the bus is unreachable. 100.
     pub tail_poll_ms: u64,
     /// Tests only: how long the writer holds each transaction open before committing (injects
     /// commit delays to check that readers never see a later seq before an earlier one). 0.
@@ -157,6 +161,7 @@ impl Default for ServerConfig {
             typing_interval_ms: 1_000,
             max_memberships_per_user: 1_000,
             postgres: None,
+            redis: None,
             commit_hold_ms: 0,
             tail_poll_ms: 100,
         }
@@ -203,6 +208,13 @@ impl ServerConfig {
     /// The configuration [`crate::start`] runs with: refuses what would be unsafe (see
     /// docs/SECURITY.md) and, in development mode without keys, adds the built-in one.
     pub fn checked(mut self) -> Result<ServerConfig, String> {
+        if self.redis.is_some() && self.postgres.is_none() {
+            return Err(
+                "--redis needs --postgres: Redis carries what crosses instances, which share \
+                 one PostgreSQL database"
+                    .to_string(),
+            );
+        }
         if self.dev && !self.listen.ip().is_loopback() {
             return Err(format!(
                 "development mode only listens on loopback (127.0.0.1 or ::1), not {}; \

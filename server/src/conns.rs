@@ -2,14 +2,19 @@
 //! tracker that shutdown waits on, a count of open streams, and the stream caps (in the whole
 //! server and per user) that decide whether one more stream may open.
 //!
+//! In cluster mode the per-user cap counts the user's streams on every instance (see
+//! [`crate::cluster::quota`]); when Redis does not answer in time, this instance's own count
+//! decides (fail open to the local cap, logged once per outage).
+//!
 //! What a transport does when a signal fires (send `going_away`, close, abort) is decided in the
 //! transport itself.
 
+use crate::cluster::Cluster;
 use crate::errors::ApiError;
 use lifeline_core::protocol::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,6 +34,8 @@ pub struct Conns {
     max_streams: usize,
     max_per_user: usize,
     slow_consumers: AtomicUsize,
+    /// Cluster mode: the shared per-user stream counts.
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Default for Conns {
@@ -47,11 +54,16 @@ pub struct ConnGuard {
     open: Arc<AtomicUsize>,
     /// The user counted in `per_user`, if any.
     user: Option<(PerUser, String)>,
+    /// Cluster mode: the stream is counted in the shared per-user count too.
+    shared: Option<Arc<Cluster>>,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::SeqCst);
+        if let (Some(cluster), Some((_, user))) = (self.shared.take(), &self.user) {
+            cluster.stream_closed(user);
+        }
         if let Some((per_user, user)) = self.user.take() {
             let mut map = per_user.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = map.get_mut(&user) {
@@ -76,6 +88,43 @@ impl Conns {
             max_streams,
             max_per_user,
             slow_consumers: AtomicUsize::new(0),
+            cluster: OnceLock::new(),
+        }
+    }
+
+    /// Counts per-user streams across the cluster from now on.
+    pub fn set_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Open streams per user on this instance.
+    pub fn per_user_counts(&self) -> Vec<(String, usize)> {
+        let map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(u, n)| (u.clone(), *n)).collect()
+    }
+
+    /// [`Conns::try_open`], and in cluster mode the per-user cap counted over every instance
+    /// (this instance's count alone when Redis does not answer).
+    pub async fn try_open_shared(&self, user: &str) -> Result<ConnGuard, ApiError> {
+        let mut guard = self.try_open(user)?;
+        let Some(cluster) = self.cluster.get() else {
+            return Ok(guard);
+        };
+        // Closing decrements the shared count even when this open was not counted (Redis
+        // down): the count never goes below zero, and the registration rewritten after an
+        // outage sets it right.
+        guard.shared = Some(Arc::clone(cluster));
+        match cluster.open_stream(user, self.max_per_user).await {
+            Ok(false) => {
+                // Not counted: closing must not decrement.
+                guard.shared = None;
+                Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many open streams for this user; close one or retry later",
+                )
+                .retry_after(CAP_RETRY_MS))
+            }
+            Ok(true) | Err(_) => Ok(guard),
         }
     }
 
@@ -121,6 +170,7 @@ impl Conns {
         self.open.fetch_add(1, Ordering::SeqCst);
         ConnGuard {
             user: None,
+            shared: None,
             shutdown: self.shutdown.clone(),
             dropped: self
                 .drop_all

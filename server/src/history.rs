@@ -95,7 +95,7 @@ fn range(params: &Params) -> Result<Range, ApiError> {
 async fn page(shared: AppState, params: Params, headers: HeaderMap) -> Result<Answer, ApiError> {
     check_version(&params)?;
     let access = authenticate(&shared, &params, &headers)?;
-    if let Err(wait) = shared.limits.check_history(&access.user) {
+    if let Err(wait) = shared.limits.check_history(&access.user).await {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many history requests; retry later",

@@ -4,10 +4,14 @@
 //!
 //! Each stream filters the channel for its own user (see [`crate::feed`]). Nothing here is stored;
 //! storage and sequence numbers belong to [`crate::store`] and [`crate::writer`].
+//!
+//! In cluster mode a [`Relay`] forwards this instance's presence changes and typing to the other
+//! instances, and [`Hub::remote_presence`] and friends take theirs: a user is online while any
+//! instance has a stream of theirs.
 
 use lifeline_core::protocol::{Message, ServerFrame};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
 /// One event of the live fan-out.
@@ -28,10 +32,22 @@ pub enum Live {
     Direct { to: String, frame: ServerFrame },
 }
 
+/// Where this instance's presence changes and typing go for the other instances (cluster mode).
+/// Calls must not block: they run in the drop of a stream's guard.
+pub trait Relay: Send + Sync {
+    /// `user`'s first stream on this instance opened (`true`) or its last one closed.
+    fn presence(&self, user: &str, online: bool);
+    /// A member is typing in `conv`.
+    fn typing(&self, conv: &str, user: &str);
+}
+
 /// The broadcast channel and who is online.
 pub struct Hub {
     tx: broadcast::Sender<Arc<Live>>,
     online: Mutex<HashMap<String, usize>>,
+    /// Users online on other instances, with the ids of those instances.
+    remote: Mutex<HashMap<String, HashSet<String>>>,
+    relay: OnceLock<Arc<dyn Relay>>,
 }
 
 impl Hub {
@@ -41,7 +57,92 @@ impl Hub {
         Hub {
             tx,
             online: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
+            relay: OnceLock::new(),
         }
+    }
+
+    /// Forwards presence changes and typing to the other instances from now on.
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// A member is typing in `conv`: this instance's streams and the other instances'.
+    pub fn typing(&self, conv: String, user: String) {
+        if let Some(relay) = self.relay.get() {
+            relay.typing(&conv, &user);
+        }
+        self.publish(Live::Typing { conv, user });
+    }
+
+    fn online_here(&self, user: &str) -> bool {
+        self.online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .is_some_and(|n| *n > 0)
+    }
+
+    fn online_elsewhere(&self, user: &str) -> bool {
+        self.remote
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(user)
+    }
+
+    /// The users with a stream on this instance (what a cluster registration lists).
+    pub fn local_users(&self) -> Vec<String> {
+        let online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        online.keys().cloned().collect()
+    }
+
+    /// Instance `instance` reports `user` online there or not; announces the change here when
+    /// it changes whether `user` is online anywhere.
+    pub fn remote_presence(&self, instance: &str, user: &str, online: bool) {
+        let here = self.online_here(user);
+        let changed = {
+            let mut remote = self.remote.lock().unwrap_or_else(|p| p.into_inner());
+            if online {
+                let set = remote.entry(user.to_string()).or_default();
+                set.insert(instance.to_string()) && set.len() == 1
+            } else {
+                let emptied = remote
+                    .get_mut(user)
+                    .is_some_and(|set| set.remove(instance) && set.is_empty());
+                if emptied {
+                    remote.remove(user);
+                }
+                emptied
+            }
+        };
+        if changed && !here {
+            self.announce(user, online);
+        }
+    }
+
+    /// Instance `instance` has exactly `users` online (its registration, read after a sync or
+    /// an outage): applies the difference.
+    pub fn remote_replace(&self, instance: &str, users: &HashSet<String>) {
+        let gone: Vec<String> = {
+            let remote = self.remote.lock().unwrap_or_else(|p| p.into_inner());
+            remote
+                .iter()
+                .filter(|(u, set)| set.contains(instance) && !users.contains(*u))
+                .map(|(u, _)| u.clone())
+                .collect()
+        };
+        for user in gone {
+            self.remote_presence(instance, &user, false);
+        }
+        for user in users {
+            self.remote_presence(instance, user, true);
+        }
+    }
+
+    /// The other instances this hub holds users of.
+    pub fn remote_instances(&self) -> HashSet<String> {
+        let remote = self.remote.lock().unwrap_or_else(|p| p.into_inner());
+        remote.values().flatten().cloned().collect()
     }
 
     /// A receiver for every event published from now on.
@@ -54,13 +155,9 @@ impl Hub {
         let _ = self.tx.send(Arc::new(live));
     }
 
-    /// Whether `user` has at least one live stream.
+    /// Whether `user` has at least one live stream, here or (cluster mode) on another instance.
     pub fn is_online(&self, user: &str) -> bool {
-        self.online
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(user)
-            .is_some_and(|n| *n > 0)
+        self.online_here(user) || self.online_elsewhere(user)
     }
 
     /// Marks one more live stream of `user`; the user is online until every guard is dropped.
@@ -72,7 +169,12 @@ impl Hub {
             *n == 1
         };
         if first {
-            self.announce(user, true);
+            if let Some(relay) = self.relay.get() {
+                relay.presence(user, true);
+            }
+            if !self.online_elsewhere(user) {
+                self.announce(user, true);
+            }
         }
         PresenceGuard {
             hub: Arc::clone(self),
@@ -123,7 +225,12 @@ impl Drop for PresenceGuard {
             }
         };
         if last {
-            self.hub.announce(&self.user, false);
+            if let Some(relay) = self.hub.relay.get() {
+                relay.presence(&self.user, false);
+            }
+            if !self.hub.online_elsewhere(&self.user) {
+                self.hub.announce(&self.user, false);
+            }
         }
     }
 }

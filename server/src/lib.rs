@@ -6,6 +6,7 @@
 
 mod access;
 mod admin;
+mod cluster;
 mod commands;
 pub mod config;
 mod conns;

@@ -6,15 +6,21 @@
 //! of the refusal cannot be stored ahead of it, and a client retransmitting in order keeps its
 //! order.
 //!
+//! In cluster mode the send, membership and history buckets live in Redis, shared by every
+//! instance (see [`crate::cluster::quota`]); when Redis does not answer in time the instance's own
+//! bucket decides (fail open to local limits, logged once per outage). Typing coalescing and the
+//! penalty rule stay per instance.
+//!
 //! Size limits are enforced where input is read (see [`crate::request`] and the transports).
 
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The per-user limiters.
@@ -28,6 +34,28 @@ pub struct Limits {
     /// Keyed by `user NUL conv`; `None` when typing is not coalesced.
     typing: Option<DefaultKeyedRateLimiter<String>>,
     other_checks: AtomicU64,
+    /// `(per second, burst)` of the send, membership and history buckets.
+    rates: [(u32, u32); 3],
+    /// Cluster mode: the shared buckets.
+    cluster: OnceLock<Arc<Cluster>>,
+}
+
+/// Which bucket.
+#[derive(Clone, Copy)]
+enum Kind {
+    Send = 0,
+    Membership = 1,
+    History = 2,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Send => "send",
+            Kind::Membership => "membership",
+            Kind::History => "history",
+        }
+    }
 }
 
 /// A user's refused send, which every other send of theirs must wait for.
@@ -66,6 +94,34 @@ impl Limits {
             history: bucket(u32::MAX, u32::MAX),
             typing: None,
             other_checks: AtomicU64::new(0),
+            rates: [(per_sec, burst), (u32::MAX, u32::MAX), (u32::MAX, u32::MAX)],
+            cluster: OnceLock::new(),
+        }
+    }
+
+    /// Takes tokens from the cluster's shared buckets from now on.
+    pub fn set_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Takes one token of `kind` for `user`: from the shared bucket in cluster mode, from
+    /// `local` otherwise or when Redis does not answer.
+    async fn take_shared(
+        &self,
+        kind: Kind,
+        user: &str,
+        local: impl FnOnce() -> Result<(), Duration>,
+    ) -> Result<(), Duration> {
+        let Some(cluster) = self.cluster.get() else {
+            return local();
+        };
+        match cluster
+            .take(kind.name(), user, self.rates[kind as usize])
+            .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait.max(Duration::from_millis(1))),
+            Err(_) => local(),
         }
     }
 
@@ -76,6 +132,11 @@ impl Limits {
             membership: bucket(config.membership_rate_per_sec, config.membership_rate_burst),
             history: bucket(config.history_rate_per_sec, config.history_rate_burst),
             typing: Quota::with_period(typing).map(RateLimiter::keyed),
+            rates: [
+                (config.rate_per_sec, config.rate_burst),
+                (config.membership_rate_per_sec, config.membership_rate_burst),
+                (config.history_rate_per_sec, config.history_rate_burst),
+            ],
             ..Limits::new(config.rate_per_sec, config.rate_burst)
         }
     }
@@ -100,13 +161,19 @@ impl Limits {
     }
 
     /// Takes one `subscribe` or `unsubscribe` from `user`'s bucket; `Err(wait)`: refused.
-    pub fn check_membership(&self, user: &str) -> Result<(), Duration> {
-        self.take(&self.membership, user.to_string())
+    pub async fn check_membership(&self, user: &str) -> Result<(), Duration> {
+        self.take_shared(Kind::Membership, user, || {
+            self.take(&self.membership, user.to_string())
+        })
+        .await
     }
 
     /// Takes one history request from `user`'s bucket; `Err(wait)`: refused.
-    pub fn check_history(&self, user: &str) -> Result<(), Duration> {
-        self.take(&self.history, user.to_string())
+    pub async fn check_history(&self, user: &str) -> Result<(), Duration> {
+        self.take_shared(Kind::History, user, || {
+            self.take(&self.history, user.to_string())
+        })
+        .await
     }
 
     /// Whether a `typing` of `user` in `conv` is delivered (`false`: coalesced with a recent one).
@@ -119,11 +186,44 @@ impl Limits {
 
     /// Takes one send (client id `id`) from `user`'s bucket. `Err(wait)` means refused; retry
     /// after `wait`.
-    pub fn check_send(&self, user: &str, id: &str) -> Result<(), Duration> {
+    pub async fn check_send(&self, user: &str, id: &str) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             // Forget the buckets of users who have been idle long enough to be full again.
             self.limiter.retain_recent();
         }
+        self.waits_for_refused(user, id)?;
+        let taken = self
+            .take_shared(Kind::Send, user, || {
+                self.limiter
+                    .check_key(&user.to_string())
+                    .map_err(|not_until| {
+                        not_until
+                            .wait_time_from(self.clock.now())
+                            .max(Duration::from_millis(1))
+                    })
+            })
+            .await;
+        if let Err(wait) = taken {
+            let now = Instant::now();
+            let mut penalty = self.penalty.lock().unwrap_or_else(|p| p.into_inner());
+            penalty.insert(
+                user.to_string(),
+                Penalty {
+                    blocked_on: id.to_string(),
+                    until: now + wait,
+                    gives_up_at: now + wait + BLOCK_GRACE,
+                },
+            );
+            if penalty.len() > 10_000 {
+                penalty.retain(|_, p| p.gives_up_at > now);
+            }
+        }
+        taken
+    }
+
+    /// The penalty rule: `Err(wait)` while another send of `user` refused earlier has not come
+    /// back; lifts the block when the refused send (`id`) is back or the block has expired.
+    fn waits_for_refused(&self, user: &str, id: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let mut penalty = self.penalty.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = penalty.get(user) {
@@ -143,26 +243,7 @@ impl Limits {
                 penalty.remove(user);
             }
         }
-        match self.limiter.check_key(&user.to_string()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until
-                    .wait_time_from(self.clock.now())
-                    .max(Duration::from_millis(1));
-                penalty.insert(
-                    user.to_string(),
-                    Penalty {
-                        blocked_on: id.to_string(),
-                        until: now + wait,
-                        gives_up_at: now + wait + BLOCK_GRACE,
-                    },
-                );
-                if penalty.len() > 10_000 {
-                    penalty.retain(|_, p| p.gives_up_at > now);
-                }
-                Err(wait)
-            }
-        }
+        Ok(())
     }
 }
 
@@ -175,19 +256,19 @@ pub fn ceil_ms(d: Duration) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn refusal_holds_until_retry_after() {
+    #[tokio::test]
+    async fn refusal_holds_until_retry_after() {
         let l = Limits::new(1, 2);
-        assert!(l.check_send("a", "1").is_ok());
-        assert!(l.check_send("a", "2").is_ok());
-        let wait = l.check_send("a", "3").unwrap_err();
+        assert!(l.check_send("a", "1").await.is_ok());
+        assert!(l.check_send("a", "2").await.is_ok());
+        let wait = l.check_send("a", "3").await.unwrap_err();
         assert!(wait <= Duration::from_secs(1));
-        assert!(l.check_send("a", "3").is_err());
-        assert!(l.check_send("b", "1").is_ok());
+        assert!(l.check_send("a", "3").await.is_err());
+        assert!(l.check_send("b", "1").await.is_ok());
     }
 
-    #[test]
-    fn membership_history_and_typing_are_limited_per_user() {
+    #[tokio::test]
+    async fn membership_history_and_typing_are_limited_per_user() {
         let config = ServerConfig {
             membership_rate_per_sec: 1,
             membership_rate_burst: 3,
@@ -198,13 +279,13 @@ mod tests {
         };
         let l = Limits::from_config(&config);
         for _ in 0..3 {
-            assert!(l.check_membership("a").is_ok());
+            assert!(l.check_membership("a").await.is_ok());
         }
-        assert!(l.check_membership("a").is_err());
-        assert!(l.check_membership("b").is_ok());
-        assert!(l.check_history("a").is_ok());
-        assert!(l.check_history("a").is_ok());
-        assert!(l.check_history("a").is_err());
+        assert!(l.check_membership("a").await.is_err());
+        assert!(l.check_membership("b").await.is_ok());
+        assert!(l.check_history("a").await.is_ok());
+        assert!(l.check_history("a").await.is_ok());
+        assert!(l.check_history("a").await.is_err());
         assert!(l.allow_typing("a", "x"));
         assert!(!l.allow_typing("a", "x"));
         assert!(l.allow_typing("a", "y"));
@@ -217,16 +298,16 @@ mod tests {
         assert!(uncoalesced.allow_typing("a", "x"));
     }
 
-    #[test]
-    fn other_sends_wait_for_the_refused_one_to_come_back() {
+    #[tokio::test]
+    async fn other_sends_wait_for_the_refused_one_to_come_back() {
         let l = Limits::new(1000, 1);
-        assert!(l.check_send("a", "1").is_ok());
-        assert!(l.check_send("a", "2").is_err());
+        assert!(l.check_send("a", "1").await.is_ok());
+        assert!(l.check_send("a", "2").await.is_err());
         std::thread::sleep(Duration::from_millis(5));
         // The bucket has refilled, but "3" was sent after "2" and must not overtake it.
-        assert!(l.check_send("a", "3").is_err());
-        assert!(l.check_send("a", "2").is_ok());
+        assert!(l.check_send("a", "3").await.is_err());
+        assert!(l.check_send("a", "2").await.is_ok());
         std::thread::sleep(Duration::from_millis(2));
-        assert!(l.check_send("a", "3").is_ok());
+        assert!(l.check_send("a", "3").await.is_ok());
     }
 }

@@ -37,8 +37,15 @@ struct Args {
     #[arg(long, env = "LIFELINE_POSTGRES", hide_env_values = true)]
     postgres: Option<String>,
 
+    /// With --postgres: Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]) of the cluster bus, which
+    /// carries messages, presence, typing, rate limits and per-user stream counts between
+    /// instances (see docs/DEPLOYMENT.md). Without it instances share only PostgreSQL.
+    #[arg(long, env = "LIFELINE_REDIS_URL", hide_env_values = true)]
+    redis: Option<String>,
+
     /// With --postgres: how often to read messages and membership changes other instances
-    /// stored, in milliseconds (this instance's own are read at once).
+    /// stored, in milliseconds (this instance's own are read at once). With --redis the bus
+    /// brings them and this is the fallback while Redis is unreachable.
     #[arg(long, env = "LIFELINE_TAIL_POLL_MS", default_value_t = 100)]
     tail_poll_ms: u64,
 
@@ -211,6 +218,7 @@ async fn main() {
         dev: args.dev,
         admin_secret: args.admin_secret.map(Secret),
         postgres: args.postgres.map(Secret),
+        redis: args.redis.map(Secret),
         tail_poll_ms: args.tail_poll_ms,
         cors_origins: args.cors_origin,
         dev_tokens: args.dev_tokens,

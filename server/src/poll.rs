@@ -110,7 +110,7 @@ async fn poll(
 ) -> Response {
     let user = access.user.clone();
     let expires_at = access.expires_at();
-    let guard = match shared.conns.try_open(&user) {
+    let guard = match shared.conns.try_open_shared(&user).await {
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };

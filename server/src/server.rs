@@ -5,6 +5,7 @@
 //! Request handling lives in the transport modules; this module only assembles them.
 
 use crate::admin;
+use crate::cluster::Cluster;
 use crate::config::{ServerConfig, DEV_KID};
 use crate::conns::Conns;
 use crate::faults::{FaultState, FaultUpdate, Faults};
@@ -197,7 +198,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let members = Arc::new(Members::from_pairs(member_pairs));
     let grants = Arc::new(Members::from_pairs(grant_pairs));
     let hub = Arc::new(Hub::new(config.live_buffer));
-    let tail = config.postgres.is_some().then(|| {
+    let tail: Option<Arc<Tail>> = config.postgres.is_some().then(|| {
         tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
         Tail::spawn(
             &store,
@@ -212,7 +213,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         Arc::clone(&members),
         Arc::clone(&grants),
         Arc::clone(&hub),
-        tail,
+        tail.clone(),
         Duration::from_millis(config.commit_hold_ms),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -230,6 +231,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         hub,
         faults: Faults::default(),
     });
+    if let (Some(url), Some(tail)) = (&shared.config.redis, &tail) {
+        Cluster::start(&url.0, &shared, tail).map_err(|e| StartError::Config(e.0))?;
+    }
     let app = router(Arc::clone(&shared));
     let limits = ListenerLimits {
         max_connections: shared.config.max_connections,

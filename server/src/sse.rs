@@ -97,7 +97,7 @@ pub async fn handler(
         });
         return stream_response(rx);
     }
-    let guard = match shared.conns.try_open(&access.user) {
+    let guard = match shared.conns.try_open_shared(&access.user).await {
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };

@@ -340,12 +340,18 @@ fn commit_group(
     match result {
         Ok(()) => {
             store.set_head(last_seq);
+            let mut stored = Vec::new();
+            let mut changed = false;
             for effect in effects {
+                changed |= matches!(
+                    effect,
+                    Effect::Join(..) | Effect::Leave(..) | Effect::Grant(..) | Effect::Revoke(..)
+                );
                 match effect {
                     // With shared storage the tail publishes every instance's messages in seq
                     // order; publishing ours here could overtake another instance's.
                     Effect::Msg(m) => match tail {
-                        Some(tail) => tail.wake(),
+                        Some(_) => stored.push(m),
                         None => hub.publish(Live::Msg(m)),
                     },
                     Effect::Join(u, c) => members.join(&u, &c),
@@ -366,8 +372,11 @@ fn commit_group(
                             to: u,
                         });
                     }
-                    Effect::Typing(user, conv) => hub.publish(Live::Typing { conv, user }),
+                    Effect::Typing(user, conv) => hub.typing(conv, user),
                 }
+            }
+            if let Some(tail) = tail {
+                tail.committed(stored, changed);
             }
             for ((_, reply), answer) in batch.into_iter().zip(answers) {
                 let _ = reply.send(answer);

@@ -75,7 +75,7 @@ pub async fn handler(
     // Retry-After. (Bad credentials are told after the upgrade: browsers cannot read the body
     // of a refused upgrade.)
     let guard = match &pre {
-        Ok((access, _)) if !blackhole => match shared.conns.try_open(&access.user) {
+        Ok((access, _)) if !blackhole => match shared.conns.try_open_shared(&access.user).await {
             Ok(g) => g,
             Err(e) => return e.into_response(),
         },

@@ -39,6 +39,8 @@ async fn help_explains_the_flags() {
         "--rate-burst",
         "--max-body-bytes",
         "--demo-dir",
+        "--redis",
+        "LIFELINE_REDIS_URL",
     ] {
         assert!(text.contains(needle), "--help mentions {needle}");
     }

@@ -13,6 +13,7 @@ pub fn all() -> Result {
     middleboxes()?;
     faketime()?;
     postgres()?;
+    redis()?;
     npm_packages()?;
     Ok(())
 }
@@ -121,6 +122,16 @@ pub fn postgres() -> Result {
         &["postgresql-15", "libpq-dev"],
         " (libpq-dev: pg_config)",
     )
+}
+
+/// Redis's server binary (`redis-server`), which the cluster-mode tests start in temp dirs on
+/// free loopback ports (server/tests/cluster_redis.rs). Debian's package also enables a system
+/// service on port 6379; the tests never use it.
+pub fn redis() -> Result {
+    if have("redis-server") {
+        return Ok(());
+    }
+    apt_install("Redis's server", &["redis-server"], "")
 }
 
 /// `apt-get install` of Debian `packages` that provide `what`, without a question (CI has no

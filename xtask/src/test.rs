@@ -29,6 +29,8 @@ pub fn all() -> Result {
     crate::setup::middleboxes()?;
     // The load-balancer scenario runs instances with skewed clocks under libfaketime.
     crate::setup::faketime()?;
+    // The cluster-mode tests start Debian's redis-server.
+    crate::setup::redis()?;
     cmd("cargo", &["test", "--workspace"])?;
     // The API docs must build without a broken link: an app is written from them.
     status(
