@@ -148,6 +148,116 @@ pub fn parse(text: &str) -> Result<Value<'_>, JsonError> {
     Ok(v)
 }
 
+/// One member value as a [`Reader`] hands it out: the scalars a frame's fields hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Unsigned(u64),
+    String(Cow<'a, str>),
+}
+
+/// A pull reader over one flat JSON object, member by member, with no value tree: each name and
+/// each value is read straight from the text (strings borrowed unless escaped). It takes only what
+/// a frame's fields are: a value that is an object, an array or a number other than an unsigned
+/// integer is [`Pull::Other`], and the caller decides what to do with it (the protocol falls back
+/// to [`parse`]). What it accepts is JSON; repeated names are the caller's to detect, since it
+/// knows the names it keeps.
+pub struct Reader<'a> {
+    p: Parser<'a>,
+    first: bool,
+}
+
+/// Why a [`Reader`] stopped: the text is not JSON, or a value is not one it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pull {
+    NotJson(JsonError),
+    Other,
+}
+
+impl From<JsonError> for Pull {
+    fn from(e: JsonError) -> Self {
+        Pull::NotJson(e)
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading `text`, which must hold one object (whitespace around it allowed).
+    pub fn object(text: &'a str) -> Result<Self, Pull> {
+        let mut p = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        };
+        p.skip_ws();
+        if p.peek() != Some(b'{') {
+            return Err(Pull::Other);
+        }
+        p.pos += 1;
+        Ok(Reader { p, first: true })
+    }
+
+    /// The next member's name, positioned before its value; `None` after the closing brace,
+    /// once the rest of the text is checked to be whitespace only.
+    pub fn next_name(&mut self) -> Result<Option<Cow<'a, str>>, Pull> {
+        let p = &mut self.p;
+        p.skip_ws();
+        match p.peek() {
+            Some(b'}') => {
+                p.pos += 1;
+                p.skip_ws();
+                if p.pos != p.bytes.len() {
+                    return Err(p.err("trailing characters").into());
+                }
+                return Ok(None);
+            }
+            Some(b',') if !self.first => {
+                p.pos += 1;
+                p.skip_ws();
+            }
+            _ if self.first => {}
+            _ => return Err(p.err("expected ',' or '}'").into()),
+        }
+        self.first = false;
+        if p.peek() != Some(b'"') {
+            return Err(p.err("expected a member name").into());
+        }
+        let name = p.string()?;
+        p.skip_ws();
+        if p.peek() != Some(b':') {
+            return Err(p.err("expected ':'").into());
+        }
+        p.pos += 1;
+        p.skip_ws();
+        Ok(Some(name))
+    }
+
+    /// The current member's value.
+    pub fn value(&mut self) -> Result<Scalar<'a>, Pull> {
+        let p = &mut self.p;
+        Ok(match p.peek() {
+            Some(b'"') => Scalar::String(p.string()?),
+            Some(b'0'..=b'9') => match p.number()? {
+                Value::Number(Number::Unsigned(n)) => Scalar::Unsigned(n),
+                _ => return Err(Pull::Other),
+            },
+            Some(b't') => {
+                p.expect_word(b"true", Value::Null)?;
+                Scalar::Bool(true)
+            }
+            Some(b'f') => {
+                p.expect_word(b"false", Value::Null)?;
+                Scalar::Bool(false)
+            }
+            Some(b'n') => {
+                p.expect_word(b"null", Value::Null)?;
+                Scalar::Null
+            }
+            _ => return Err(Pull::Other),
+        })
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],

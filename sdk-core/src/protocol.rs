@@ -381,7 +381,21 @@ pub fn decode_client_batch(text: &str) -> Result<Batch<ClientFrame>, FrameError>
 }
 
 /// Decodes one server frame (what a client does with every WebSocket message and SSE event).
+///
+/// Natively, the frames a server writes are read member by member straight into their fields
+/// (`frame_reader.rs`); anything else, and every error, goes through the general reader.
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
+    check_size(text)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(frame) = crate::frame_reader::server_frame(text) {
+        return Ok(frame);
+    }
+    read(text)
+}
+
+/// [`decode_server_frame`] through the general reader only: what the fast path is checked against.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) fn decode_by_tree(text: &str) -> Result<ServerFrame, FrameError> {
     parse(text)
 }
 
