@@ -396,12 +396,7 @@ impl<'a> Parser<'a> {
         let mut out: Option<String> = None;
         loop {
             let start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos += plain_run(self.bytes.get(start..).unwrap_or_default());
             // The run starts and stops at ASCII bytes, so both ends are character boundaries.
             let run = self.text.get(start..self.pos).unwrap_or_default();
             match self.peek() {
@@ -525,12 +520,47 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// How many bytes at the start of `bytes` a string holds as they are: up to the first `"`, `\\` or
+/// control character (or the end). Eight bytes at a time: in each 8-byte word, a byte is flagged
+/// when it equals `"` or `\\` (zero after an XOR) or is below 0x20, by the borrow of a byte-wise
+/// subtraction. A borrow only runs upwards from a flagged byte, so the lowest flag is exact.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let v = u64::from_le_bytes(*word);
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (v.wrapping_sub(ONES * 0x20) & !v);
+        let flags = flags & HIGHS;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// Appends `s` as a JSON string, quoted and escaped the way serde_json does it.
 pub fn write_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    loop {
+        let i = start + plain_run(bytes.get(start..).unwrap_or_default());
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         let escape: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -539,8 +569,7 @@ pub fn write_str(out: &mut String, s: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
         // `get` rather than indexing: both ends sit next to ASCII bytes, so it never fails, and the
         // bundle is spared the panic path of string slicing (and the `Debug` formatting it pulls in).
@@ -743,6 +772,29 @@ mod tests {
             Value::String(Cow::Borrowed("plain"))
         ));
         assert_eq!(members[1].1, Value::String(Cow::Owned("esc\n".into())));
+    }
+
+    #[test]
+    fn a_plain_run_stops_at_the_first_byte_a_string_cannot_hold_as_it_is() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(bytes.len())
+        };
+        for stop in 0..=255u8 {
+            for at in 0..20 {
+                for len in at..24 {
+                    // Neighbours that are near misses of every test: 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x80, 0xff.
+                    let mut bytes: Vec<u8> = (0..len)
+                        .map(|i| [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x80, 0xff][i % 7])
+                        .collect();
+                    bytes.insert(at, stop);
+                    bytes.extend_from_slice(b"\"\\\x01");
+                    assert_eq!(plain_run(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -187,20 +187,27 @@ impl Outbox {
     #[cfg(test)]
     pub fn due_for(&mut self, link: u64, now: Instant, limit: usize) -> Vec<Pending> {
         let mut taken = 0;
-        self.due_while(link, now, |_| {
-            taken += 1;
-            taken <= limit
-        })
+        self.due_while(
+            link,
+            now,
+            |_| {
+                taken += 1;
+                taken <= limit
+            },
+            Pending::clone,
+        )
     }
 
     /// Like [`Outbox::due_for`], taking due messages while `accept` says they fit (a batch's
-    /// frame and byte limits); stops at the first one it refuses, so that order is kept.
-    pub fn due_while(
+    /// frame and byte limits); stops at the first one it refuses, so that order is kept. `take`
+    /// reads what the caller needs from each (its encoded frame, its id) without copying it whole.
+    pub fn due_while<T>(
         &mut self,
         link: u64,
         now: Instant,
         mut accept: impl FnMut(&Pending) -> bool,
-    ) -> Vec<Pending> {
+        mut take: impl FnMut(&Pending) -> T,
+    ) -> Vec<T> {
         if self.prefix_link != Some(link) {
             self.prefix_link = Some(link);
             self.sent_prefix = 0;
@@ -219,7 +226,7 @@ impl Outbox {
                     None => {}
                 }
                 e.sent_on = Some(link);
-                due.push(e.clone());
+                due.push(take(e));
             }
             // Every entry walked past is now sent on `link`: the known-sent prefix grows.
             self.sent_prefix += 1;

@@ -447,10 +447,7 @@ impl ToJson for ClientFrame {
         let mut o = ObjectWriter::new(out);
         match self {
             ClientFrame::Send { id, conv, body } => {
-                o.str("type", "send")
-                    .str("id", id)
-                    .str("conv", conv)
-                    .str("body", body);
+                write_send_members(&mut o, id, conv, body);
             }
             ClientFrame::Subscribe { conv } => {
                 o.str("type", "subscribe").str("conv", conv);
@@ -467,6 +464,24 @@ impl ToJson for ClientFrame {
         }
         o.finish();
     }
+}
+
+fn write_send_members(o: &mut ObjectWriter<'_>, id: &str, conv: &str, body: &str) {
+    o.str("type", "send")
+        .str("id", id)
+        .str("conv", conv)
+        .str("body", body);
+}
+
+/// Encodes a `send` frame straight from its fields: the text of [`ClientFrame::Send`] without
+/// building one (no copies of the fields), in one allocation unless a field needs escapes.
+pub fn encode_send(id: &str, conv: &str, body: &str) -> String {
+    // `{"type":"send","id":"","conv":"","body":""}` is 44 bytes.
+    let mut out = String::with_capacity(44 + id.len() + conv.len() + body.len());
+    let mut o = ObjectWriter::new(&mut out);
+    write_send_members(&mut o, id, conv, body);
+    o.finish();
+    out
 }
 
 fn write_message_members(o: &mut ObjectWriter<'_>, m: &Message) {

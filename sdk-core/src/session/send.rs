@@ -45,18 +45,15 @@ impl Session {
         match link.kind {
             TransportKind::WebSocket => {
                 let socket = link.socket.expect("a WebSocket link has a socket");
-                let mut frames: Vec<ClientFrame> = std::mem::take(&mut self.pending_ops);
-                frames.extend(
-                    self.outbox
-                        .due_while(id, now, |_| true)
-                        .iter()
-                        .map(Pending::frame),
+                let ops = std::mem::take(&mut self.pending_ops);
+                let due = self.outbox.due_while(
+                    id,
+                    now,
+                    |_| true,
+                    |p| protocol::encode_send(&p.id.0, &p.conv, &p.body),
                 );
-                for frame in frames {
-                    self.actions.push_back(Action::SendText {
-                        socket,
-                        text: protocol::encode(&frame),
-                    });
+                for text in ops.iter().map(protocol::encode).chain(due) {
+                    self.actions.push_back(Action::SendText { socket, text });
                 }
             }
             TransportKind::Sse | TransportKind::LongPoll => {
@@ -70,7 +67,9 @@ impl Session {
                     .take_while(|op| body.push(op))
                     .count();
                 let ops: Vec<ClientFrame> = self.pending_ops.drain(..taken).collect();
-                let due = self.outbox.due_while(id, now, |p| body.push(&p.frame()));
+                let due =
+                    self.outbox
+                        .due_while(id, now, |p| body.push(&p.frame()), |p| p.id.clone());
                 if body.frames() == 0 {
                     return;
                 }
@@ -81,7 +80,7 @@ impl Session {
                 let link = self.link_mut(id).expect("the link was found above");
                 link.send = Some(SendRequest {
                     request,
-                    ids: due.into_iter().map(|p| p.id).collect(),
+                    ids: due,
                     ops,
                     bytes: body.len(),
                     deadline,
