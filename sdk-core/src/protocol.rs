@@ -475,12 +475,25 @@ fn write_send_members(o: &mut ObjectWriter<'_>, id: &str, conv: &str, body: &str
 
 /// Encodes a `send` frame straight from its fields: the text of [`ClientFrame::Send`] without
 /// building one (no copies of the fields), in one allocation unless a field needs escapes.
+///
+/// The browser build encodes a [`ClientFrame::Send`] built from copies instead: the one frame
+/// encoder it has anyway is smaller than a second one.
 pub fn encode_send(id: &str, conv: &str, body: &str) -> String {
-    // `{"type":"send","id":"","conv":"","body":""}` is 44 bytes.
-    let mut out = String::with_capacity(44 + id.len() + conv.len() + body.len());
-    let mut o = ObjectWriter::new(&mut out);
-    write_send_members(&mut o, id, conv, body);
-    o.finish();
+    #[cfg(target_arch = "wasm32")]
+    let out = encode(&ClientFrame::Send {
+        id: id.into(),
+        conv: conv.into(),
+        body: body.into(),
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let out = {
+        // `{"type":"send","id":"","conv":"","body":""}` is 44 bytes.
+        let mut out = String::with_capacity(44 + id.len() + conv.len() + body.len());
+        let mut o = ObjectWriter::new(&mut out);
+        write_send_members(&mut o, id, conv, body);
+        o.finish();
+        out
+    };
     out
 }
 
