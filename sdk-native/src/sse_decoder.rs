@@ -6,6 +6,8 @@
 //! several lines), `retry`, and comments (ignored, like `id` and `event`). Decoding only; the
 //! request and the reports are `sse.rs`'s.
 
+use std::borrow::Cow;
+
 /// The largest event accepted: the protocol's 64 KiB frame limit with room for the field names.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024 + 1024;
 
@@ -35,6 +37,30 @@ pub(crate) struct Decoder {
     after_cr: bool,
 }
 
+/// Where the first line ends in `bytes` (its first `\n` or `\r`), eight bytes at a time: in each
+/// 8-byte word, the bytes equal to `\n` or `\r` become zero after an XOR and are flagged by the
+/// borrow of a byte-wise subtraction; a borrow only runs upwards from a zero byte, so the lowest
+/// flag is exact.
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let v = u64::from_le_bytes(*word);
+        let lf = v ^ (ONES * u64::from(b'\n'));
+        let cr = v ^ (ONES * u64::from(b'\r'));
+        let flags = ((lf.wrapping_sub(ONES) & !lf) | (cr.wrapping_sub(ONES) & !cr)) & HIGHS;
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map(|i| at + i)
+}
+
 impl Decoder {
     /// Decodes `chunk`, appending what it completes to `out`. A line is found with one scan for
     /// its end and handed on from the chunk itself; only a line split across chunks is copied.
@@ -46,7 +72,7 @@ impl Decoder {
                 rest = after_first;
                 continue;
             }
-            let end = rest.iter().position(|&b| b == b'\n' || b == b'\r');
+            let end = line_end(rest);
             let text = &rest[..end.unwrap_or(rest.len())];
             if self.line.len() + self.data.len() + text.len() > MAX_EVENT_BYTES {
                 return Err(TooLarge);
@@ -91,7 +117,11 @@ impl Decoder {
         match field {
             b"data" => {
                 self.has_data = true;
-                let value = String::from_utf8_lossy(value);
+                // Checked as UTF-8 first (quick on valid text); replaced only when it is not.
+                let value = match std::str::from_utf8(value) {
+                    Ok(value) => Cow::Borrowed(value),
+                    Err(_) => String::from_utf8_lossy(value),
+                };
                 // Room for the `\n` too: one allocation for a one-line event.
                 self.data.reserve(value.len() + 1);
                 self.data.push_str(&value);
@@ -170,6 +200,21 @@ mod tests {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_ends_at_the_first_line_feed_or_carriage_return() {
+        for stop in 0..=255u8 {
+            for at in 0..20 {
+                let mut bytes: Vec<u8> = (0..24)
+                    .map(|i| [0x09, 0x0b, 0x0c, 0x0e, 0x8a, 0x8d, 0xff][i % 7])
+                    .collect();
+                bytes.insert(at, stop);
+                let naive = bytes.iter().position(|&b| b == b'\n' || b == b'\r');
+                assert_eq!(line_end(&bytes), naive, "{bytes:?}");
+                assert_eq!(line_end(&bytes[..at]), None);
             }
         }
     }
