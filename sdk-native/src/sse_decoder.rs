@@ -37,28 +37,9 @@ pub(crate) struct Decoder {
     after_cr: bool,
 }
 
-/// Where the first line ends in `bytes` (its first `\n` or `\r`), eight bytes at a time: in each
-/// 8-byte word, the bytes equal to `\n` or `\r` become zero after an XOR and are flagged by the
-/// borrow of a byte-wise subtraction; a borrow only runs upwards from a zero byte, so the lowest
-/// flag is exact.
+/// Where the first line ends in `bytes`: its first `\n` or `\r`.
 fn line_end(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-        let v = u64::from_le_bytes(*word);
-        let lf = v ^ (ONES * u64::from(b'\n'));
-        let cr = v ^ (ONES * u64::from(b'\r'));
-        let flags = ((lf.wrapping_sub(ONES) & !lf) | (cr.wrapping_sub(ONES) & !cr)) & HIGHS;
-        if flags != 0 {
-            return Some(at + (flags.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    bytes[at..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map(|i| at + i)
+    memchr::memchr2(b'\n', b'\r', bytes)
 }
 
 impl Decoder {

@@ -12,6 +12,7 @@ pub fn all() -> Result {
     apt_packages()?;
     middleboxes()?;
     postgres()?;
+    valgrind()?;
     npm_packages()?;
     Ok(())
 }
@@ -93,6 +94,14 @@ pub fn middleboxes() -> Result {
         return Ok(());
     }
     apt_install("nginx or HAProxy", &["nginx-light", "haproxy"], "")
+}
+
+/// valgrind, whose callgrind counts the instructions per message of `cargo xtask bench msgcost`.
+pub fn valgrind() -> Result {
+    if have("valgrind") {
+        return Ok(());
+    }
+    apt_install("valgrind", &["valgrind"], "")
 }
 
 /// PostgreSQL's server binaries (`initdb`, `postgres`, found through `pg_config --bindir`), which

@@ -21,7 +21,8 @@
 //!   Raw: serde_json encode, frame written, the ack and the echo read and decoded.
 //! - `sse-receive`: one incoming `msg` event on an event stream, from 4 KiB chunks. SDK: the
 //!   native driver's SSE decoder (the same source file, `sdk-native/src/sse_decoder.rs`) and
-//!   `Session::handle_input`. Raw: lines split out of the chunks, `data: ` stripped, serde_json.
+//!   `Session::handle_input`. Raw: lines split out of the chunks with memchr, `data: ` stripped,
+//!   serde_json from the bytes.
 //! - `decode-msg-frame`: one `msg` frame's text decoded, `protocol::decode_server_frame` vs
 //!   serde_json (owned strings).
 //!
@@ -396,14 +397,15 @@ fn sdk_sse_receive(bytes: &[u8], n: u64) -> u64 {
     spent
 }
 
-/// A plain event-stream reader: lines split out of the chunks, each `data: ` line decoded.
+/// A plain event-stream reader: lines split out of the chunks (memchr), each `data: ` line
+/// decoded straight from the chunk.
 fn raw_sse_receive(bytes: &[u8], n: u64) -> u64 {
     let mut line: Vec<u8> = Vec::new();
     let mut decoded = 0;
     let started = cpu_ns();
     for chunk in bytes.chunks(SSE_CHUNK) {
         let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let whole: &[u8] = if line.is_empty() {
                 &rest[..end]
             } else {
