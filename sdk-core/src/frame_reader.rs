@@ -8,8 +8,8 @@
 //! and [`crate::protocol::decode_server_frame`] reads the text with the general reader, which
 //! decides and words every error. So the two paths cannot disagree on what a text means: when
 //! this one answers, it is with the frame the general reader builds (the
-//! unit tests below check that on random and mutated frames, and every recorded trace and
-//! simulation runs through it).
+//! unit tests below check that on random and mutated frames, the `decode_frames` fuzz target on
+//! any text, and every recorded trace and simulation runs through it).
 //!
 //! Native only: the browser build keeps the one general reader, for size.
 
@@ -354,7 +354,11 @@ mod tests {
             total += 1;
             if let Some(frame) = server_frame(&text) {
                 fast += 1;
-                assert_eq!(protocol::decode_by_tree(&text), Ok(frame), "{text}");
+                assert_eq!(
+                    protocol::decode_server_frame_generally(&text),
+                    Ok(frame),
+                    "{text}"
+                );
             }
         }
         // Both kinds of text were drawn: the comparison covered fast answers and fallbacks.

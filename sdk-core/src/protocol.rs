@@ -393,9 +393,11 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
     read(text)
 }
 
-/// [`decode_server_frame`] through the general reader only: what the fast path is checked against.
-#[cfg(all(test, not(target_arch = "wasm32")))]
-pub(crate) fn decode_by_tree(text: &str) -> Result<ServerFrame, FrameError> {
+/// [`decode_server_frame`] through the general reader only, never the native fast path: what the
+/// fast path is checked against (its unit tests and the `decode_frames` fuzz target).
+#[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
+pub fn decode_server_frame_generally(text: &str) -> Result<ServerFrame, FrameError> {
     parse(text)
 }
 
