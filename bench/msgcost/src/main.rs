@@ -7,6 +7,7 @@
 //! Two measures, each printed as `case  sdk  raw  ratio`:
 //! - `lifeline-msgcost` (or `cpu`): thread CPU time (CLOCK_THREAD_CPUTIME_ID) per message, the best
 //!   of several interleaved rounds; run it pinned (`cargo xtask bench msgcost` uses `taskset -c 1`).
+//!   Then the allocations per message (a counting global allocator), from two runs' difference.
 //! - `lifeline-msgcost callgrind`: instructions per message, counted by valgrind's callgrind
 //!   (they do not drift with the machine's load). Each side of each case runs in its own process
 //!   under callgrind twice, with [`CALLGRIND_SHORT`] and [`CALLGRIND_LONG`] messages; the
@@ -32,8 +33,10 @@
 use lifeline_core::protocol::{self, Message, ServerFrame};
 use lifeline_core::{Action, Config, Event, Input, MsgId, Session, SocketId, TransportKind};
 use serde::{Deserialize, Serialize};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Cursor, Read, Write};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 use tungstenite::Message as WsMessage;
 
@@ -42,6 +45,38 @@ use tungstenite::Message as WsMessage;
 #[path = "../../../sdk-native/src/sse_decoder.rs"]
 #[allow(dead_code)]
 mod sse_decoder;
+
+/// The system allocator, counting allocations (and reallocations) for the allocations-per-message
+/// figure. A plain load and store, no atomic read-modify-write: the benchmark runs on one thread,
+/// and the count costs both sides the same two instructions per allocation.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+fn count_one() {
+    ALLOCATIONS.store(ALLOCATIONS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+// SAFETY: every call is passed on to `System` unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// Messages per round of the CPU-time measure.
 const MESSAGES: u64 = 50_000;
@@ -490,6 +525,25 @@ fn cpu_time() {
             per(best_sdk),
             per(best_raw),
             best_sdk as f64 / best_raw as f64
+        );
+    }
+    println!(
+        "allocations and reallocations per message (runs of {CALLGRIND_LONG} minus {CALLGRIND_SHORT} messages)"
+    );
+    for case in CASES {
+        let per = |side| {
+            let count = |n| {
+                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                inputs.run(case, side, n);
+                ALLOCATIONS.load(Ordering::Relaxed) - before
+            };
+            let (long, short) = (count(CALLGRIND_LONG), count(CALLGRIND_SHORT));
+            long.saturating_sub(short) as f64 / (CALLGRIND_LONG - CALLGRIND_SHORT) as f64
+        };
+        println!(
+            "{case:<20} sdk {:>8.1}     raw {:>8.1}",
+            per("sdk"),
+            per("raw")
         );
     }
 }

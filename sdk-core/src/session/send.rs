@@ -45,16 +45,20 @@ impl Session {
         match link.kind {
             TransportKind::WebSocket => {
                 let socket = link.socket.expect("a WebSocket link has a socket");
-                let ops = std::mem::take(&mut self.pending_ops);
-                let due = self.outbox.due_while(
+                for op in std::mem::take(&mut self.pending_ops) {
+                    let text = protocol::encode(&op);
+                    self.actions.push_back(Action::SendText { socket, text });
+                }
+                let actions = &mut self.actions;
+                self.outbox.due_while(
                     id,
                     now,
                     |_| true,
-                    |p| protocol::encode_send(&p.id.0, &p.conv, &p.body),
+                    |p| {
+                        let text = protocol::encode_send(&p.id.0, &p.conv, &p.body);
+                        actions.push_back(Action::SendText { socket, text });
+                    },
                 );
-                for text in ops.iter().map(protocol::encode).chain(due) {
-                    self.actions.push_back(Action::SendText { socket, text });
-                }
             }
             TransportKind::Sse | TransportKind::LongPoll => {
                 if link.send.is_some() || link.send_retry_at.is_some() {
@@ -67,9 +71,13 @@ impl Session {
                     .take_while(|op| body.push(op))
                     .count();
                 let ops: Vec<ClientFrame> = self.pending_ops.drain(..taken).collect();
-                let due =
-                    self.outbox
-                        .due_while(id, now, |p| body.push(&p.frame()), |p| p.id.clone());
+                let mut due = Vec::new();
+                self.outbox.due_while(
+                    id,
+                    now,
+                    |p| body.push(&p.frame()),
+                    |p| due.push(p.id.clone()),
+                );
                 if body.frames() == 0 {
                     return;
                 }
