@@ -42,6 +42,8 @@ pub mod config;
 pub(crate) mod credentials;
 pub mod endpoints;
 pub mod event;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod frame_reader;
 pub mod io;
 pub mod json;
 pub(crate) mod keepalive;

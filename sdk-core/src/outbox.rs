@@ -186,26 +186,34 @@ impl Outbox {
     /// is kept. (The session takes them with [`Outbox::due_while`]; this is its tests' shorthand.)
     #[cfg(test)]
     pub fn due_for(&mut self, link: u64, now: Instant, limit: usize) -> Vec<Pending> {
-        let mut taken = 0;
-        self.due_while(link, now, |_| {
-            taken += 1;
-            taken <= limit
-        })
+        let (mut taken, mut due) = (0, Vec::new());
+        self.due_while(
+            link,
+            now,
+            |_| {
+                taken += 1;
+                taken <= limit
+            },
+            |p| due.push(p.clone()),
+        );
+        due
     }
 
     /// Like [`Outbox::due_for`], taking due messages while `accept` says they fit (a batch's
-    /// frame and byte limits); stops at the first one it refuses, so that order is kept.
+    /// frame and byte limits); stops at the first one it refuses, so that order is kept. Each due
+    /// message is handed to `take`, which keeps what it needs (its encoded frame, its id) without
+    /// copying the message whole.
     pub fn due_while(
         &mut self,
         link: u64,
         now: Instant,
         mut accept: impl FnMut(&Pending) -> bool,
-    ) -> Vec<Pending> {
+        mut take: impl FnMut(&Pending),
+    ) {
         if self.prefix_link != Some(link) {
             self.prefix_link = Some(link);
             self.sent_prefix = 0;
         }
-        let mut due = Vec::new();
         let start = self.sent_prefix.min(self.entries.len());
         for e in self.entries.iter_mut().skip(start) {
             if e.sent_on != Some(link) {
@@ -219,12 +227,11 @@ impl Outbox {
                     None => {}
                 }
                 e.sent_on = Some(link);
-                due.push(e.clone());
+                take(e);
             }
             // Every entry walked past is now sent on `link`: the known-sent prefix grows.
             self.sent_prefix += 1;
         }
-        due
     }
 }
 

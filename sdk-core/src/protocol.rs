@@ -381,7 +381,23 @@ pub fn decode_client_batch(text: &str) -> Result<Batch<ClientFrame>, FrameError>
 }
 
 /// Decodes one server frame (what a client does with every WebSocket message and SSE event).
+///
+/// Natively, the frames a server writes are read member by member straight into their fields
+/// (`frame_reader.rs`); anything else, and every error, goes through the general reader.
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame, FrameError> {
+    check_size(text)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(frame) = crate::frame_reader::server_frame(text) {
+        return Ok(frame);
+    }
+    read(text)
+}
+
+/// [`decode_server_frame`] through the general reader only, never the native fast path: what the
+/// fast path is checked against (its unit tests and the `decode_frames` fuzz target).
+#[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
+pub fn decode_server_frame_generally(text: &str) -> Result<ServerFrame, FrameError> {
     parse(text)
 }
 
@@ -433,10 +449,7 @@ impl ToJson for ClientFrame {
         let mut o = ObjectWriter::new(out);
         match self {
             ClientFrame::Send { id, conv, body } => {
-                o.str("type", "send")
-                    .str("id", id)
-                    .str("conv", conv)
-                    .str("body", body);
+                write_send_members(&mut o, id, conv, body);
             }
             ClientFrame::Subscribe { conv } => {
                 o.str("type", "subscribe").str("conv", conv);
@@ -453,6 +466,37 @@ impl ToJson for ClientFrame {
         }
         o.finish();
     }
+}
+
+fn write_send_members(o: &mut ObjectWriter<'_>, id: &str, conv: &str, body: &str) {
+    o.str("type", "send")
+        .str("id", id)
+        .str("conv", conv)
+        .str("body", body);
+}
+
+/// Encodes a `send` frame straight from its fields: the text of [`ClientFrame::Send`] without
+/// building one (no copies of the fields), in one allocation unless a field needs escapes.
+///
+/// The browser build encodes a [`ClientFrame::Send`] built from copies instead: the one frame
+/// encoder it has anyway is smaller than a second one.
+pub fn encode_send(id: &str, conv: &str, body: &str) -> String {
+    #[cfg(target_arch = "wasm32")]
+    let out = encode(&ClientFrame::Send {
+        id: id.into(),
+        conv: conv.into(),
+        body: body.into(),
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let out = {
+        // `{"type":"send","id":"","conv":"","body":""}` is 44 bytes.
+        let mut out = String::with_capacity(44 + id.len() + conv.len() + body.len());
+        let mut o = ObjectWriter::new(&mut out);
+        write_send_members(&mut o, id, conv, body);
+        o.finish();
+        out
+    };
+    out
 }
 
 fn write_message_members(o: &mut ObjectWriter<'_>, m: &Message) {

@@ -8,7 +8,8 @@
 //! `cargo xtask test`.
 //!
 //! `cargo xtask bench msgcost` runs the per-message cost benchmark instead (bench/msgcost: the
-//! client's CPU time per message, SDK next to raw tungstenite + serde_json, frames from memory).
+//! client's CPU time, then its instructions counted by callgrind, per message, SDK next to raw
+//! tungstenite + serde_json, frames from memory).
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
@@ -83,10 +84,20 @@ fn msgcost() -> Result {
                 .into(),
         );
     }
-    let pinned = ["-c", "1", bin.as_str()];
-    status(
-        Command::new("taskset").args(pinned).current_dir(root()),
-        "taskset",
-        &pinned,
-    )
+    if !have("valgrind") {
+        return Err(
+            "valgrind is missing (its callgrind counts the instructions per message); install it: \
+                    `apt-get install valgrind` (or `cargo xtask setup`)"
+                .into(),
+        );
+    }
+    for measure in ["cpu", "callgrind"] {
+        let pinned = ["-c", "1", bin.as_str(), measure];
+        status(
+            Command::new("taskset").args(pinned).current_dir(root()),
+            "taskset",
+            &pinned,
+        )?;
+    }
+    Ok(())
 }

@@ -17,7 +17,8 @@ usage: cargo xtask <command>
 
 commands:
   setup          install what the project needs on a fresh machine (wasm32 target, wasm-bindgen-cli
-                 at the version in Cargo.lock, Chromium, nginx and HAProxy, npm packages)
+                 at the version in Cargo.lock, Chromium, nginx and HAProxy, PostgreSQL, valgrind,
+                 npm packages)
   test           run every test: fmt, clippy, the workspace tests, sdk-core on wasm32, the npm
                  package build and the browser tests
   demo           build the browser package and start the server with the demo at http://127.0.0.1:8787/
@@ -25,7 +26,8 @@ commands:
   bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
                  or only the first-message timing; `bench browser`: the browser benchmark
                  (Chromium, @lifeline/client vs a raw browser WebSocket, tests/browser/bench.mjs)
-  bench msgcost  the client's CPU time per message, SDK vs raw tungstenite + serde_json
+  bench msgcost  the client's CPU time and instructions (callgrind) per message, SDK vs raw
+                 tungstenite + serde_json
   fuzz [SECS] [TARGET]  run a fuzz target for SECS seconds (default 60; needs nightly + cargo-fuzz):
                  decode_frames (default) or json_differential (our JSON reader vs serde_json)
 ";

@@ -14,6 +14,7 @@ pub fn all() -> Result {
     faketime()?;
     postgres()?;
     redis()?;
+    valgrind()?;
     npm_packages()?;
     Ok(())
 }
@@ -105,6 +106,14 @@ pub fn faketime() -> Result {
         return Ok(());
     }
     apt_install("libfaketime", &["faketime"], "")
+}
+
+/// valgrind, whose callgrind counts the instructions per message of `cargo xtask bench msgcost`.
+pub fn valgrind() -> Result {
+    if have("valgrind") {
+        return Ok(());
+    }
+    apt_install("valgrind", &["valgrind"], "")
 }
 
 /// PostgreSQL's server binaries (`initdb`, `postgres`, found through `pg_config --bindir`), which

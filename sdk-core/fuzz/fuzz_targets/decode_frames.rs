@@ -1,5 +1,6 @@
 //! Fuzz target: arbitrary bytes as every kind of frame or body the SDK and the server decode, and
-//! as stream input to a live session. Any panic is a bug: bad input must become a typed error.
+//! as stream input to a live session. Any panic is a bug: bad input must become a typed error. A
+//! server frame decodes the same through the native fast path and the general reader.
 
 #![no_main]
 
@@ -12,7 +13,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = protocol::decode_server_frame(text);
+    // Natively a server frame may take the fast path (frame_reader.rs): it must read every text
+    // as the general reader does, to the error.
+    assert_eq!(
+        protocol::decode_server_frame(text),
+        protocol::decode_server_frame_generally(text),
+        "{text:?}"
+    );
     let _ = protocol::decode_client_frame(text);
     let _ = protocol::decode_client_batch(text);
     let _ = protocol::decode_server_batch(text);

@@ -45,19 +45,20 @@ impl Session {
         match link.kind {
             TransportKind::WebSocket => {
                 let socket = link.socket.expect("a WebSocket link has a socket");
-                let mut frames: Vec<ClientFrame> = std::mem::take(&mut self.pending_ops);
-                frames.extend(
-                    self.outbox
-                        .due_while(id, now, |_| true)
-                        .iter()
-                        .map(Pending::frame),
-                );
-                for frame in frames {
-                    self.actions.push_back(Action::SendText {
-                        socket,
-                        text: protocol::encode(&frame),
-                    });
+                for op in std::mem::take(&mut self.pending_ops) {
+                    let text = protocol::encode(&op);
+                    self.actions.push_back(Action::SendText { socket, text });
                 }
+                let actions = &mut self.actions;
+                self.outbox.due_while(
+                    id,
+                    now,
+                    |_| true,
+                    |p| {
+                        let text = protocol::encode_send(&p.id.0, &p.conv, &p.body);
+                        actions.push_back(Action::SendText { socket, text });
+                    },
+                );
             }
             TransportKind::Sse | TransportKind::LongPoll => {
                 if link.send.is_some() || link.send_retry_at.is_some() {
@@ -70,7 +71,13 @@ impl Session {
                     .take_while(|op| body.push(op))
                     .count();
                 let ops: Vec<ClientFrame> = self.pending_ops.drain(..taken).collect();
-                let due = self.outbox.due_while(id, now, |p| body.push(&p.frame()));
+                let mut due = Vec::new();
+                self.outbox.due_while(
+                    id,
+                    now,
+                    |p| body.push(&p.frame()),
+                    |p| due.push(p.id.clone()),
+                );
                 if body.frames() == 0 {
                     return;
                 }
@@ -81,7 +88,7 @@ impl Session {
                 let link = self.link_mut(id).expect("the link was found above");
                 link.send = Some(SendRequest {
                     request,
-                    ids: due.into_iter().map(|p| p.id).collect(),
+                    ids: due,
                     ops,
                     bytes: body.len(),
                     deadline,
