@@ -184,6 +184,12 @@ impl ClientBuilder {
         self.edit(|c| c.race_after = delay)
     }
 
+    /// On a first visit (no remembered rung, nothing has worked yet), the next rung starts racing
+    /// the first after this long instead of [`race_after`](Self::race_after). Default 50 ms.
+    pub fn first_visit_race_after(self, delay: Duration) -> Self {
+        self.edit(|c| c.first_visit_race_after = delay)
+    }
+
     /// After a freeze or a late timer, a silent transport gets this long to prove it is alive.
     /// Default 3 s.
     pub fn verify_grace(self, grace: Duration) -> Self {

@@ -41,6 +41,8 @@ export interface ClientOptions {
   firstFrameTimeoutMs?: number;
   /** Start the next transport in parallel when the first is this slow. Default 3000. */
   raceAfterMs?: number;
+  /** On a first visit (no remembered transport), start the next transport in parallel after this long instead. Default 50. */
+  firstVisitRaceAfterMs?: number;
   /** Ping a quiet WebSocket after this long. Default 7000. */
   pingIntervalMs?: number;
   /** A transport silent this long is dead. Default 15000. */

@@ -49,7 +49,7 @@ const NUMERIC = [
   'seed', 'connectTimeoutMs', 'firstFrameTimeoutMs', 'raceAfterMs', 'pingIntervalMs',
   'livenessTimeoutMs', 'pollWaitMs', 'sendTimeoutMs', 'stableAfterMs', 'stepDownAfter',
   'maxAttempts', 'backoff.baseMs', 'backoff.capMs', 'backoff.floorMs', 'probeBackoff.baseMs',
-  'probeBackoff.capMs', 'probeBackoff.floorMs',
+  'probeBackoff.capMs', 'probeBackoff.floorMs', 'firstVisitRaceAfterMs',
 ];
 
 // Every option `new Client` reads (dotted: nested). Any other name is a typo the app must hear

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// The numeric options, in the order the wrapper passes them (`NaN` for "absent"). The wrapper's
 /// list (`NUMERIC` in js/lifeline.js) must be the same; a test checks it. Numbers travel as one
 /// `Float64Array` rather than as JSON, so that no JSON parser for options is linked in the `.wasm`.
-pub const NUMERIC: [&str; 17] = [
+pub const NUMERIC: [&str; 18] = [
     "seed",
     "connectTimeoutMs",
     "firstFrameTimeoutMs",
@@ -28,6 +28,7 @@ pub const NUMERIC: [&str; 17] = [
     "probeBackoff.baseMs",
     "probeBackoff.capMs",
     "probeBackoff.floorMs",
+    "firstVisitRaceAfterMs",
 ];
 
 /// Why [`Options::to_config`] refused the options. A value rather than a text: the `.wasm`, whose
@@ -129,6 +130,9 @@ impl Options {
         config.max_attempts = self.number(10).map(|n| n as u32);
         self.backoff(11, &mut config.backoff);
         self.backoff(14, &mut config.probe_backoff);
+        if let Some(v) = self.millis(17) {
+            config.first_visit_race_after = v;
+        }
         Ok(config)
     }
 
@@ -252,6 +256,7 @@ mod tests {
             ),
             (ms(16), ms(17), ms(18))
         );
+        assert_eq!(c.first_visit_race_after, ms(19));
     }
 
     #[test]

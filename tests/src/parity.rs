@@ -129,6 +129,7 @@ fn client(url: &str, options: &Value) -> lifeline::ClientBuilder {
         .connect_timeout(ms(options, "connect_timeout_ms"))
         .first_frame_timeout(ms(options, "first_frame_timeout_ms"))
         .race_after(ms(options, "race_after_ms"))
+        .first_visit_race_after(ms(options, "first_visit_race_after_ms"))
         .ping_interval(ms(options, "ping_interval_ms"))
         .liveness_timeout(ms(options, "liveness_timeout_ms"))
         .poll_wait(ms(options, "poll_wait_ms"))
