@@ -29,6 +29,12 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /** Allowed transports, best first. Default: all three. */
   transports?: Transport[];
+  /**
+   * `single` (default): one transport carries everything. `hybrid`: messages on SSE (then long
+   * polling), presence and typing on a WebSocket of their own; while that WebSocket is down,
+   * presence and typing come over the messages transport (the state says `degraded`).
+   */
+  strategy?: 'single' | 'hybrid';
   /** Remember the transport that last worked for this URL in `localStorage`. Default: true. */
   rememberTransport?: boolean;
   /** Connect at once. Default: true; otherwise call `connect()`. */
@@ -133,6 +139,8 @@ export interface ErrorEvent {
 export interface TransportEvent {
   transport: Transport | null;
   links: { transport: Transport; live: boolean }[];
+  /** Under `strategy: 'hybrid'`: the WebSocket of presence and typing, opening or live (absent otherwise). */
+  ephemeral?: { transport: Transport; live: boolean } | null;
 }
 
 /** A measured round trip (WebSocket ping/pong), in ms. */

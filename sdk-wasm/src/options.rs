@@ -4,7 +4,7 @@
 //! Pure data and validation, compiled on every target so that it is tested natively. No browser
 //! API is touched here: the seed and the remembered transport are supplied by the caller.
 
-use lifeline_core::{text, BackoffPolicy, BadEndpoint, Config, TransportKind};
+use lifeline_core::{text, BackoffPolicy, BadEndpoint, Config, Strategy, TransportKind};
 use std::time::Duration;
 
 /// The numeric options, in the order the wrapper passes them (`NaN` for "absent"). The wrapper's
@@ -29,6 +29,10 @@ pub const NUMERIC: [&str; 17] = [
     "probeBackoff.capMs",
     "probeBackoff.floorMs",
 ];
+
+/// After the numeric options, one more number: `1` for `strategy: "hybrid"` (the wrapper checks
+/// the word, so that no strategy names are linked in the `.wasm`).
+pub const HYBRID: usize = NUMERIC.len();
 
 /// Why [`Options::to_config`] refused the options. A value rather than a text: the `.wasm`, whose
 /// wrapper checks the options before they cross, then never links the words (see
@@ -129,6 +133,9 @@ impl Options {
         config.max_attempts = self.number(10).map(|n| n as u32);
         self.backoff(11, &mut config.backoff);
         self.backoff(14, &mut config.probe_backoff);
+        if self.number(HYBRID) == Some(1.0) {
+            config.strategy = Strategy::Hybrid;
+        }
         Ok(config)
     }
 
@@ -178,6 +185,16 @@ mod tests {
         assert_eq!(c.ladder(), TransportKind::ALL.to_vec());
         assert_eq!(c.initial_transport, None);
         assert_eq!(c.max_attempts, None);
+    }
+
+    #[test]
+    fn the_number_after_numeric_chooses_the_hybrid_strategy() {
+        let mut o = options(&[]);
+        assert_eq!(o.to_config(0, None).unwrap().strategy, Strategy::Single);
+        o.numbers.push(1.0);
+        let c = o.to_config(0, None).unwrap();
+        assert_eq!(c.strategy, Strategy::Hybrid);
+        assert_eq!(c.ladder(), [TransportKind::Sse, TransportKind::LongPoll]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use lifeline_core::json::ObjectWriter;
 use lifeline_core::{
-    Cause, Event, HistoryError, Instant, Message, SendError, SendFailure, Session, State,
+    Cause, Event, HistoryError, Instant, Message, SendError, SendFailure, Session, State, Strategy,
     TransportKind,
 };
 
@@ -253,6 +253,15 @@ pub fn transport(session: &Session) -> String {
             }
             out.push(']');
         });
+        if session.config().strategy == Strategy::Hybrid {
+            w.with("ephemeral", |out| match session.ephemeral() {
+                Some((kind, live)) => ObjectWriter::new(out)
+                    .str("transport", kind.as_str())
+                    .bool("live", live)
+                    .finish(),
+                None => out.push_str("null"),
+            });
+        }
     })
 }
 

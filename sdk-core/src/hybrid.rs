@@ -1,0 +1,100 @@
+//! The hybrid strategy (issue 14): messages on one link (SSE, then long polling), presence and
+//! typing on a second one (a WebSocket with `carry=ephemeral`).
+//!
+//! This module owns the second link's state and its rules: when it is retried (its own backoff,
+//! forgotten once it stayed up `stable_after`), and what the messages link must carry meanwhile
+//! (`carry=messages` while the ephemeral WebSocket is live, `carry=all` otherwise, so presence
+//! and typing still arrive). The session's side is `session/hybrid.rs`. No I/O here.
+
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::link::Link;
+use crate::time::Instant;
+use rand::rngs::SmallRng;
+use std::time::Duration;
+
+/// How the session uses the transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// One link at a time carries everything, on the best rung of the ladder (the default).
+    #[default]
+    Single,
+    /// Messages on SSE (then long polling), presence and typing on a WebSocket of their own.
+    Hybrid,
+}
+
+/// What a stream carries (the `carry` query parameter, docs/PROTOCOL.md "Split streams").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Carry {
+    /// Everything (no parameter: the URL of the single strategy).
+    #[default]
+    All,
+    /// Stored messages only.
+    Messages,
+    /// Presence and typing only.
+    Ephemeral,
+}
+
+impl Carry {
+    /// The query suffix that asks for it (empty for `All`).
+    pub fn query(self) -> &'static str {
+        match self {
+            Carry::All => "",
+            Carry::Messages => "&carry=messages",
+            Carry::Ephemeral => "&carry=ephemeral",
+        }
+    }
+}
+
+/// The ephemeral link of a hybrid session and when to try it again.
+#[derive(Debug)]
+pub(crate) struct Ephemeral {
+    /// The WebSocket opening or open, if any.
+    pub link: Option<Link>,
+    backoff: Backoff,
+    /// When the link said `hello`.
+    live_since: Option<Instant>,
+}
+
+impl Ephemeral {
+    pub fn new(policy: BackoffPolicy) -> Self {
+        Ephemeral {
+            link: None,
+            backoff: Backoff::new(policy),
+            live_since: None,
+        }
+    }
+
+    /// Whether the WebSocket is live: then the messages link carries messages only.
+    pub fn is_live(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::is_live)
+    }
+
+    /// What the messages link should carry now.
+    pub fn messages_carry(&self) -> Carry {
+        if self.is_live() {
+            Carry::Messages
+        } else {
+            Carry::All
+        }
+    }
+
+    pub fn went_live(&mut self, now: Instant) {
+        self.live_since = Some(now);
+    }
+
+    /// The link failed (or never opened) at `now`: it is forgotten, and this is how long to wait
+    /// before the next try. A link that stayed up `stable_after` forgets past failures first, so
+    /// a middlebox that cuts it now and then does not drive the backoff up, while one that cuts
+    /// every WebSocket at once keeps the retries spaced out.
+    pub fn failed(&mut self, now: Instant, stable_after: Duration, rng: &mut SmallRng) -> Duration {
+        self.link = None;
+        if self
+            .live_since
+            .take()
+            .is_some_and(|since| now >= since + stable_after)
+        {
+            self.backoff.reset();
+        }
+        self.backoff.next_delay(rng)
+    }
+}

@@ -1,0 +1,145 @@
+//! The session's side of the hybrid strategy ([`crate::hybrid`]): opening the ephemeral
+//! WebSocket, its `hello` and its loss, and keeping the messages link's `carry` in step with it
+//! (reopened from the cursor, so nothing is lost or repeated).
+//!
+//! The ephemeral link is a [`Link`] like the others and shares their code paths: its socket's
+//! reports, its frames (`session/frames.rs`), its deadlines, pings and liveness checks, and its
+//! failures (classified by `on_transport_failure`) are found by `link`/`link_by_socket` like the
+//! messages links'. Only three steps branch here: its `hello` (it never becomes the live link of
+//! the session), its failure (it is retried on its own, the messages link carries everything
+//! meanwhile), and the carry of the messages link.
+
+use super::*;
+use crate::hybrid::Carry;
+
+impl Session {
+    /// Opens the ephemeral WebSocket, unless it is open, waits for its retry, or the session
+    /// cannot use it now (offline, no token yet): then the messages link's next `hello` opens it.
+    pub(super) fn open_ephemeral(&mut self, now: Instant) {
+        let Some(hybrid) = &self.hybrid else {
+            return;
+        };
+        if hybrid.link.is_some()
+            || self.timers.is_set(TimerReason::EphemeralRetry)
+            || self.state.is_final()
+            || !self.online
+            || self.creds.token().is_none()
+        {
+            return;
+        }
+        let link = self.new_link(now, TransportKind::WebSocket, Carry::Ephemeral);
+        if let Some(hybrid) = &mut self.hybrid {
+            hybrid.link = Some(link);
+        }
+    }
+
+    /// The ephemeral link, if `id` is its id.
+    pub(super) fn ephemeral_by_id(&self, id: u64) -> Option<&Link> {
+        self.hybrid
+            .as_ref()
+            .and_then(|h| h.link.as_ref())
+            .filter(|l| l.id == id)
+    }
+
+    /// The ephemeral link's `hello`: it goes live (pings, liveness) beside the messages link,
+    /// which then carries messages only.
+    pub(super) fn ephemeral_hello(&mut self, now: Instant, hello: &Hello) {
+        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
+        let liveness_timeout = self.config.liveness_timeout;
+        let Some(hybrid) = &mut self.hybrid else {
+            return;
+        };
+        let Some(link) = hybrid.link.as_mut().filter(|l| !l.is_live()) else {
+            return;
+        };
+        link.phase = Phase::Live;
+        link.liveness
+            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
+        hybrid.went_live(now);
+        self.ephemeral_changed(now, Cause::Opened);
+    }
+
+    /// The ephemeral WebSocket failed or was lost: presence and typing move to the messages link
+    /// (reopened with `carry=all`) until it is back; it is tried again after its backoff (at
+    /// least the server's `Retry-After` or `going_away` window).
+    pub(super) fn ephemeral_failed(&mut self, now: Instant, cause: Cause, hint: Option<DelayHint>) {
+        let stable_after = self.config.stable_after;
+        let Some(hybrid) = &mut self.hybrid else {
+            return;
+        };
+        let socket = hybrid.link.as_ref().and_then(|l| l.socket);
+        if let Some(socket) = socket {
+            self.actions.push_back(Action::CloseSocket { socket });
+        }
+        let mut delay = hybrid.failed(now, stable_after, &mut self.rng);
+        if let Some(DelayHint::AtLeast(floor) | DelayHint::Within(floor)) = hint {
+            delay = delay.max(floor);
+        }
+        self.timers
+            .set(TimerReason::EphemeralRetry, Some(now + delay));
+        self.ephemeral_changed(now, cause);
+    }
+
+    /// The live ephemeral WebSocket's socket, where typing goes while it is up.
+    pub(super) fn ephemeral_socket(&self) -> Option<SocketId> {
+        let link = self.hybrid.as_ref()?.link.as_ref()?;
+        link.is_live().then_some(link.socket).flatten()
+    }
+
+    /// The ephemeral link went up or down: the state says whether the split is whole (`degraded`
+    /// while it is not), and the messages link is brought to the `carry` that goes with it.
+    fn ephemeral_changed(&mut self, now: Instant, cause: Cause) {
+        if let State::Connected { transport, .. } = self.state {
+            let degraded = self.is_degraded(transport);
+            self.set_state(
+                State::Connected {
+                    transport,
+                    degraded,
+                },
+                cause,
+            );
+        }
+        self.restore_carry(now);
+    }
+
+    /// Whether the session runs below its best: on a lower rung, or, under the hybrid strategy,
+    /// without its ephemeral WebSocket.
+    pub(super) fn is_degraded(&self, kind: TransportKind) -> bool {
+        self.ladder.is_degraded(kind) || self.hybrid.as_ref().is_some_and(|h| !h.is_live())
+    }
+
+    /// What a new messages link carries.
+    pub(super) fn messages_carry(&self) -> Carry {
+        self.hybrid
+            .as_ref()
+            .map_or(Carry::All, |h| h.messages_carry())
+    }
+
+    /// When the live messages link carries other than it should (the ephemeral WebSocket came or
+    /// went since it opened), a replacement on the same rung is opened from the cursor with the
+    /// right `carry`; it takes over on its `hello` like a probe, so the switch is lossless and
+    /// the state does not change. True when the carry is wrong (a replacement opens).
+    pub(super) fn restore_carry(&mut self, now: Instant) -> bool {
+        let wanted = self.messages_carry();
+        let Some(active) = self.active_link() else {
+            return false;
+        };
+        if !active.is_live() || active.carry == wanted {
+            return false;
+        }
+        let (kind, active) = (active.kind, active.id);
+        // A probe or replacement opened with the old carry is of no use any more.
+        while let Some(id) = self
+            .links
+            .iter()
+            .find(|l| l.id != active && l.carry != wanted)
+            .map(|l| l.id)
+        {
+            self.drop_link(id);
+        }
+        if self.links.len() == 1 {
+            self.open_link(now, kind);
+        }
+        true
+    }
+}
