@@ -7,6 +7,7 @@
 //! and typing still arrive). The session's side is `session/hybrid.rs`. No I/O here.
 
 use crate::backoff::{Backoff, BackoffPolicy};
+use crate::config::Config;
 use crate::link::Link;
 use crate::time::Instant;
 use rand::rngs::SmallRng;
@@ -45,6 +46,40 @@ impl Carry {
     }
 }
 
+/// Where a session keeps its ephemeral link: `Option<Ephemeral>` (`None` under the single
+/// strategy). Without the `hybrid` feature (the browser bundle, for its size budget) it is a slot
+/// that is always empty, so the compiler drops every step of the strategy.
+#[cfg(feature = "hybrid")]
+pub(crate) type EphemeralSlot = Option<Ephemeral>;
+
+/// The slot of a new session: an ephemeral link to keep under the hybrid strategy.
+#[cfg(feature = "hybrid")]
+pub(crate) fn ephemeral_slot(config: &Config) -> EphemeralSlot {
+    (config.strategy == Strategy::Hybrid).then(|| Ephemeral::new(config.backoff))
+}
+
+/// The slot of a new session: always empty in this build.
+#[cfg(not(feature = "hybrid"))]
+pub(crate) fn ephemeral_slot(_config: &Config) -> EphemeralSlot {
+    EphemeralSlot
+}
+
+/// The always empty slot of a build without the `hybrid` feature.
+#[cfg(not(feature = "hybrid"))]
+#[derive(Debug)]
+pub(crate) struct EphemeralSlot;
+
+#[cfg(not(feature = "hybrid"))]
+impl EphemeralSlot {
+    pub fn as_ref(&self) -> Option<&Ephemeral> {
+        None
+    }
+
+    pub fn as_mut(&mut self) -> Option<&mut Ephemeral> {
+        None
+    }
+}
+
 /// The ephemeral link of a hybrid session and when to try it again.
 #[derive(Debug)]
 pub(crate) struct Ephemeral {
@@ -56,6 +91,7 @@ pub(crate) struct Ephemeral {
 }
 
 impl Ephemeral {
+    #[cfg_attr(not(feature = "hybrid"), allow(dead_code))]
     pub fn new(policy: BackoffPolicy) -> Self {
         Ephemeral {
             link: None,

@@ -99,7 +99,7 @@ export class Client {
     }
     checkNames(options);
     if (![undefined, 'single', 'hybrid'].includes(options.strategy)) {
-      throw new LifelineError('bad_options', 'new Client(...): `strategy` is "single" or "hybrid"');
+      throw new LifelineError('bad_options', 'unknown strategy');
     }
     const getToken = options.getToken;
     if (!options.token && typeof getToken !== 'function') {

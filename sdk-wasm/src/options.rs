@@ -45,6 +45,8 @@ pub enum Refusal {
     NoToken,
     /// `transports` names a transport the core does not know.
     UnknownTransport(String),
+    /// `strategy: "hybrid"` in a build without the `hybrid` feature.
+    NoHybrid,
 }
 
 impl Refusal {
@@ -54,6 +56,7 @@ impl Refusal {
             Refusal::Url(e) => e.describe(),
             Refusal::NoToken => "give `token` or `getToken`".into(),
             Refusal::UnknownTransport(name) => text!("unknown transport `", name, "`"),
+            Refusal::NoHybrid => "no hybrid strategy in this build".into(),
         }
     }
 }
@@ -134,6 +137,9 @@ impl Options {
         self.backoff(11, &mut config.backoff);
         self.backoff(14, &mut config.probe_backoff);
         if self.number(HYBRID) == Some(1.0) {
+            if !cfg!(feature = "hybrid") {
+                return Err(Refusal::NoHybrid);
+            }
             config.strategy = Strategy::Hybrid;
         }
         Ok(config)
@@ -192,6 +198,10 @@ mod tests {
         let mut o = options(&[]);
         assert_eq!(o.to_config(0, None).unwrap().strategy, Strategy::Single);
         o.numbers.push(1.0);
+        if !cfg!(feature = "hybrid") {
+            assert_eq!(o.to_config(0, None).unwrap_err(), Refusal::NoHybrid);
+            return;
+        }
         let c = o.to_config(0, None).unwrap();
         assert_eq!(c.strategy, Strategy::Hybrid);
         assert_eq!(c.ladder(), [TransportKind::Sse, TransportKind::LongPoll]);

@@ -253,7 +253,7 @@ pub fn transport(session: &Session) -> String {
             }
             out.push(']');
         });
-        if session.config().strategy == Strategy::Hybrid {
+        if cfg!(feature = "hybrid") && session.config().strategy == Strategy::Hybrid {
             w.with("ephemeral", |out| match session.ephemeral() {
                 Some((kind, live)) => ObjectWriter::new(out)
                     .str("transport", kind.as_str())

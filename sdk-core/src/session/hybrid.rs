@@ -16,7 +16,7 @@ impl Session {
     /// Opens the ephemeral WebSocket, unless it is open, waits for its retry, or the session
     /// cannot use it now (offline, no token yet): then the messages link's next `hello` opens it.
     pub(super) fn open_ephemeral(&mut self, now: Instant) {
-        let Some(hybrid) = &self.hybrid else {
+        let Some(hybrid) = self.hybrid.as_ref() else {
             return;
         };
         if hybrid.link.is_some()
@@ -28,7 +28,7 @@ impl Session {
             return;
         }
         let link = self.new_link(now, TransportKind::WebSocket, Carry::Ephemeral);
-        if let Some(hybrid) = &mut self.hybrid {
+        if let Some(hybrid) = self.hybrid.as_mut() {
             hybrid.link = Some(link);
         }
     }
@@ -46,7 +46,7 @@ impl Session {
     pub(super) fn ephemeral_hello(&mut self, now: Instant, hello: &Hello) {
         let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
         let liveness_timeout = self.config.liveness_timeout;
-        let Some(hybrid) = &mut self.hybrid else {
+        let Some(hybrid) = self.hybrid.as_mut() else {
             return;
         };
         let Some(link) = hybrid.link.as_mut().filter(|l| !l.is_live()) else {
@@ -64,7 +64,7 @@ impl Session {
     /// least the server's `Retry-After` or `going_away` window).
     pub(super) fn ephemeral_failed(&mut self, now: Instant, cause: Cause, hint: Option<DelayHint>) {
         let stable_after = self.config.stable_after;
-        let Some(hybrid) = &mut self.hybrid else {
+        let Some(hybrid) = self.hybrid.as_mut() else {
             return;
         };
         let socket = hybrid.link.as_ref().and_then(|l| l.socket);

@@ -28,7 +28,7 @@ use crate::batch::BatchLimits;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
-use crate::hybrid::{Carry, Ephemeral, Strategy};
+use crate::hybrid::{ephemeral_slot, Carry, EphemeralSlot};
 use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 use crate::keepalive::KeepAlive;
 use crate::ladder::{FailureWeight, Ladder};
@@ -173,7 +173,7 @@ pub struct Session {
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
     /// The ephemeral WebSocket of the hybrid strategy (`None` under the single strategy).
-    hybrid: Option<Ephemeral>,
+    hybrid: EphemeralSlot,
 }
 
 fn at_least_1ms(d: Duration) -> Duration {
@@ -203,7 +203,7 @@ impl Session {
             config.initial_transport,
             config.step_down_after,
         );
-        let hybrid = (config.strategy == Strategy::Hybrid).then(|| Ephemeral::new(config.backoff));
+        let hybrid = ephemeral_slot(&config);
         Session {
             hybrid,
             retries: Retries::new(&config),
@@ -926,18 +926,22 @@ impl Session {
         self.links.iter_mut().chain(ephemeral)
     }
 
+    #[inline(never)]
     fn link(&self, id: u64) -> Option<&Link> {
         self.all_links().find(|l| l.id == id)
     }
 
+    #[inline(never)]
     fn link_mut(&mut self, id: u64) -> Option<&mut Link> {
         self.all_links_mut().find(|l| l.id == id)
     }
 
+    #[inline(never)]
     fn link_by_socket(&self, socket: SocketId) -> Option<&Link> {
         self.all_links().find(|l| l.socket == Some(socket))
     }
 
+    #[inline(never)]
     fn link_by_socket_mut(&mut self, socket: SocketId) -> Option<&mut Link> {
         self.all_links_mut().find(|l| l.socket == Some(socket))
     }
