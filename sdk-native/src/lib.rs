@@ -91,7 +91,7 @@ mod token;
 mod ws;
 
 pub use builder::{ClientBuilder, DEFAULT_CLOSE_TIMEOUT};
-pub use client::{Acked, Client, Events};
+pub use client::{Acked, Client, Events, Links};
 pub use command::COMMAND_QUEUE;
 pub use driver::INPUT_QUEUE;
 pub use error::{BuildError, CallError, HistoryError, SendError};
@@ -102,7 +102,7 @@ pub use http::MAX_BODY_BYTES;
 pub use lifeline_core::Instant;
 pub use lifeline_core::{
     BackoffPolicy, Cause, ErrorCode, HistoryPage, Jitter, Message, MsgId, SendFailure, Seq, State,
-    TransportKind,
+    Strategy, TransportKind,
 };
 pub use sse_decoder::MAX_EVENT_BYTES;
 pub use token::TokenProvider;
