@@ -120,26 +120,20 @@ impl Session {
     /// right `carry`; it takes over on its `hello` like a probe, so the switch is lossless and
     /// the state does not change. True when the carry is wrong (a replacement opens).
     pub(super) fn restore_carry(&mut self, now: Instant) -> bool {
-        let wanted = self.messages_carry();
+        let Some(hybrid) = self.hybrid.as_ref() else {
+            return false;
+        };
+        let wanted = hybrid.messages_carry();
         let Some(active) = self.active_link() else {
             return false;
         };
         if !active.is_live() || active.carry == wanted {
             return false;
         }
-        let (kind, active) = (active.kind, active.id);
         // A probe or replacement opened with the old carry is of no use any more.
-        while let Some(id) = self
-            .links
-            .iter()
-            .find(|l| l.id != active && l.carry != wanted)
-            .map(|l| l.id)
-        {
-            self.drop_link(id);
-        }
-        if self.links.len() == 1 {
-            self.open_link(now, kind);
-        }
+        let (kind, active) = (active.kind, active.id);
+        self.drop_links_except(Some(active));
+        self.open_link(now, kind);
         true
     }
 }
