@@ -155,14 +155,16 @@ impl Config {
     /// list is empty. Under the hybrid strategy the WebSocket carries presence and typing, not
     /// messages: SSE and long polling (those allowed, both if neither is).
     pub fn ladder(&self) -> Vec<TransportKind> {
-        let hybrid = self.strategy == Strategy::Hybrid;
-        let allowed = |k: &TransportKind| !(hybrid && *k == TransportKind::WebSocket);
-        let mut rungs: Vec<TransportKind> = TransportKind::ALL
-            .into_iter()
-            .filter(|k| self.transports.contains(k) && allowed(k))
+        // Under the hybrid strategy the ladder starts at SSE (index 1 of `ALL`).
+        let from = (self.strategy == Strategy::Hybrid) as usize;
+        let all = &TransportKind::ALL[from..];
+        let mut rungs: Vec<TransportKind> = all
+            .iter()
+            .copied()
+            .filter(|k| self.transports.contains(k))
             .collect();
         if rungs.is_empty() {
-            rungs = TransportKind::ALL.into_iter().filter(allowed).collect();
+            rungs = all.to_vec();
         }
         rungs
     }

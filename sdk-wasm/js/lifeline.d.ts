@@ -135,12 +135,14 @@ export interface ErrorEvent {
   conversation?: string;
 }
 
-/** Which transport carries the connection now, and every transport opening or open (a probe, a race). */
+/**
+ * Which transport carries the connection now, and every transport opening or open (a probe, a
+ * race). Under `strategy: 'hybrid'` messages never use a WebSocket: a `websocket` entry is the
+ * link of presence and typing (live once the server said hello on it).
+ */
 export interface TransportEvent {
   transport: Transport | null;
   links: { transport: Transport; live: boolean }[];
-  /** Under `strategy: 'hybrid'`: the WebSocket of presence and typing, opening or live (absent otherwise). */
-  ephemeral?: { transport: Transport; live: boolean } | null;
 }
 
 /** A measured round trip (WebSocket ping/pong), in ms. */

@@ -7,7 +7,7 @@
 
 use lifeline_core::json::ObjectWriter;
 use lifeline_core::{
-    Cause, Event, HistoryError, Instant, Message, SendError, SendFailure, Session, State, Strategy,
+    Cause, Event, HistoryError, Instant, Message, SendError, SendFailure, Session, State,
     TransportKind,
 };
 
@@ -242,7 +242,10 @@ pub fn transport(session: &Session) -> String {
         );
         w.with("links", |out| {
             out.push('[');
-            for (i, (kind, live)) in session.links().into_iter().enumerate() {
+            // Under the hybrid strategy the messages side never uses a WebSocket: a `websocket`
+            // entry is the link of presence and typing.
+            let links = session.links().into_iter().chain(session.ephemeral());
+            for (i, (kind, live)) in links.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -253,15 +256,6 @@ pub fn transport(session: &Session) -> String {
             }
             out.push(']');
         });
-        if cfg!(feature = "hybrid") && session.config().strategy == Strategy::Hybrid {
-            w.with("ephemeral", |out| match session.ephemeral() {
-                Some((kind, live)) => ObjectWriter::new(out)
-                    .str("transport", kind.as_str())
-                    .bool("live", live)
-                    .finish(),
-                None => out.push_str("null"),
-            });
-        }
     })
 }
 

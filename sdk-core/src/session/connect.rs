@@ -116,15 +116,14 @@ impl Session {
         }
     }
 
+    /// Opens a link of the messages side on `kind`.
     pub(super) fn open_link(&mut self, now: Instant, kind: TransportKind) -> u64 {
-        let link = self.new_link(now, kind, self.messages_carry());
-        let id = link.id;
-        self.links.push(link);
-        id
+        self.open_carrying(now, kind, self.messages_carry())
     }
 
-    /// A new link on `kind` whose stream carries `carry`, its socket or first poll asked for.
-    pub(super) fn new_link(&mut self, now: Instant, kind: TransportKind, carry: Carry) -> Link {
+    /// Opens a link on `kind` whose stream carries `carry` (its socket or first poll asked for)
+    /// and adds it to the links of the messages side.
+    pub(super) fn open_carrying(&mut self, now: Instant, kind: TransportKind, carry: Carry) -> u64 {
         let id = self.fresh_id();
         let mut link = Link::new(id, kind, now, self.config.liveness_timeout);
         link.opened_with_cursor = self.resume.cursor();
@@ -177,7 +176,8 @@ impl Session {
                 });
             }
         }
-        link
+        self.links.push(link);
+        id
     }
 
     /// The server's `hello` on link `id`: the link goes live (or, as a probe that must prove
@@ -189,7 +189,7 @@ impl Session {
             return;
         }
         if self.ephemeral_by_id(id).is_some() {
-            return self.ephemeral_hello(now, &hello);
+            return self.ephemeral_hello(now, id, &hello);
         }
         let Some(link) = self.link_mut(id) else {
             return;
@@ -244,15 +244,9 @@ impl Session {
     /// the token and the rung are known to work, the cursor follows the server's resume point.
     pub(super) fn go_live(&mut self, now: Instant, id: u64, hello: &Hello) {
         self.drop_links_except(Some(id));
-        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
-        let liveness_timeout = self.config.liveness_timeout;
-        let Some(link) = self.link_mut(id) else {
+        let Some((kind, opened_with)) = self.mark_live(now, id, hello) else {
             return;
         };
-        link.phase = Phase::Live;
-        link.liveness
-            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
-        let (kind, opened_with) = (link.kind, link.opened_with_cursor);
         self.active = Some(id);
         self.creds.accepted();
         if self.ladder.record_success(kind) {
@@ -260,6 +254,23 @@ impl Session {
                 .push_back(Event::TransportWorked { transport: kind });
         }
         self.resume_from(hello, opened_with);
+    }
+
+    /// Link `id` said `hello`: it is live, its liveness follows the server's heartbeat and its
+    /// ping beat starts. Its rung and the cursor it was opened with.
+    pub(super) fn mark_live(
+        &mut self,
+        now: Instant,
+        id: u64,
+        hello: &Hello,
+    ) -> Option<(TransportKind, Option<Seq>)> {
+        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
+        let liveness_timeout = self.config.liveness_timeout;
+        let link = self.link_mut(id)?;
+        link.phase = Phase::Live;
+        link.liveness
+            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
+        Some((link.kind, link.opened_with_cursor))
     }
 
     /// The timers once a link on `kind` went live: no retry, race or unreachable deadline any

@@ -27,9 +27,11 @@ impl Session {
         {
             return;
         }
-        let link = self.new_link(now, TransportKind::WebSocket, Carry::Ephemeral);
+        // Opened like a link of the messages side, then moved to its own slot.
+        self.open_carrying(now, TransportKind::WebSocket, Carry::Ephemeral);
+        let link = self.links.pop();
         if let Some(hybrid) = self.hybrid.as_mut() {
-            hybrid.link = Some(link);
+            hybrid.link = link;
         }
     }
 
@@ -43,19 +45,14 @@ impl Session {
 
     /// The ephemeral link's `hello`: it goes live (pings, liveness) beside the messages link,
     /// which then carries messages only.
-    pub(super) fn ephemeral_hello(&mut self, now: Instant, hello: &Hello) {
-        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
-        let liveness_timeout = self.config.liveness_timeout;
-        let Some(hybrid) = self.hybrid.as_mut() else {
+    pub(super) fn ephemeral_hello(&mut self, now: Instant, id: u64, hello: &Hello) {
+        if self.ephemeral_by_id(id).is_none_or(Link::is_live) {
             return;
-        };
-        let Some(link) = hybrid.link.as_mut().filter(|l| !l.is_live()) else {
-            return;
-        };
-        link.phase = Phase::Live;
-        link.liveness
-            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
-        hybrid.went_live(now);
+        }
+        self.mark_live(now, id, hello);
+        if let Some(hybrid) = self.hybrid.as_mut() {
+            hybrid.went_live(now);
+        }
         self.ephemeral_changed(now, Cause::Opened);
     }
 

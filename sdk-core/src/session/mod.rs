@@ -697,7 +697,7 @@ impl Session {
             .timers
             .earliest(&derived)
             .map(|(at, reason)| (at, Timer { reason, link: None }));
-        for link in self.all_links() {
+        for link in self.links.iter().chain(self.ephemeral_link()) {
             if let Some((at, reason)) =
                 link.next_timer(self.config.connect_timeout, self.config.first_frame_timeout)
             {
@@ -915,35 +915,33 @@ impl Session {
         id
     }
 
-    /// Every link: the messages links, then the hybrid strategy's ephemeral one.
-    fn all_links(&self) -> impl Iterator<Item = &Link> {
-        let ephemeral = self.hybrid.as_ref().and_then(|h| h.link.as_ref());
-        self.links.iter().chain(ephemeral)
+    /// The hybrid strategy's ephemeral link, if there is one.
+    fn ephemeral_link(&self) -> Option<&Link> {
+        self.hybrid.as_ref()?.link.as_ref()
     }
 
-    fn all_links_mut(&mut self) -> impl Iterator<Item = &mut Link> {
-        let ephemeral = self.hybrid.as_mut().and_then(|h| h.link.as_mut());
-        self.links.iter_mut().chain(ephemeral)
-    }
-
-    #[inline(never)]
+    /// The link with id `id`: a link of the messages side, or the ephemeral one.
     fn link(&self, id: u64) -> Option<&Link> {
-        self.all_links().find(|l| l.id == id)
+        let found = self.links.iter().find(|l| l.id == id);
+        found.or(self.ephemeral_link().filter(|l| l.id == id))
     }
 
-    #[inline(never)]
     fn link_mut(&mut self, id: u64) -> Option<&mut Link> {
-        self.all_links_mut().find(|l| l.id == id)
+        let i = self.links.iter().position(|l| l.id == id);
+        match i {
+            Some(i) => self.links.get_mut(i),
+            None => self.hybrid.as_mut()?.link.as_mut().filter(|l| l.id == id),
+        }
     }
 
-    #[inline(never)]
     fn link_by_socket(&self, socket: SocketId) -> Option<&Link> {
-        self.all_links().find(|l| l.socket == Some(socket))
+        let id = self.links.iter().chain(self.ephemeral_link());
+        id.clone().find(|l| l.socket == Some(socket))
     }
 
-    #[inline(never)]
     fn link_by_socket_mut(&mut self, socket: SocketId) -> Option<&mut Link> {
-        self.all_links_mut().find(|l| l.socket == Some(socket))
+        let id = self.link_by_socket(socket)?.id;
+        self.link_mut(id)
     }
 
     fn active_link(&self) -> Option<&Link> {
