@@ -346,12 +346,16 @@ impl Sim {
         let Some(stream) = self.streams.get_mut(&socket) else {
             return;
         };
-        let carried = match (&frame, stream.carry.as_str()) {
-            (ServerFrame::Msg(_), "ephemeral") => false,
-            (ServerFrame::Presence { .. } | ServerFrame::Typing { .. }, "messages") => false,
-            _ => true,
-        };
-        if !carried {
+        // What the stream's `carry` leaves out (the reference server's filter).
+        let left_out = matches!(
+            (&frame, stream.carry.as_str()),
+            (ServerFrame::Msg(_), "ephemeral")
+                | (
+                    ServerFrame::Presence { .. } | ServerFrame::Typing { .. },
+                    "messages"
+                )
+        );
+        if left_out {
             return;
         }
         stream.last_activity = self.now;
