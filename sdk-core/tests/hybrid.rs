@@ -250,3 +250,20 @@ fn the_single_strategy_keeps_one_link_and_plain_urls() {
     assert_eq!(sim.session.ephemeral(), None);
     assert_eq!(sim.open_streams(), [stream(WebSocket, "all")]);
 }
+
+#[test]
+fn after_a_freeze_the_ephemeral_websocket_is_checked_at_once_too() {
+    let mut sim = hybrid(8);
+    sim.connect();
+    sim.run_until(secs(5), |s| split_on(s, Sse));
+    // The laptop sleeps; the WebSocket's connection died meanwhile (nothing passes any more),
+    // while SSE is fine. On waking, the platform says so.
+    sim.net.blackhole_streams.insert(WebSocket);
+    sim.drain();
+    sim.freeze_for(secs(2));
+    sim.input(lifeline_core::Input::Resumed);
+    // The check's grace (verify_grace, 3 s) later, not the silence limit (15 s and more).
+    let took = sim.run_until(secs(30), all_on_sse);
+    assert!(took <= secs(4), "the dead WebSocket found after {took:?}");
+    peer_types_and_it_arrives_once(&mut sim);
+}

@@ -807,14 +807,17 @@ impl Session {
         }
     }
 
-    /// Starts a liveness check of the live link if it has been quiet for at least `quiet_for`.
+    /// Starts a liveness check of the live link (and of the hybrid strategy's ephemeral one) if
+    /// it has been quiet for at least `quiet_for`.
     fn verify_active(&mut self, now: Instant, quiet_for: Duration) {
-        let Some(link) = self.active_link() else {
-            return;
-        };
-        if link.is_live() && link.liveness.needs_check(now, quiet_for) {
-            let id = link.id;
-            self.start_verify(now, id);
+        let ephemeral = self.ephemeral_link().map(|l| l.id);
+        for id in [self.active, ephemeral].into_iter().flatten() {
+            let Some(link) = self.link(id) else {
+                continue;
+            };
+            if link.is_live() && link.liveness.needs_check(now, quiet_for) {
+                self.start_verify(now, id);
+            }
         }
     }
 
