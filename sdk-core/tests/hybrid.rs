@@ -267,3 +267,31 @@ fn after_a_freeze_the_ephemeral_websocket_is_checked_at_once_too() {
     assert!(took <= secs(4), "the dead WebSocket found after {took:?}");
     peer_types_and_it_arrives_once(&mut sim);
 }
+
+#[test]
+fn an_expired_token_refused_on_both_links_is_refreshed_once_not_fatal() {
+    for seed in 0..20 {
+        let mut sim = hybrid(100 + seed);
+        sim.connect();
+        sim.run_until(secs(5), |s| split_on(s, Sse));
+        // The token expires: both links are cut and refused when they come back, one after the
+        // other (the WebSocket's handshake is slower); the provider answers at once.
+        sim.token_delay = Duration::from_millis(1);
+        sim.net
+            .slow_open
+            .insert(WebSocket, Duration::from_millis(30));
+        sim.server.valid_tokens.remove("tok-0");
+        sim.server.expired_tokens.insert("tok-0".into());
+        sim.drop_all();
+        sim.run_until(secs(30), |s| {
+            split_on(s, Sse) || s.session.state().is_final()
+        });
+        assert!(
+            split_on(&sim, Sse),
+            "seed {seed}: {:?} after {:?}",
+            sim.session.state(),
+            sim.state_trail()
+        );
+        assert_eq!(sim.server.token_fetches, 1, "seed {seed}");
+    }
+}

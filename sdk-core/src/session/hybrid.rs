@@ -50,6 +50,7 @@ impl Session {
             return;
         }
         self.mark_live(now, id, hello);
+        self.creds.accepted();
         if let Some(hybrid) = self.hybrid.as_mut() {
             hybrid.went_live(now);
         }
@@ -75,6 +76,17 @@ impl Session {
         self.timers
             .set(TimerReason::EphemeralRetry, Some(now + delay));
         self.ephemeral_changed(now, cause);
+    }
+
+    /// Abandons the ephemeral link without a retry of its own: the session ended, or the token
+    /// was refused (a later report about it must not count as a second refusal; the messages
+    /// link's next `hello`, with a fresh token, opens it again).
+    pub(super) fn drop_ephemeral(&mut self) {
+        self.timers.clear(TimerReason::EphemeralRetry);
+        let link = self.hybrid.as_mut().and_then(|h| h.link.take());
+        if let Some(socket) = link.and_then(|l| l.socket) {
+            self.actions.push_back(Action::CloseSocket { socket });
+        }
     }
 
     /// The live ephemeral WebSocket's socket, where typing goes while it is up.

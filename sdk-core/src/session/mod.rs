@@ -839,11 +839,7 @@ impl Session {
             return;
         }
         self.drop_links_except(None);
-        let ephemeral = self.hybrid.as_mut().and_then(|h| h.link.take());
-        if let Some(socket) = ephemeral.and_then(|l| l.socket) {
-            self.actions.push_back(Action::CloseSocket { socket });
-        }
-        self.timers.clear(TimerReason::EphemeralRetry);
+        self.drop_ephemeral();
         // The final state comes first: whoever learns that a send failed with `Closed` (an
         // awaiting caller, the CLI choosing its exit code) already sees why the session ended.
         self.set_state(to, cause);
