@@ -59,7 +59,7 @@ impl Session {
 
     /// The ephemeral WebSocket failed or was lost: presence and typing move to the messages link
     /// (reopened with `carry=all`) until it is back; it is tried again after its backoff (at
-    /// least the server's `Retry-After` or `going_away` window).
+    /// least the server's `Retry-After`).
     pub(super) fn ephemeral_failed(&mut self, now: Instant, cause: Cause, hint: Option<DelayHint>) {
         let stable_after = self.config.stable_after;
         let Some(hybrid) = self.hybrid.as_mut() else {
@@ -70,7 +70,9 @@ impl Session {
             self.actions.push_back(Action::CloseSocket { socket });
         }
         let mut delay = hybrid.failed(now, stable_after, &mut self.rng);
-        if let Some(DelayHint::AtLeast(floor) | DelayHint::Within(floor)) = hint {
+        // A `Retry-After` is a floor; a `going_away` window is not (the jittered backoff already
+        // spreads the reconnects, and waiting out the whole window would gather them at its end).
+        if let Some(DelayHint::AtLeast(floor)) = hint {
             delay = delay.max(floor);
         }
         self.timers
