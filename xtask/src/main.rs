@@ -20,7 +20,8 @@ commands:
                  at the version in Cargo.lock, Chromium, nginx and HAProxy, npm packages)
   test           run every test: fmt, clippy, the workspace tests, sdk-core on wasm32, the npm
                  package build and the browser tests
-  demo           build the browser package and start the server with the demo at http://127.0.0.1:8787/
+  demo [--hybrid] build the browser package and start the server with the demo at http://127.0.0.1:8787/
+                 (--hybrid: the package with the hybrid strategy; open the demo with ?strategy=hybrid)
   npm [--hybrid] build the npm package (@lifeline/client) into target/npm/lifeline-client
                  (--hybrid: with the hybrid strategy, into target/npm/lifeline-client-hybrid)
   bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::all(),
         Some("test") => test::all(),
-        Some("demo") => wasm::demo(),
+        Some("demo") => wasm::demo(args.get(1).map(String::as_str) == Some("--hybrid")),
         Some("npm") if args.get(1).map(String::as_str) == Some("--hybrid") => {
             wasm::build_hybrid_package().map(|_| ())
         }

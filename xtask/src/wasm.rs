@@ -239,8 +239,9 @@ fn package_json() -> String {
 }
 
 /// Copies the package into js-demo/pkg (gitignored) and starts the server with the demo.
-pub fn demo() -> Result {
-    let package = build_package()?;
+/// `hybrid`: with the hybrid package (open the demo with `?strategy=hybrid`).
+pub fn demo(hybrid: bool) -> Result {
+    let package = build(hybrid)?;
     let pkg = root().join("js-demo/pkg");
     if pkg.exists() {
         fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear js-demo/pkg: {e}"))?;
@@ -251,7 +252,8 @@ pub fn demo() -> Result {
         fs::copy(entry.path(), pkg.join(entry.file_name())).map_err(|e| e.to_string())?;
     }
     let listen = std::env::var("LIFELINE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8787".into());
-    eprintln!("xtask: open http://{listen}/ (Ctrl-C stops the server)");
+    let query = if hybrid { "?strategy=hybrid" } else { "" };
+    eprintln!("xtask: open http://{listen}/{query} (Ctrl-C stops the server)");
     cmd(
         "cargo",
         &[
