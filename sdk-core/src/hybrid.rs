@@ -36,8 +36,12 @@ pub enum Carry {
 }
 
 impl Carry {
-    /// The query suffix that asks for it (empty for `All`).
+    /// The query suffix that asks for it (empty for `All`, and in a build without the `hybrid`
+    /// feature, where only `All` is used).
     pub fn query(self) -> &'static str {
+        if !cfg!(feature = "hybrid") {
+            return "";
+        }
         match self {
             Carry::All => "",
             Carry::Messages => "&carry=messages",

@@ -36,6 +36,7 @@ impl Session {
     }
 
     /// The ephemeral link, if `id` is its id.
+    #[cfg_attr(not(feature = "hybrid"), inline(always))]
     pub(super) fn ephemeral_by_id(&self, id: u64) -> Option<&Link> {
         self.hybrid
             .as_ref()
@@ -115,11 +116,13 @@ impl Session {
 
     /// Whether the session runs below its best: on a lower rung, or, under the hybrid strategy,
     /// without its ephemeral WebSocket.
+    #[cfg_attr(not(feature = "hybrid"), inline(always))]
     pub(super) fn is_degraded(&self, kind: TransportKind) -> bool {
         self.ladder.is_degraded(kind) || self.hybrid.as_ref().is_some_and(|h| !h.is_live())
     }
 
     /// What a new messages link carries.
+    #[cfg_attr(not(feature = "hybrid"), inline(always))]
     pub(super) fn messages_carry(&self) -> Carry {
         self.hybrid
             .as_ref()

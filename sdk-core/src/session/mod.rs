@@ -810,14 +810,18 @@ impl Session {
     /// Starts a liveness check of the live link (and of the hybrid strategy's ephemeral one) if
     /// it has been quiet for at least `quiet_for`.
     fn verify_active(&mut self, now: Instant, quiet_for: Duration) {
+        self.verify_link(now, self.active, quiet_for);
         let ephemeral = self.ephemeral_link().map(|l| l.id);
-        for id in [self.active, ephemeral].into_iter().flatten() {
-            let Some(link) = self.link(id) else {
-                continue;
-            };
-            if link.is_live() && link.liveness.needs_check(now, quiet_for) {
-                self.start_verify(now, id);
-            }
+        self.verify_link(now, ephemeral, quiet_for);
+    }
+
+    fn verify_link(&mut self, now: Instant, id: Option<u64>, quiet_for: Duration) {
+        let Some(link) = id.and_then(|id| self.link(id)) else {
+            return;
+        };
+        if link.is_live() && link.liveness.needs_check(now, quiet_for) {
+            let id = link.id;
+            self.start_verify(now, id);
         }
     }
 
@@ -915,6 +919,7 @@ impl Session {
     }
 
     /// The hybrid strategy's ephemeral link, if there is one.
+    #[cfg_attr(not(feature = "hybrid"), inline(always))]
     fn ephemeral_link(&self) -> Option<&Link> {
         self.hybrid.as_ref()?.link.as_ref()
     }
@@ -926,21 +931,25 @@ impl Session {
     }
 
     fn link_mut(&mut self, id: u64) -> Option<&mut Link> {
-        let i = self.links.iter().position(|l| l.id == id);
-        match i {
-            Some(i) => self.links.get_mut(i),
-            None => self.hybrid.as_mut()?.link.as_mut().filter(|l| l.id == id),
+        if self.ephemeral_link().is_some_and(|l| l.id == id) {
+            return self.hybrid.as_mut()?.link.as_mut();
         }
+        self.links.iter_mut().find(|l| l.id == id)
     }
 
     fn link_by_socket(&self, socket: SocketId) -> Option<&Link> {
-        let id = self.links.iter().chain(self.ephemeral_link());
-        id.clone().find(|l| l.socket == Some(socket))
+        let found = self.links.iter().find(|l| l.socket == Some(socket));
+        found.or(self.ephemeral_link().filter(|l| l.socket == Some(socket)))
     }
 
     fn link_by_socket_mut(&mut self, socket: SocketId) -> Option<&mut Link> {
-        let id = self.link_by_socket(socket)?.id;
-        self.link_mut(id)
+        if self
+            .ephemeral_link()
+            .is_some_and(|l| l.socket == Some(socket))
+        {
+            return self.hybrid.as_mut()?.link.as_mut();
+        }
+        self.links.iter_mut().find(|l| l.socket == Some(socket))
     }
 
     fn active_link(&self) -> Option<&Link> {
