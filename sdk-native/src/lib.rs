@@ -44,6 +44,13 @@
 //! - Every [`Client::send`] resolves: with the message's id and the server's sequence number
 //!   ([`Acked`]), or with a [`SendError`] (outbox full, too large, timeout, rejected, closed).
 //!
+//! ## Strategies
+//! By default one transport at a time carries everything (the best that works).
+//! [`ClientBuilder::strategy`]`(`[`Strategy::Hybrid`]`)` splits it: messages on SSE (then long
+//! polling), presence and typing on a WebSocket of their own, sends over HTTP. Without that
+//! WebSocket everything comes over the messages transport (the state says `degraded`) until it is
+//! back; nothing is lost or repeated either way. [`Client::links`] shows both links.
+//!
 //! ## Memory
 //! Every queue is bounded: the application's calls ([`COMMAND_QUEUE`]; `send` beyond it fails with
 //! [`SendError::QueueFull`]), the reports of socket and HTTP tasks ([`INPUT_QUEUE`]; a full queue
