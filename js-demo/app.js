@@ -14,7 +14,7 @@ const PAGE = 20;
 const TYPING_SHOWN_MS = 3000;
 const TYPING_EVERY_MS = 1500;
 
-const panel = new Panel();
+const panel = new Panel({ hybrid: params.get('strategy') === 'hybrid' });
 const demo = {
   client: null,
   user: null,
@@ -25,6 +25,8 @@ const demo = {
   states: [],
   /** How many tokens were fetched. */
   tokens: 0,
+  /** Every typing event, in order: `{ conversation, user }`. */
+  typing: [],
   panel,
 };
 window.demo = demo;
@@ -52,6 +54,9 @@ function newClient(user) {
     // climb back to WebSocket is quick to watch.
     probeBackoff: { baseMs: 2000, capMs: 8000, floorMs: 1000 },
     backoff: { baseMs: 300, capMs: 5000 },
+    // `?strategy=hybrid`: messages on SSE, presence and typing on a WebSocket of their own (the
+    // panel then shows a second timeline for that WebSocket).
+    ...(params.get('strategy') ? { strategy: params.get('strategy') } : {}),
   });
   c.on('message', onMessage);
   c.on('ack', onAck);
@@ -229,6 +234,7 @@ function renderPresence() {
 }
 
 function onTyping({ conversation, user }) {
+  demo.typing.push({ conversation, user });
   const key = `${conversation}/${user}`;
   clearTimeout(typers.get(key));
   typers.set(key, setTimeout(() => {

@@ -18,12 +18,21 @@ function clock(ms = Date.now()) {
 export class Panel {
   /** Timeline segments, oldest first: `{ kind: 'websocket'|'sse'|'long-poll'|'down', start, end }`. */
   segments = [];
+  /**
+   * Under the hybrid strategy, the second timeline: the WebSocket of presence and typing
+   * (`{ kind: 'websocket'|'down', start, end }`); empty otherwise.
+   */
+  ephemeralSegments = [];
+  #hybrid = false;
   #client = null;
   #offs = [];
   #status = { state: 'idle', transport: null, attempt: null, nextRetryAt: null };
   #startedAt = Date.now();
 
-  constructor() {
+  constructor({ hybrid = false } = {}) {
+    this.#hybrid = hybrid;
+    $('ephemeral-lane').hidden = !hybrid;
+    if (hybrid) this.#segment('down', this.ephemeralSegments);
     for (const box of document.querySelectorAll('[data-fault]')) {
       box.addEventListener('change', () => this.setFaults({ [box.dataset.fault]: box.checked }));
     }
@@ -43,6 +52,12 @@ export class Panel {
     this.#offs = [
       client.on('state', (s) => this.#onState(s)),
       client.on('transport', (t) => {
+        if (this.#hybrid) {
+          // Messages never use a WebSocket under the hybrid strategy: a live one is the link of
+          // presence and typing.
+          const up = t.links.some((l) => l.transport === 'websocket' && l.live);
+          this.#segment(up ? 'websocket' : 'down', this.ephemeralSegments);
+        }
         const trying = t.links.filter((l) => !l.live).map((l) => l.transport);
         if (!trying.length) return;
         this.log(t.transport
@@ -131,12 +146,12 @@ export class Panel {
     this.#segment(s.state === 'connected' ? s.transport : 'down');
   }
 
-  #segment(kind) {
+  #segment(kind, segments = this.segments) {
     const now = Date.now();
-    const last = this.segments[this.segments.length - 1];
+    const last = segments[segments.length - 1];
     if (last && last.kind === kind) return;
     if (last) last.end = now;
-    this.segments.push({ kind, start: now, end: null });
+    segments.push({ kind, start: now, end: null });
   }
 
   #tick() {
@@ -153,15 +168,15 @@ export class Panel {
       $('pending').textContent = this.#client.pending;
       $('cursor').textContent = this.#client.cursor ?? '—';
     }
-    this.#renderTimeline();
+    this.#renderTimeline($('timeline'), this.segments);
+    if (this.#hybrid) this.#renderTimeline($('timeline-ephemeral'), this.ephemeralSegments);
   }
 
-  #renderTimeline() {
+  #renderTimeline(bar, segments) {
     const now = Date.now();
     const from = Math.max(this.#startedAt, now - TIMELINE_WINDOW_MS);
     const span = Math.max(1, now - from);
-    const bar = $('timeline');
-    bar.replaceChildren(...this.segments
+    bar.replaceChildren(...segments
       .filter((seg) => (seg.end ?? now) > from)
       .map((seg) => {
         const start = Math.max(seg.start, from);

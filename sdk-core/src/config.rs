@@ -5,6 +5,7 @@
 
 use crate::backoff::BackoffPolicy;
 use crate::endpoints::{BadEndpoint, Endpoint, StreamToken};
+use crate::hybrid::Strategy;
 use crate::transport::TransportKind;
 use std::time::Duration;
 
@@ -24,6 +25,11 @@ pub struct Config {
     pub stream_token: StreamToken,
     /// The rungs the session may use, best first. Default: all three.
     pub transports: Vec<TransportKind>,
+    /// How the transports are used. Default [`Strategy::Single`]: one link carries everything.
+    /// [`Strategy::Hybrid`] keeps messages on SSE (then long polling; the WebSocket rung of
+    /// `transports` is not used for them) and presence and typing on a WebSocket of their own,
+    /// retried with `backoff`; while that WebSocket is down the messages link carries everything.
+    pub strategy: Strategy,
     /// The rung to start on, usually the one that last worked for this endpoint (remembered by
     /// the driver). The session still probes better rungs once connected.
     pub initial_transport: Option<TransportKind>,
@@ -122,6 +128,7 @@ impl Config {
             token_provider: false,
             stream_token: StreamToken::Query,
             transports: TransportKind::ALL.to_vec(),
+            strategy: Strategy::Single,
             initial_transport: None,
             seed: 0,
             backoff: BackoffPolicy::reconnect(),
@@ -144,14 +151,20 @@ impl Config {
         })
     }
 
-    /// The allowed rungs in ladder order, without repeats; all three if the list is empty.
+    /// The allowed rungs of the messages link in ladder order, without repeats; all three if the
+    /// list is empty. Under the hybrid strategy the WebSocket carries presence and typing, not
+    /// messages: SSE and long polling (those allowed, both if neither is).
     pub fn ladder(&self) -> Vec<TransportKind> {
-        let mut rungs: Vec<TransportKind> = TransportKind::ALL
-            .into_iter()
+        // Under the hybrid strategy the ladder starts at SSE (index 1 of `ALL`).
+        let from = (self.strategy == Strategy::Hybrid) as usize;
+        let all = &TransportKind::ALL[from..];
+        let mut rungs: Vec<TransportKind> = all
+            .iter()
+            .copied()
             .filter(|k| self.transports.contains(k))
             .collect();
         if rungs.is_empty() {
-            rungs = TransportKind::ALL.to_vec();
+            rungs = all.to_vec();
         }
         rungs
     }

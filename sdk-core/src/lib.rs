@@ -44,6 +44,7 @@ pub mod endpoints;
 pub mod event;
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod frame_reader;
+pub mod hybrid;
 pub mod io;
 pub mod json;
 pub(crate) mod keepalive;
@@ -66,6 +67,7 @@ pub use backoff::{Backoff, BackoffPolicy, Jitter};
 pub use config::Config;
 pub use endpoints::{BadEndpoint, Endpoint, StreamToken};
 pub use event::{Event, HistoryError, MsgId, SendError, SendFailure};
+pub use hybrid::{Carry, Strategy};
 pub use io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 pub use protocol::{ErrorCode, HistoryPage, Message, Seq};
 pub use session::Session;

@@ -1,6 +1,7 @@
 //! One attempt to use one transport (a "link"): its phase, what is in flight on it, its liveness
 //! (see [`crate::liveness`]), and the deadlines that follow from them. No I/O here.
 
+use crate::hybrid::Carry;
 use crate::liveness::{Liveness, HELD_BACK_MARGIN_MS};
 use crate::time::Instant;
 use crate::timer::TimerReason;
@@ -89,6 +90,8 @@ pub struct Link {
     pub retry_hint: Option<Duration>,
     /// A probe that must prove prompt delivery after `hello` before the session moves to it.
     pub needs_proof: bool,
+    /// What the link's stream carries (always `All` under the single strategy).
+    pub carry: Carry,
 }
 
 impl Link {
@@ -107,6 +110,7 @@ impl Link {
             going_away: None,
             retry_hint: None,
             needs_proof: false,
+            carry: Carry::All,
         }
     }
 

@@ -28,6 +28,8 @@ pub enum TimerReason {
     Drain,
     /// Held-back sends could be transmitted again.
     OutboxRelease,
+    /// The hybrid strategy's ephemeral WebSocket was due to be tried again.
+    EphemeralRetry,
     /// A link did not open in time.
     Connect,
     /// A link opened but the server did not speak in time.
@@ -46,8 +48,8 @@ pub enum TimerReason {
     SendDeadline,
 }
 
-/// How many deadlines the table holds: the session-wide ones, `Retry` to `OutboxRelease`.
-const SESSION_TIMERS: usize = TimerReason::OutboxRelease as usize + 1;
+/// How many deadlines the table holds: the session-wide ones, `Retry` to `EphemeralRetry`.
+const SESSION_TIMERS: usize = TimerReason::EphemeralRetry as usize + 1;
 
 /// The session-wide timers in tie-breaking order.
 const ORDER: [TimerReason; SESSION_TIMERS] = [
@@ -59,6 +61,7 @@ const ORDER: [TimerReason; SESSION_TIMERS] = [
     TimerReason::SendTimeout,
     TimerReason::Drain,
     TimerReason::OutboxRelease,
+    TimerReason::EphemeralRetry,
 ];
 
 /// The deadlines the session sets itself, one slot per session-wide [`TimerReason`].

@@ -7,7 +7,7 @@ use crate::client::Client;
 use crate::error::BuildError;
 use crate::tls::{ExtraRoots, Tls};
 use crate::token::TokenProvider;
-use lifeline_core::{BackoffPolicy, Config, Session, StreamToken, TransportKind};
+use lifeline_core::{BackoffPolicy, Config, Session, Strategy, StreamToken, TransportKind};
 use std::fmt::Display;
 use std::future::Future;
 use std::path::PathBuf;
@@ -90,6 +90,15 @@ impl ClientBuilder {
     pub fn transports(self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
         let transports: Vec<TransportKind> = transports.into_iter().collect();
         self.edit(|c| c.transports = transports)
+    }
+
+    /// How the transports are used. Default [`Strategy::Single`]: one transport carries
+    /// everything, the best that works. [`Strategy::Hybrid`]: messages on SSE (then long
+    /// polling), presence and typing on a WebSocket of their own; while that WebSocket is down
+    /// everything comes over the messages transport (the state says `degraded`), and the split
+    /// comes back when it is up. See [`Client::links`].
+    pub fn strategy(self, strategy: Strategy) -> Self {
+        self.edit(|c| c.strategy = strategy)
     }
 
     /// The transport to start on, typically [`Client::last_worked_transport`] of an earlier

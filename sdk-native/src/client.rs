@@ -10,7 +10,7 @@ use crate::driver::{Channels, Listeners};
 use crate::error::{CallError, HistoryError, SendError};
 use crate::event::{Event, Listener};
 use futures_core::Stream;
-use lifeline_core::{HistoryPage, MsgId, Seq, State, TransportKind};
+use lifeline_core::{HistoryPage, MsgId, Seq, Session, State, TransportKind};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
@@ -26,6 +26,26 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub struct Acked {
     pub id: MsgId,
     pub seq: Seq,
+}
+
+/// The transports a client holds open or opening, for a connection panel: see [`Client::links`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// The links of the messages side (everything, under the single strategy): each transport
+    /// with whether it is the live one. At most one live, plus one racing or probing.
+    pub messages: Vec<(TransportKind, bool)>,
+    /// Under [`crate::Strategy::Hybrid`], the WebSocket of presence and typing, with whether it is
+    /// live; `None` while it is down (or under the single strategy).
+    pub ephemeral: Option<(TransportKind, bool)>,
+}
+
+impl Links {
+    pub(crate) fn of(session: &Session) -> Self {
+        Links {
+            messages: session.links(),
+            ephemeral: session.ephemeral(),
+        }
+    }
 }
 
 /// A connection to a Lifeline server that stays up by itself: it reconnects with backoff, falls
@@ -62,6 +82,7 @@ pub struct Client {
     event_queue: usize,
     state: watch::Receiver<State>,
     worked: watch::Receiver<Option<TransportKind>>,
+    links: watch::Receiver<Links>,
     close_timeout: Duration,
 }
 
@@ -97,6 +118,7 @@ impl Client {
             event_queue,
             state: channels.state,
             worked: channels.worked,
+            links: channels.links,
             close_timeout,
         }
     }
@@ -309,6 +331,17 @@ impl Client {
     /// to [`ClientBuilder::initial_transport`] next time, to skip rungs that do not work there.
     pub fn last_worked_transport(&self) -> Option<TransportKind> {
         *self.worked.borrow()
+    }
+
+    /// The transports open or opening now: the messages side, and under the hybrid strategy the
+    /// WebSocket of presence and typing.
+    pub fn links(&self) -> Links {
+        self.links.borrow().clone()
+    }
+
+    /// [`Client::links`] as a [`watch`] channel, to await changes (a connection panel).
+    pub fn watch_links(&self) -> watch::Receiver<Links> {
+        self.links.clone()
     }
 
     /// Tells the client that the network went offline or came back (for platforms that know).

@@ -8,7 +8,7 @@
 //! keeps is bookkeeping only: the handles of the tasks it started and the callers waiting for an
 //! answer.
 
-use crate::client::Acked;
+use crate::client::{Acked, Links};
 use crate::clock::{self, now};
 use crate::command::{Command, Control, COMMAND_QUEUE};
 use crate::error::{CallError, HistoryError, SendError};
@@ -64,6 +64,7 @@ pub(crate) struct Driver {
     control: Control,
     state: watch::Sender<State>,
     worked: watch::Sender<Option<TransportKind>>,
+    links: watch::Sender<Links>,
 }
 
 /// The channels a [`crate::Client`] keeps.
@@ -73,6 +74,7 @@ pub(crate) struct Channels {
     pub listeners: Listeners,
     pub state: watch::Receiver<State>,
     pub worked: watch::Receiver<Option<TransportKind>>,
+    pub links: watch::Receiver<Links>,
 }
 
 /// Spawns the driver task on the current runtime.
@@ -85,6 +87,7 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>, tls: Tls) -
     let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
     let (state_tx, state_rx) = watch::channel(session.state().clone());
     let (worked_tx, worked_rx) = watch::channel(session.last_worked_transport());
+    let (links_tx, links_rx) = watch::channel(Links::of(&session));
     let span = tracing::info_span!("lifeline", endpoint = %session.config().endpoint.key());
     let driver = Driver {
         session,
@@ -102,6 +105,7 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>, tls: Tls) -
         control: Control::default(),
         state: state_tx,
         worked: worked_tx,
+        links: links_tx,
     };
     tokio::spawn(tracing::Instrument::instrument(
         Box::pin(driver.run(commands_rx, control_rx, inputs_rx)),
@@ -113,6 +117,7 @@ pub(crate) fn spawn(session: Session, tokens: Option<TokenProvider>, tls: Tls) -
         listeners,
         state: state_rx,
         worked: worked_rx,
+        links: links_rx,
     }
 }
 
@@ -286,6 +291,12 @@ impl Driver {
         while let Some(event) = self.session.poll_event() {
             self.publish(event);
         }
+        let links = Links::of(&self.session);
+        self.links.send_if_modified(|old| {
+            let changed = *old != links;
+            *old = links;
+            changed
+        });
     }
 
     fn http(&mut self) -> reqwest::Client {

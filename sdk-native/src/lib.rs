@@ -44,6 +44,13 @@
 //! - Every [`Client::send`] resolves: with the message's id and the server's sequence number
 //!   ([`Acked`]), or with a [`SendError`] (outbox full, too large, timeout, rejected, closed).
 //!
+//! ## Strategies
+//! By default one transport at a time carries everything (the best that works).
+//! [`ClientBuilder::strategy`]`(`[`Strategy::Hybrid`]`)` splits it: messages on SSE (then long
+//! polling), presence and typing on a WebSocket of their own, sends over HTTP. Without that
+//! WebSocket everything comes over the messages transport (the state says `degraded`) until it is
+//! back; nothing is lost or repeated either way. [`Client::links`] shows both links.
+//!
 //! ## Memory
 //! Every queue is bounded: the application's calls ([`COMMAND_QUEUE`]; `send` beyond it fails with
 //! [`SendError::QueueFull`]), the reports of socket and HTTP tasks ([`INPUT_QUEUE`]; a full queue
@@ -91,7 +98,7 @@ mod token;
 mod ws;
 
 pub use builder::{ClientBuilder, DEFAULT_CLOSE_TIMEOUT};
-pub use client::{Acked, Client, Events};
+pub use client::{Acked, Client, Events, Links};
 pub use command::COMMAND_QUEUE;
 pub use driver::INPUT_QUEUE;
 pub use error::{BuildError, CallError, HistoryError, SendError};
@@ -102,7 +109,7 @@ pub use http::MAX_BODY_BYTES;
 pub use lifeline_core::Instant;
 pub use lifeline_core::{
     BackoffPolicy, Cause, ErrorCode, HistoryPage, Jitter, Message, MsgId, SendFailure, Seq, State,
-    TransportKind,
+    Strategy, TransportKind,
 };
 pub use sse_decoder::MAX_EVENT_BYTES;
 pub use token::TokenProvider;

@@ -29,6 +29,12 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /** Allowed transports, best first. Default: all three. */
   transports?: Transport[];
+  /**
+   * `single` (default): one transport carries everything. `hybrid`: messages on SSE (then long
+   * polling), presence and typing on a WebSocket of their own; while that WebSocket is down,
+   * presence and typing come over the messages transport (the state says `degraded`).
+   */
+  strategy?: 'single' | 'hybrid';
   /** Remember the transport that last worked for this URL in `localStorage`. Default: true. */
   rememberTransport?: boolean;
   /** Connect at once. Default: true; otherwise call `connect()`. */
@@ -131,7 +137,11 @@ export interface ErrorEvent {
   conversation?: string;
 }
 
-/** Which transport carries the connection now, and every transport opening or open (a probe, a race). */
+/**
+ * Which transport carries the connection now, and every transport opening or open (a probe, a
+ * race). Under `strategy: 'hybrid'` messages never use a WebSocket: a `websocket` entry is the
+ * link of presence and typing (live once the server said hello on it).
+ */
 export interface TransportEvent {
   transport: Transport | null;
   links: { transport: Transport; live: boolean }[];

@@ -54,7 +54,7 @@ const NUMERIC = [
 
 // Every option `new Client` reads (dotted: nested). Any other name is a typo the app must hear
 // about, not a setting silently ignored.
-const NAMES = ['url', 'token', 'getToken', 'transports', 'rememberTransport', 'autoConnect', 'wasm', ...NUMERIC];
+const NAMES = ['url', 'token', 'getToken', 'transports', 'strategy', 'rememberTransport', 'autoConnect', 'wasm', ...NUMERIC];
 
 function checkNames(options, prefix = '') {
   for (const key of Object.keys(options)) {
@@ -73,11 +73,12 @@ function checkNames(options, prefix = '') {
 // lifeline-core accepts (a Rust test checks that the two agree).
 const RUNGS = ['websocket', 'ws', 'sse', 'long-poll', 'longpoll', 'poll'];
 
+// NUMERIC's values, then 1 for the hybrid strategy (options.rs, HYBRID).
 function numbers(options) {
-  return new Float64Array(NUMERIC.map((path) => {
+  return new Float64Array([...NUMERIC.map((path) => {
     const value = path.split('.').reduce((o, k) => (o == null ? undefined : o[k]), options);
     return typeof value === 'number' ? value : NaN;
-  }));
+  }), options.strategy === 'hybrid' ? 1 : NaN]);
 }
 
 export class Client {
@@ -97,6 +98,9 @@ export class Client {
       throw new LifelineError('bad_options', 'new Client({ url, token | getToken }): `url` is required');
     }
     checkNames(options);
+    if (![undefined, 'single', 'hybrid'].includes(options.strategy)) {
+      throw new LifelineError('bad_options', 'unknown strategy');
+    }
     const getToken = options.getToken;
     if (!options.token && typeof getToken !== 'function') {
       throw new LifelineError('bad_options', 'new Client(...): give `token` or a `getToken` function');

@@ -4,7 +4,7 @@
 //! Pure data and validation, compiled on every target so that it is tested natively. No browser
 //! API is touched here: the seed and the remembered transport are supplied by the caller.
 
-use lifeline_core::{text, BackoffPolicy, BadEndpoint, Config, TransportKind};
+use lifeline_core::{text, BackoffPolicy, BadEndpoint, Config, Strategy, TransportKind};
 use std::time::Duration;
 
 /// The numeric options, in the order the wrapper passes them (`NaN` for "absent"). The wrapper's
@@ -31,6 +31,10 @@ pub const NUMERIC: [&str; 18] = [
     "firstVisitRaceAfterMs",
 ];
 
+/// After the numeric options, one more number: `1` for `strategy: "hybrid"` (the wrapper checks
+/// the word, so that no strategy names are linked in the `.wasm`).
+pub const HYBRID: usize = NUMERIC.len();
+
 /// Why [`Options::to_config`] refused the options. A value rather than a text: the `.wasm`, whose
 /// wrapper checks the options before they cross, then never links the words (see
 /// [`Refusal::describe`]).
@@ -42,6 +46,8 @@ pub enum Refusal {
     NoToken,
     /// `transports` names a transport the core does not know.
     UnknownTransport(String),
+    /// `strategy: "hybrid"` in a build without the `hybrid` feature.
+    NoHybrid,
 }
 
 impl Refusal {
@@ -51,6 +57,7 @@ impl Refusal {
             Refusal::Url(e) => e.describe(),
             Refusal::NoToken => "give `token` or `getToken`".into(),
             Refusal::UnknownTransport(name) => text!("unknown transport `", name, "`"),
+            Refusal::NoHybrid => "no hybrid strategy in this build".into(),
         }
     }
 }
@@ -133,6 +140,12 @@ impl Options {
         if let Some(v) = self.millis(17) {
             config.first_visit_race_after = v;
         }
+        if self.number(HYBRID) == Some(1.0) {
+            if !cfg!(feature = "hybrid") {
+                return Err(Refusal::NoHybrid);
+            }
+            config.strategy = Strategy::Hybrid;
+        }
         Ok(config)
     }
 
@@ -182,6 +195,20 @@ mod tests {
         assert_eq!(c.ladder(), TransportKind::ALL.to_vec());
         assert_eq!(c.initial_transport, None);
         assert_eq!(c.max_attempts, None);
+    }
+
+    #[test]
+    fn the_number_after_numeric_chooses_the_hybrid_strategy() {
+        let mut o = options(&[]);
+        assert_eq!(o.to_config(0, None).unwrap().strategy, Strategy::Single);
+        o.numbers.push(1.0);
+        if !cfg!(feature = "hybrid") {
+            assert_eq!(o.to_config(0, None).unwrap_err(), Refusal::NoHybrid);
+            return;
+        }
+        let c = o.to_config(0, None).unwrap();
+        assert_eq!(c.strategy, Strategy::Hybrid);
+        assert_eq!(c.ladder(), [TransportKind::Sse, TransportKind::LongPoll]);
     }
 
     #[test]

@@ -242,7 +242,10 @@ pub fn transport(session: &Session) -> String {
         );
         w.with("links", |out| {
             out.push('[');
-            for (i, (kind, live)) in session.links().into_iter().enumerate() {
+            // Under the hybrid strategy the messages side never uses a WebSocket: a `websocket`
+            // entry is the link of presence and typing.
+            let links = session.links().into_iter().chain(session.ephemeral());
+            for (i, (kind, live)) in links.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }

@@ -52,12 +52,12 @@ async function freePort() {
 }
 
 /** A demo folder with the package in pkg/, as `cargo xtask demo` lays it out. */
-export function demoDir() {
+export function demoDir(pkg = PACKAGE) {
   const dir = mkdtempSync(join(tmpdir(), 'lifeline-demo-'));
   for (const f of readdirSync(join(ROOT, 'js-demo'))) {
     if (f !== 'pkg') cpSync(join(ROOT, 'js-demo', f), join(dir, f), { recursive: true });
   }
-  cpSync(PACKAGE, join(dir, 'pkg'), { recursive: true });
+  cpSync(pkg, join(dir, 'pkg'), { recursive: true });
   return dir;
 }
 

@@ -108,6 +108,7 @@ fn browser() -> Result {
     )?;
 
     crate::wasm::build_package()?;
+    crate::wasm::build_hybrid_package()?;
     cmd("cargo", &["build", "-p", "lifeline-server"])?;
     // The native half of the parity suite writes the traces tests/browser/parity.test.mjs
     // compares with (again here, so that they come from this very build).

@@ -22,6 +22,7 @@ impl Session {
 
     /// The server refused the token: refresh it and reconnect, or fail for good.
     pub(super) fn auth_rejected(&mut self, now: Instant, detail: String) {
+        self.drop_ephemeral();
         match self.creds.rejected() {
             Rejection::Fatal => {
                 let cause = Cause::AuthRejected { detail };

@@ -98,6 +98,9 @@ impl Session {
     }
 
     pub(super) fn start_probe(&mut self, now: Instant) {
+        if self.restore_carry(now) {
+            return;
+        }
         let Some(active) = self.active_link() else {
             return;
         };
@@ -113,10 +116,19 @@ impl Session {
         }
     }
 
+    /// Opens a link of the messages side on `kind`.
     pub(super) fn open_link(&mut self, now: Instant, kind: TransportKind) -> u64 {
+        self.open_carrying(now, kind, self.messages_carry())
+    }
+
+    /// Opens a link on `kind` whose stream carries `carry` (its socket or first poll asked for)
+    /// and adds it to the links of the messages side.
+    pub(super) fn open_carrying(&mut self, now: Instant, kind: TransportKind, carry: Carry) -> u64 {
         let id = self.fresh_id();
         let mut link = Link::new(id, kind, now, self.config.liveness_timeout);
         link.opened_with_cursor = self.resume.cursor();
+        link.carry = carry;
+        let carry = carry.query();
         let token = self.creds.token().map(str::to_string);
         let endpoint = self.config.endpoint.clone();
         let placement = self.config.stream_token;
@@ -125,7 +137,7 @@ impl Session {
                 let socket = SocketId(id);
                 link.socket = Some(socket);
                 let in_query = placement.in_query(token.as_deref());
-                let (socket_kind, url) = if kind == TransportKind::WebSocket {
+                let (socket_kind, mut url) = if kind == TransportKind::WebSocket {
                     (
                         SocketKind::WebSocket,
                         endpoint.websocket_url(in_query, self.resume.cursor()),
@@ -136,6 +148,7 @@ impl Session {
                         endpoint.sse_url(in_query, self.resume.cursor()),
                     )
                 };
+                url.push_str(carry);
                 self.actions.push_back(Action::OpenSocket {
                     socket,
                     kind: socket_kind,
@@ -151,8 +164,9 @@ impl Session {
                     sent_at: now,
                     deadline: now + self.config.connect_timeout,
                 });
-                let url =
+                let mut url =
                     endpoint.poll_url(self.resume.cursor(), self.keepalive.poll_wait_ms(), true);
+                url.push_str(carry);
                 self.actions.push_back(Action::Http {
                     request,
                     method: HttpMethod::Get,
@@ -174,6 +188,9 @@ impl Session {
             self.finish(now, State::Failed { error }, Cause::UnsupportedVersion);
             return;
         }
+        if self.ephemeral_by_id(id).is_some() {
+            return self.ephemeral_hello(now, id, &hello);
+        }
         let Some(link) = self.link_mut(id) else {
             return;
         };
@@ -189,7 +206,7 @@ impl Session {
         let better_pending = previous.is_none() && self.better_rung_opening(id, kind);
         self.go_live(now, id, &hello);
         self.schedule_after_connecting(now, kind, previous, better_pending);
-        let degraded = self.ladder.is_degraded(kind);
+        let degraded = self.is_degraded(kind);
         let cause = match previous {
             Some(from) if from != kind => Cause::Upgraded { from },
             _ => Cause::Opened,
@@ -205,6 +222,10 @@ impl Session {
         self.batch_limits = BatchLimits::advertised(&hello);
         self.rebuild_ops();
         self.flush(now);
+        // Under the hybrid strategy: the ephemeral WebSocket, if it waits for a live session, and
+        // the carry this link should have if the WebSocket came or went while it opened.
+        self.open_ephemeral(now);
+        self.restore_carry(now);
         // A long poll's `hello` always comes in a poll response, and `on_poll_response` issues the
         // next poll once the response's frames are handled: issuing one here too would keep two
         // polls running for the rest of the session.
@@ -223,15 +244,9 @@ impl Session {
     /// the token and the rung are known to work, the cursor follows the server's resume point.
     pub(super) fn go_live(&mut self, now: Instant, id: u64, hello: &Hello) {
         self.drop_links_except(Some(id));
-        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
-        let liveness_timeout = self.config.liveness_timeout;
-        let Some(link) = self.link_mut(id) else {
+        let Some((kind, opened_with)) = self.mark_live(now, id, hello) else {
             return;
         };
-        link.phase = Phase::Live;
-        link.liveness
-            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
-        let (kind, opened_with) = (link.kind, link.opened_with_cursor);
         self.active = Some(id);
         self.creds.accepted();
         if self.ladder.record_success(kind) {
@@ -239,6 +254,23 @@ impl Session {
                 .push_back(Event::TransportWorked { transport: kind });
         }
         self.resume_from(hello, opened_with);
+    }
+
+    /// Link `id` said `hello`: it is live, its liveness follows the server's heartbeat and its
+    /// ping beat starts. Its rung and the cursor it was opened with.
+    pub(super) fn mark_live(
+        &mut self,
+        now: Instant,
+        id: u64,
+        hello: &Hello,
+    ) -> Option<(TransportKind, Option<Seq>)> {
+        let ping_every_us = self.ping_interval_for(hello.heartbeat_ms);
+        let liveness_timeout = self.config.liveness_timeout;
+        let link = self.link_mut(id)?;
+        link.phase = Phase::Live;
+        link.liveness
+            .went_live(now, hello.heartbeat_ms, liveness_timeout, ping_every_us);
+        Some((link.kind, link.opened_with_cursor))
     }
 
     /// The timers once a link on `kind` went live: no retry, race or unreachable deadline any
@@ -423,14 +455,15 @@ impl Session {
         {
             return false;
         }
-        let cursor = link.opened_with_cursor;
+        let (cursor, carry) = (link.opened_with_cursor, link.carry);
         let request = RequestId(self.fresh_id());
         let token = self.creds.token();
         let placement = self.config.stream_token;
-        let url = self
+        let mut url = self
             .config
             .endpoint
             .sse_url(placement.in_query(token), cursor);
+        url.push_str(carry.query());
         let bearer = placement.in_header(token);
         if let Some(link) = self.link_mut(id) {
             // The socket is gone (later reports about it are ignored); the question is in flight
@@ -462,6 +495,9 @@ impl Session {
         weight: FailureWeight,
         hint: Option<DelayHint>,
     ) {
+        if self.ephemeral_by_id(id).is_some() {
+            return self.ephemeral_failed(now, cause, hint);
+        }
         let was_active = self.active == Some(id);
         let Some(link) = self.drop_link(id) else {
             return;

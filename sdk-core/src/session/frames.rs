@@ -15,6 +15,8 @@ impl Session {
             self.on_proving_frame(now, id, &frame);
         }
         let is_active = self.active == Some(id);
+        // Presence and typing come from the live link, or from the hybrid strategy's ephemeral one.
+        let carries_ephemeral = is_active || self.ephemeral_by_id(id).is_some();
         if is_active
             && self.timers.is_set(TimerReason::Stable)
             && matches!(frame, ServerFrame::Ack { .. } | ServerFrame::Msg(_))
@@ -39,11 +41,11 @@ impl Session {
             ServerFrame::Unsubscribed { conv } => {
                 self.unsubscriptions.remove(&conv);
             }
-            ServerFrame::Presence { conv, user, online } if is_active => {
+            ServerFrame::Presence { conv, user, online } if carries_ephemeral => {
                 self.events
                     .push_back(Event::Presence { conv, user, online });
             }
-            ServerFrame::Typing { conv, user } if is_active => {
+            ServerFrame::Typing { conv, user } if carries_ephemeral => {
                 self.events.push_back(Event::Typing { conv, user });
             }
             ServerFrame::Pong { t } => {

@@ -28,6 +28,7 @@ use crate::batch::BatchLimits;
 use crate::config::Config;
 use crate::credentials::{Credentials, Rejection};
 use crate::event::{Event, HistoryError, MsgId, SendError, SendFailure};
+use crate::hybrid::{ephemeral_slot, Carry, EphemeralSlot};
 use crate::io::{Action, FailureKind, HttpMethod, Input, TransportFailure};
 use crate::keepalive::KeepAlive;
 use crate::ladder::{FailureWeight, Ladder};
@@ -60,6 +61,7 @@ const MAX_TIMERS_PER_CALL: usize = 256;
 mod auth;
 mod connect;
 mod frames;
+mod hybrid;
 mod poll;
 mod send;
 
@@ -170,6 +172,8 @@ pub struct Session {
     online: bool,
     ping_counter: u64,
     last_timeout_reason: Option<TimerReason>,
+    /// The ephemeral WebSocket of the hybrid strategy (`None` under the single strategy).
+    hybrid: EphemeralSlot,
 }
 
 fn at_least_1ms(d: Duration) -> Duration {
@@ -199,7 +203,9 @@ impl Session {
             config.initial_transport,
             config.step_down_after,
         );
+        let hybrid = ephemeral_slot(&config);
         Session {
+            hybrid,
             retries: Retries::new(&config),
             probing: Probing::new(config.probe_backoff),
             keepalive: KeepAlive::new(config.poll_wait),
@@ -273,6 +279,13 @@ impl Session {
             .collect()
     }
 
+    /// The hybrid strategy's ephemeral WebSocket (presence and typing), if one is opening
+    /// (`false`) or live (`true`). Always `None` under the single strategy.
+    pub fn ephemeral(&self) -> Option<(TransportKind, bool)> {
+        let link = self.hybrid.as_ref()?.link.as_ref()?;
+        Some((link.kind, link.is_live()))
+    }
+
     /// What the last `handle_timeout` fired for ("why did it wake?").
     pub fn last_timeout_reason(&self) -> Option<TimerReason> {
         self.last_timeout_reason
@@ -301,6 +314,7 @@ impl Session {
     pub fn connect(&mut self, now: Instant) {
         if self.state == State::Idle {
             self.start_attempt(now, Cause::AppConnect);
+            self.open_ephemeral(now);
         }
     }
 
@@ -376,15 +390,18 @@ impl Session {
     pub fn typing(&mut self, now: Instant, conv: &str) -> Result<(), SendError> {
         self.check_open()?;
         validate_conv(conv)?;
+        let frame = ClientFrame::Typing {
+            conv: conv.to_string(),
+        };
+        if let Some(socket) = self.ephemeral_socket() {
+            let text = protocol::encode(&frame);
+            self.actions.push_back(Action::SendText { socket, text });
+            return Ok(());
+        }
         if self.active_link().is_none() {
             return Err(SendError::NotConnected);
         }
-        self.transmit_op(
-            now,
-            ClientFrame::Typing {
-                conv: conv.to_string(),
-            },
-        );
+        self.transmit_op(now, frame);
         Ok(())
     }
 
@@ -680,7 +697,7 @@ impl Session {
             .timers
             .earliest(&derived)
             .map(|(at, reason)| (at, Timer { reason, link: None }));
-        for link in &self.links {
+        for link in self.links.iter().chain(self.ephemeral_link()) {
             if let Some((at, reason)) =
                 link.next_timer(self.config.connect_timeout, self.config.first_frame_timeout)
             {
@@ -716,6 +733,7 @@ impl Session {
             TimerReason::OutboxRelease => self.flush(now),
             TimerReason::Drain => self.close(now),
             TimerReason::Unreachable => self.give_up_unreachable_attempt(now),
+            TimerReason::EphemeralRetry => self.open_ephemeral(now),
             _ => {}
         }
     }
@@ -789,9 +807,16 @@ impl Session {
         }
     }
 
-    /// Starts a liveness check of the live link if it has been quiet for at least `quiet_for`.
+    /// Starts a liveness check of the live link (and of the hybrid strategy's ephemeral one) if
+    /// it has been quiet for at least `quiet_for`.
     fn verify_active(&mut self, now: Instant, quiet_for: Duration) {
-        let Some(link) = self.active_link() else {
+        self.verify_link(now, self.active, quiet_for);
+        let ephemeral = self.ephemeral_link().map(|l| l.id);
+        self.verify_link(now, ephemeral, quiet_for);
+    }
+
+    fn verify_link(&mut self, now: Instant, id: Option<u64>, quiet_for: Duration) {
+        let Some(link) = id.and_then(|id| self.link(id)) else {
             return;
         };
         if link.is_live() && link.liveness.needs_check(now, quiet_for) {
@@ -818,6 +843,7 @@ impl Session {
             return;
         }
         self.drop_links_except(None);
+        self.drop_ephemeral();
         // The final state comes first: whoever learns that a send failed with `Closed` (an
         // awaiting caller, the CLI choosing its exit code) already sees why the session ended.
         self.set_state(to, cause);
@@ -892,19 +918,37 @@ impl Session {
         id
     }
 
+    /// The hybrid strategy's ephemeral link, if there is one.
+    #[cfg_attr(not(feature = "hybrid"), inline(always))]
+    fn ephemeral_link(&self) -> Option<&Link> {
+        self.hybrid.as_ref()?.link.as_ref()
+    }
+
+    /// The link with id `id`: a link of the messages side, or the ephemeral one.
     fn link(&self, id: u64) -> Option<&Link> {
-        self.links.iter().find(|l| l.id == id)
+        let found = self.links.iter().find(|l| l.id == id);
+        found.or(self.ephemeral_link().filter(|l| l.id == id))
     }
 
     fn link_mut(&mut self, id: u64) -> Option<&mut Link> {
+        if self.ephemeral_link().is_some_and(|l| l.id == id) {
+            return self.hybrid.as_mut()?.link.as_mut();
+        }
         self.links.iter_mut().find(|l| l.id == id)
     }
 
     fn link_by_socket(&self, socket: SocketId) -> Option<&Link> {
-        self.links.iter().find(|l| l.socket == Some(socket))
+        let found = self.links.iter().find(|l| l.socket == Some(socket));
+        found.or(self.ephemeral_link().filter(|l| l.socket == Some(socket)))
     }
 
     fn link_by_socket_mut(&mut self, socket: SocketId) -> Option<&mut Link> {
+        if self
+            .ephemeral_link()
+            .is_some_and(|l| l.socket == Some(socket))
+        {
+            return self.hybrid.as_mut()?.link.as_mut();
+        }
         self.links.iter_mut().find(|l| l.socket == Some(socket))
     }
 

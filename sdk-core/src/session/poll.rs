@@ -10,10 +10,13 @@ impl Session {
     pub(super) fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
         let wait_ms = self.keepalive.poll_wait_ms();
-        let url = self
+        let mut url = self
             .config
             .endpoint
             .poll_url(self.resume.cursor(), wait_ms, false);
+        if let Some(link) = self.link(id) {
+            url.push_str(link.carry.query());
+        }
         let bearer = self.creds.token().map(str::to_string);
         let deadline = Instant::from_micros(
             now.as_micros()

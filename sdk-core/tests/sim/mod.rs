@@ -15,7 +15,7 @@ use lifeline_core::protocol::{
 use lifeline_core::Instant;
 use lifeline_core::{
     Action, Config, Event, FailureKind, HttpMethod, Input, MsgId, RequestId, SendError, Session,
-    SocketId, SocketKind, State, TransportFailure, TransportKind,
+    SocketId, SocketKind, State, Strategy, TransportFailure, TransportKind,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -82,6 +82,8 @@ struct Stream {
     held: Vec<ServerFrame>,
     /// Whether the client was told the stream opened (a buffering proxy holds that too).
     opened: bool,
+    /// The stream's `carry` (`all`, `messages`, `ephemeral`), as the reference server filters.
+    carry: String,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +145,11 @@ pub struct FakeServer {
     pub advertise_limits: bool,
     /// Every HTTP send request received: (frames, body bytes), refused ones included.
     pub send_requests: Vec<(usize, usize)>,
+    /// `typing` frames received on a WebSocket and in HTTP sends.
+    pub typing_over_ws: usize,
+    pub typing_over_http: usize,
+    /// The `carry` of every stream and long poll opened (`all` when absent).
+    pub carries: Vec<(TransportKind, String)>,
 }
 
 impl FakeServer {
@@ -339,6 +346,18 @@ impl Sim {
         let Some(stream) = self.streams.get_mut(&socket) else {
             return;
         };
+        // What the stream's `carry` leaves out (the reference server's filter).
+        let left_out = matches!(
+            (&frame, stream.carry.as_str()),
+            (ServerFrame::Msg(_), "ephemeral")
+                | (
+                    ServerFrame::Presence { .. } | ServerFrame::Typing { .. },
+                    "messages"
+                )
+        );
+        if left_out {
+            return;
+        }
         stream.last_activity = self.now;
         // Like the reference server, a heartbeat goes out only after a heartbeat of silence.
         stream.next_heartbeat = self.now + self.server.heartbeat;
@@ -420,6 +439,9 @@ impl Sim {
                     stream.last_activity = self.now;
                     self.server.ws_frames_received.push(self.now);
                     let frame = protocol::decode_client_frame(&text).expect("client frames valid");
+                    if matches!(frame, ClientFrame::Typing { .. }) {
+                        self.server.typing_over_ws += 1;
+                    }
                     let answers = self.server_handle(frame);
                     for a in answers {
                         self.frame_to(socket, a);
@@ -485,6 +507,8 @@ impl Sim {
             self.slow_opens.remove(&socket);
         }
         self.server.opens.push(transport);
+        let carry = query(url, "carry").unwrap_or_else(|| "all".into());
+        self.server.carries.push((transport, carry));
         if self.net.reset_open.contains(&transport) {
             self.reply(Input::SocketFailed {
                 socket,
@@ -542,6 +566,7 @@ impl Sim {
                 last_activity: self.now,
                 held: Vec::new(),
                 opened: !buffered,
+                carry: query(url, "carry").unwrap_or_else(|| "all".into()),
             },
         );
         if let Err(code) = self.check_token(token.as_deref()) {
@@ -577,6 +602,8 @@ impl Sim {
         self.live_requests.insert(request);
         if url.split('?').next().unwrap().ends_with("/v1/poll") && query(url, "hello").is_some() {
             self.server.opens.push(TransportKind::LongPoll);
+            let carry = query(url, "carry").unwrap_or_else(|| "all".into());
+            self.server.carries.push((TransportKind::LongPoll, carry));
         }
         if self.net.down {
             self.reply(Input::HttpFailed {
@@ -681,6 +708,9 @@ impl Sim {
             }
             let mut frames = Vec::new();
             for f in batch.frames {
+                if matches!(f, ClientFrame::Typing { .. }) {
+                    self.server.typing_over_http += 1;
+                }
                 frames.extend(self.server_handle(f));
             }
             if self.net.lose_send_answers {
@@ -960,7 +990,27 @@ impl Sim {
         self.check_invariants();
     }
 
+    /// The streams open at the server: transport and `carry`, in the order they were opened.
+    pub fn open_streams(&self) -> Vec<(TransportKind, String)> {
+        self.streams
+            .values()
+            .map(|s| (s.kind, s.carry.clone()))
+            .collect()
+    }
+
     fn check_invariants(&self) {
+        if let Some((kind, _)) = self.session.ephemeral() {
+            assert_eq!(kind, TransportKind::WebSocket, "the ephemeral link");
+        }
+        if self.session.config().strategy == Strategy::Hybrid {
+            assert!(
+                self.session
+                    .links()
+                    .iter()
+                    .all(|(kind, _)| *kind != TransportKind::WebSocket),
+                "messages on a WebSocket under the hybrid strategy"
+            );
+        }
         let links = self.session.links();
         assert!(links.len() <= 2, "more than two links: {links:?}");
         assert!(

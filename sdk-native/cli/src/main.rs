@@ -9,7 +9,7 @@ mod json;
 
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
-use lifeline::{Client, Event, HistoryError, SendError, State, TransportKind};
+use lifeline::{Client, Event, HistoryError, SendError, State, Strategy, TransportKind};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,6 +40,10 @@ struct Args {
     /// Allowed transports, best first: any of websocket, sse, long-poll (comma separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_transport, global = true)]
     transports: Vec<TransportKind>,
+    /// How the transports are used: `single` (default; one carries everything) or `hybrid`
+    /// (messages on SSE or long polling, presence and typing on a WebSocket of their own).
+    #[arg(long, value_parser = parse_strategy, global = true)]
+    strategy: Option<Strategy>,
     /// Give up after this many seconds (send: waiting for the ack; history: for the page).
     #[arg(long, default_value_t = 30, global = true)]
     timeout: u64,
@@ -100,6 +104,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    match s {
+        "single" => Ok(Strategy::Single),
+        "hybrid" => Ok(Strategy::Hybrid),
+        _ => Err(format!("unknown strategy `{s}` (single, hybrid)")),
+    }
 }
 
 fn parse_transport(s: &str) -> Result<TransportKind, String> {
@@ -164,6 +176,9 @@ async fn run(args: Args) -> Result<(), Failure> {
     }
     if !args.transports.is_empty() {
         builder = builder.transports(args.transports.clone());
+    }
+    if let Some(strategy) = args.strategy {
+        builder = builder.strategy(strategy);
     }
     if let Some(path) = &args.ca_file {
         builder = builder.ca_file(path);
