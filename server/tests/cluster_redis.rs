@@ -9,23 +9,21 @@
 //! duplication and reordering.
 
 mod common;
+#[path = "common/redis.rs"]
+mod redis_server;
 
 use common::*;
 use futures_util::StreamExt;
 use lifeline_core::protocol::{decode_server_frame, ClientFrame, ServerFrame};
 use lifeline_server::config::TEST_SECRET;
 use lifeline_server::{start, RunningServer, Secret, ServerConfig};
-use std::io::{Read, Write};
-use std::net::TcpStream as StdTcpStream;
+use redis_server::{ping, Redis};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
-
-/// How long Redis may take to answer PING after it starts.
-const REDIS_READY: Duration = Duration::from_secs(20);
 
 /// The heartbeat of every instance in these tests (the liveness TTL is one heartbeat).
 const HEARTBEAT: Duration = Duration::from_millis(1_000);
@@ -35,111 +33,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port()
-}
-
-// ---------------------------------------------------------------- redis-server
-
-/// A `redis-server` of one test, with append-only persistence in a temp dir.
-struct Redis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "redis-server is needed: run `cargo xtask setup`, or `apt-get install -y redis-server`"
-        );
-        let mut redis = Redis {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--logfile", "redis.log", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + REDIS_READY;
-        while !ping(self.port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer within {REDIS_READY:?}; log: {}",
-                std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops it by PID (SIGTERM: the append-only file is flushed) and starts it again on the
-    /// same port and directory.
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = StdTcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
 // ---------------------------------------------------------------- fault proxy

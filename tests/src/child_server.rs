@@ -21,6 +21,8 @@ pub struct ChildServer {
     postgres: Option<String>,
     /// libfaketime's offset for its clock (`FAKETIME`, e.g. `+7s`), if any.
     clock_offset: Option<String>,
+    /// The Redis URL of cluster mode (`LIFELINE_REDIS_URL`), if any (needs `postgres`).
+    redis: Option<String>,
 }
 
 /// The command that installs libfaketime, named when it is missing.
@@ -60,6 +62,7 @@ impl ChildServer {
             child: None,
             postgres: None,
             clock_offset: None,
+            redis: None,
         };
         server.start_again();
         server
@@ -79,6 +82,7 @@ impl ChildServer {
             child: None,
             postgres: Some(url.to_string()),
             clock_offset: None,
+            redis: None,
         };
         server.start_again();
         server
@@ -100,6 +104,29 @@ impl ChildServer {
             child: None,
             postgres: Some(url.to_string()),
             clock_offset: Some(offset.to_string()),
+            redis: None,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Cluster mode: [`ChildServer::start_on_postgres_with_clock`] (`offset` `None`: the true
+    /// clock) with Redis at `redis` too (`LIFELINE_REDIS_URL`), at every start.
+    pub fn start_on_cluster(
+        program: impl Into<PathBuf>,
+        heartbeat_ms: u64,
+        (postgres, redis): (&str, &str),
+        offset: Option<&str>,
+    ) -> ChildServer {
+        let mut server = ChildServer {
+            program: program.into(),
+            data: tempfile::tempdir().expect("temp dir"),
+            heartbeat_ms,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child: None,
+            postgres: Some(postgres.to_string()),
+            clock_offset: offset.map(str::to_string),
+            redis: Some(redis.to_string()),
         };
         server.start_again();
         server
@@ -118,6 +145,10 @@ impl ChildServer {
         match &self.postgres {
             Some(url) => command.env("LIFELINE_POSTGRES", url),
             None => command.env_remove("LIFELINE_POSTGRES"),
+        };
+        match &self.redis {
+            Some(url) => command.env("LIFELINE_REDIS_URL", url),
+            None => command.env_remove("LIFELINE_REDIS_URL"),
         };
         if let Some(offset) = &self.clock_offset {
             command

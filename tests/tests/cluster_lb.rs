@@ -1,4 +1,5 @@
-//! Three server instances on one real PostgreSQL behind a real HAProxy (round-robin, health
+//! Three server instances on one real PostgreSQL (and, in the second scenario, one Redis too: the
+//! full cluster mode) behind a real HAProxy (round-robin, health
 //! checks; the configuration docs/DEPLOYMENT.md shows), native SDK clients connecting through it.
 //! Two of the instances run with their clocks off by seconds (libfaketime: one 7 s ahead, one 7 s
 //! behind). While the crowd sends thousands of numbered messages, the one instance with a true
@@ -18,7 +19,7 @@ use lifeline_tests::balancer::Balancer;
 use lifeline_tests::child_server::ChildServer;
 use lifeline_tests::crowd;
 use lifeline_tests::harness::{self, WAIT};
-use lifeline_tests::services::pg;
+use lifeline_tests::services::{pg, Redis};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Both tests use this binary's one PostgreSQL, which the first restarts: one at a time.
@@ -236,6 +237,92 @@ async fn haproxy_round_robin_rides_out_sigkill_postgres_restart_and_skewed_clock
         assert_eq!(next_before, want.first().copied());
         assert_eq!(next_after, want.last().copied());
     }
+}
+
+/// The same crowd on the full cluster mode: three instances on PostgreSQL **and Redis** (the bus
+/// carries the messages between instances, presence and limits are shared) behind HAProxy, one
+/// of them with its clock 7 s ahead. While thousands of numbered messages flow: one instance is
+/// killed with SIGKILL (its clients move to the others through HAProxy), Redis is restarted
+/// (the instances fall back to reading PostgreSQL and return to the bus), and the killed instance
+/// comes back. Every member gets every message once and in order; every send is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_round_robin_on_postgres_and_redis_rides_out_sigkill_and_a_redis_restart() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let url = tokio::task::spawn_blocking(|| pg().new_database())
+        .await
+        .unwrap();
+    let mut redis = tokio::task::spawn_blocking(Redis::start).await.unwrap();
+    let program = env!("CARGO_BIN_EXE_lifeline-test-server");
+    let hb = harness::HEARTBEAT_MS;
+    let engines = (url.as_str(), redis.url());
+    let engines = (engines.0, engines.1.as_str());
+    let mut first = ChildServer::start_on_cluster(program, hb, engines, None);
+    let second = ChildServer::start_on_cluster(program, hb, engines, None);
+    let ahead = ChildServer::start_on_cluster(program, hb, engines, Some(&format!("+{SKEW_S}s")));
+    assert_clock_off(&ahead, SKEW_S).await;
+    let lb = Balancer::start(&[first.addr(), second.addr(), ahead.addr()]);
+    let crowd = crowd::gather_with_tokens(|u| first.token(u), &lb.url(), "lbr", 3, 3, |b| b).await;
+    for i in 0..3 {
+        assert!(
+            lb.sessions(i) > 0,
+            "round-robin gave instance {i} no connection"
+        );
+    }
+    crowd
+        .talk_through(PER_SENDER, PACE, async {
+            let (_, _, rec) = &crowd.listeners[0];
+            let total = PER_SENDER * 3;
+            let mid_stream = |what: &str| {
+                let seen = rec.messages().len();
+                assert!(
+                    seen < total,
+                    "{what} came after the stream ({seen} messages)"
+                );
+            };
+            rec.wait_messages(total / 4, WAIT).await;
+            mid_stream("the kill");
+            let marks = crowd.marks();
+            first.kill();
+            lb.wait_status(0, "DOWN", HEALTH_WAIT).await;
+            let deadline = Instant::now() + WAIT;
+            while reconnected_since(&crowd, &marks) == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "no client reconnected after the kill"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            rec.wait_messages(total / 2, WAIT).await;
+            mid_stream("the Redis restart");
+            tokio::task::block_in_place(|| redis.restart());
+            rec.wait_messages(total * 3 / 4, WAIT).await;
+            mid_stream("the instance's return");
+            first.start_again();
+            lb.wait_status(0, "UP", HEALTH_WAIT).await;
+        })
+        .await;
+    // The messages did cross instances on the Redis bus (not only by reading PostgreSQL).
+    let entries = bus_length(redis.port);
+    assert!(
+        entries > 0,
+        "the Redis bus carried nothing ({entries} entries)"
+    );
+}
+
+/// `XLEN lifeline:bus` on the Redis at `port` (an inline command; the answer is `:N`).
+fn bus_length(port: u16) -> i64 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to Redis");
+    conn.set_read_timeout(Some(WAIT)).expect("read timeout");
+    conn.write_all(b"XLEN lifeline:bus\r\n").expect("XLEN");
+    let mut line = String::new();
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .expect("XLEN answer");
+    line.trim()
+        .strip_prefix(':')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("XLEN answered {line:?}"))
 }
 
 /// The answer frames to one `POST /v1/send` of `frame` to `base`.

@@ -3,7 +3,8 @@
 //! same address with the same storage. Test configuration otherwise (`ServerConfig::for_tests`,
 //! whose secret `tests/src/child_server.rs` signs tokens with). Prints the address it listens on,
 //! then runs until killed or until its standard input closes. With `LIFELINE_POSTGRES` set it
-//! stores in that PostgreSQL database instead of `DATA_DIR` (several instances may share it).
+//! stores in that PostgreSQL database instead of `DATA_DIR` (several instances may share it), and
+//! with `LIFELINE_REDIS_URL` set too it runs in cluster mode with that Redis.
 
 use lifeline_server::ServerConfig;
 use std::io::Write;
@@ -19,6 +20,9 @@ fn main() {
         data_dir: Some(data_dir.into()),
         heartbeat_ms: heartbeat_ms.parse().expect("HEARTBEAT_MS is a number"),
         postgres: std::env::var("LIFELINE_POSTGRES")
+            .ok()
+            .map(lifeline_server::Secret),
+        redis: std::env::var("LIFELINE_REDIS_URL")
             .ok()
             .map(lifeline_server::Secret),
         ..ServerConfig::for_tests()
