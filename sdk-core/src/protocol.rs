@@ -162,6 +162,10 @@ pub enum ErrorCode {
     GoingAway,
     /// The requested protocol version is not supported.
     UnsupportedVersion,
+    /// A notice, not a failure: this stream fell behind and presence or typing events meant for
+    /// it were skipped (messages never are: they are re-read from storage). Presence shown from
+    /// earlier events may be stale.
+    Skipped,
     /// The server failed; the request may be retried.
     Internal,
     /// A code this client does not know.
@@ -186,6 +190,7 @@ impl ErrorCode {
             ErrorCode::IdReused => "id_reused",
             ErrorCode::GoingAway => "going_away",
             ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Skipped => "skipped",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -721,6 +726,7 @@ impl ErrorCode {
             "id_reused" => ErrorCode::IdReused,
             "going_away" => ErrorCode::GoingAway,
             "unsupported_version" => ErrorCode::UnsupportedVersion,
+            "skipped" => ErrorCode::Skipped,
             "internal" => ErrorCode::Internal,
             _ => ErrorCode::Unknown,
         }

@@ -179,7 +179,7 @@ export interface ClientEvents {
 /** Codes the server puts in errors. */
 export type ServerErrorCode =
   | 'unauthorized' | 'token_expired' | 'forbidden' | 'rate_limited' | 'bad_frame' | 'too_large'
-  | 'id_reused' | 'going_away' | 'unsupported_version' | 'internal' | 'unknown';
+  | 'id_reused' | 'going_away' | 'unsupported_version' | 'skipped' | 'internal' | 'unknown';
 
 /** Codes of `LifelineError`. */
 export type ErrorCode =

@@ -12,7 +12,7 @@ use crate::request::Params;
 use crate::state::Shared;
 use crate::store::StoreError;
 use lifeline_core::protocol::{
-    ErrorCode, Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
+    ErrorCode, ErrorFrame, Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -225,6 +225,24 @@ impl Feed {
         }
     }
 
+    /// This stream fell behind the live fan-out by `skipped` events. Messages are re-read from
+    /// storage; presence and typing cannot be, so the client is told they were skipped (an
+    /// `error` frame with code `skipped`, no `id`, no `conv`) instead of losing them silently.
+    fn lagged(&mut self, skipped: u64) {
+        tracing::debug!(user = %self.user, skipped, "stream lagged; re-reading storage");
+        self.catching_up = self.carry.messages();
+        if self.carry.ephemeral() {
+            self.queue.push_back(ServerFrame::Error(ErrorFrame {
+                code: ErrorCode::Skipped,
+                message: "this stream fell behind: presence and typing events were skipped"
+                    .to_string(),
+                id: None,
+                conv: None,
+                retry_after_ms: None,
+            }));
+        }
+    }
+
     /// Reads the next page from storage into the queue; clears `catching_up` when there is none.
     async fn read_page(&mut self, limit: usize) -> Result<(), StoreError> {
         let page = self
@@ -262,10 +280,7 @@ impl Feed {
                         return Ok(f);
                     }
                 }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::debug!(user = %self.user, skipped = n, "stream lagged; re-reading storage");
-                    self.catching_up = self.carry.messages();
-                }
+                Err(RecvError::Lagged(n)) => self.lagged(n),
                 Err(RecvError::Closed) => std::future::pending::<()>().await,
             }
         }
@@ -298,7 +313,7 @@ impl Feed {
                         out.push(f);
                     }
                 }
-                Err(TryRecvError::Lagged(_)) => self.catching_up = self.carry.messages(),
+                Err(TryRecvError::Lagged(n)) => self.lagged(n),
                 Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
             }
         }

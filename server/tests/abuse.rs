@@ -179,6 +179,54 @@ async fn a_websocket_that_stops_reading_is_closed_and_resumes_from_its_cursor() 
     }
 }
 
+/// A stream that falls behind the live fan-out (here: stuck writing a 6.4 MB replay to a reader
+/// that does not read, while 40 more messages are published into an 8-event live buffer) loses
+/// no message — they are re-read from storage — and is told, with an `error` frame of code
+/// `skipped`, that presence and typing events meant for it were skipped, instead of losing them
+/// silently.
+#[tokio::test]
+async fn a_stream_that_falls_behind_is_told_ephemeral_events_were_skipped() {
+    let s = server_with(ServerConfig {
+        live_buffer: 8,
+        ..ServerConfig::for_tests()
+    })
+    .await;
+    let (tw, tr) = (token(&s, "writer"), token(&s, "reader"));
+    join(&s, &tw, "big").await;
+    join(&s, &tr, "big").await;
+    store_messages(&s, &tw, "big", 400, 16 * 1024).await;
+    let before = s.open_streams();
+    let mut behind = ws_small_buffer(s.addr(), &format!("token={tr}&cursor=0")).await;
+    wait_until("the stream to open", || s.open_streams() > before).await;
+    // While its replay waits on the socket, five live buffers' worth of events go by.
+    for i in 0..40 {
+        send_one(&s, &tw, &format!("late-{i}"), "big", "late").await;
+    }
+    // The replay may reach those 40 in storage before the stream turns to its live buffer and
+    // learns it fell behind: read every message, then on until the notice (a stream that is
+    // never told fails on the frame wait's deadline).
+    let head = s.head_seq();
+    let (mut expected, mut told) = (1, 0);
+    while expected <= head || told == 0 {
+        match next_frame(&mut behind).await {
+            Ok(ServerFrame::Msg(m)) => {
+                assert_eq!(m.seq, expected, "no gap, no duplicate");
+                expected += 1;
+            }
+            Ok(ServerFrame::Error(e)) if e.code == ErrorCode::Skipped => {
+                assert!(e.id.is_none() && e.conv.is_none(), "{e:?}");
+                told += 1;
+            }
+            Ok(ServerFrame::Hello(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        told >= 1,
+        "the stream was not told that events were skipped"
+    );
+}
+
 #[tokio::test]
 async fn an_sse_reader_that_stops_reading_is_cut() {
     let (s, tr) = slow_consumer_server(400).await;
