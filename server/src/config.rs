@@ -86,6 +86,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Connections that have not sent a complete request yet; beyond it the oldest is closed.
     pub max_idle_connections: usize,
+    /// The listen backlog: connections the kernel completes and queues before the server
+    /// accepts them (Linux caps it at `net.core.somaxconn`). A connect burst beyond it loses
+    /// SYNs, which clients only retry after 1 s, then 3 s.
+    pub listen_backlog: u32,
     /// Live streams (WebSocket, SSE, pending long polls) in the whole server (over it: 503
     /// `going_away`).
     pub max_streams: usize,
@@ -147,6 +151,7 @@ impl Default for ServerConfig {
             body_read_timeout_ms: 30_000,
             max_connections: 8_192,
             max_idle_connections: 1_024,
+            listen_backlog: crate::listener::DEFAULT_LISTEN_BACKLOG,
             max_streams: 8_192,
             max_streams_per_user: 32,
             slow_consumer_ms: 15_000,

@@ -13,6 +13,10 @@
 //!   (hyper never gives up on a write by itself: a client that stops reading a response, an SSE
 //!   stream or a poll answer would hold the connection forever).
 //!
+//! The listening socket is bound with a backlog of [`DEFAULT_LISTEN_BACKLOG`] by default (tokio's
+//! `TcpListener::bind` asks for 128, as the standard library does): a fleet reconnecting at
+//! once after a restart must not lose SYNs, which a client retries only after 1 s, then 3 s.
+//!
 //! What a request does is the router's business; this module only moves connections.
 
 use crate::state::AppState;
@@ -21,8 +25,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::BTreeMap;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,6 +69,38 @@ pub struct ListenerLimits {
 /// request head: beyond it, `431`) or queueing response bytes a client has not taken yet (hyper's
 /// own default is about 400 KB, which 300 stalled SSE readers multiply).
 const MAX_CONN_BUF: usize = 16 * 1024;
+
+/// The listen backlog unless configured (`--listen-backlog`): 4,096 pending connections, the
+/// Linux default of `net.core.somaxconn` since 5.4 (the kernel silently caps the backlog there).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4_096;
+
+/// Binds `addr` with `SO_REUSEADDR` (a restarted server takes its port back at once) and a listen
+/// backlog of `backlog`, warning when the kernel will cap it lower.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    if let Some(cap) = somaxconn().filter(|cap| *cap < backlog) {
+        tracing::warn!(
+            backlog,
+            somaxconn = cap,
+            "the kernel caps the listen backlog at net.core.somaxconn; raise it \
+             (sysctl -w net.core.somaxconn={backlog}) for connect bursts"
+        );
+    }
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// `net.core.somaxconn` where it can be read (Linux).
+fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// Pause after a failed `accept` (for instance out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

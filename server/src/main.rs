@@ -137,6 +137,11 @@ struct Args {
     #[arg(long, env = "LIFELINE_MAX_IDLE_CONNECTIONS", default_value_t = 1_024)]
     max_idle_connections: usize,
 
+    /// Listen backlog: connections the kernel queues before the server accepts them (Linux caps
+    /// it at net.core.somaxconn). A connect burst beyond it loses SYNs, retried after 1 s, 3 s.
+    #[arg(long, env = "LIFELINE_LISTEN_BACKLOG", default_value_t = lifeline_server::DEFAULT_LISTEN_BACKLOG)]
+    listen_backlog: u32,
+
     /// Live streams (WebSocket, SSE, pending long polls) in the server; more get 503 going_away.
     #[arg(long, env = "LIFELINE_MAX_STREAMS", default_value_t = 8_192)]
     max_streams: usize,
@@ -226,6 +231,7 @@ async fn main() {
         body_read_timeout_ms: args.body_read_timeout_ms.max(1),
         max_connections: args.max_connections.max(1),
         max_idle_connections: args.max_idle_connections.max(1),
+        listen_backlog: args.listen_backlog.max(1),
         max_streams: args.max_streams,
         max_streams_per_user: args.max_streams_per_user,
         slow_consumer_ms: args.slow_consumer_ms.max(1),

@@ -215,9 +215,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tail,
         Duration::from_millis(config.commit_hold_ms),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(StartError::Bind)?;
+    let listener =
+        listener::bind(config.listen, config.listen_backlog).map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let shared = Arc::new(Shared {
         limits: Limits::from_config(&config),

@@ -9,6 +9,10 @@
 //!
 //! `cargo xtask bench msgcost` runs the per-message cost benchmark instead (bench/msgcost: the
 //! client's CPU time per message, SDK next to raw tungstenite + serde_json, frames from memory).
+//!
+//! `cargo xtask bench storm|fanout|throughput [ARGS]` runs the scale benchmarks instead
+//! (bench/scale: native SDK clients in several processes against the release `lifeline-server`
+//! binary; unpinned, the server and the client processes share the machine's cores).
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
@@ -19,6 +23,9 @@ pub fn run(args: &[String]) -> Result {
     }
     if args.first().map(String::as_str) == Some("msgcost") {
         return msgcost();
+    }
+    if let Some("storm" | "fanout" | "throughput") = args.first().map(String::as_str) {
+        return scale(args);
     }
     cmd(
         "cargo",
@@ -88,5 +95,29 @@ fn msgcost() -> Result {
         Command::new("taskset").args(pinned).current_dir(root()),
         "taskset",
         &pinned,
+    )
+}
+
+/// The storm and scale benchmarks: the release server binary and `lifeline-scale`, which starts
+/// the server (and PostgreSQL for `throughput`) and its client processes itself.
+fn scale(args: &[String]) -> Result {
+    cmd(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "lifeline-server",
+            "-p",
+            "lifeline-scale",
+        ],
+    )?;
+    let bin = root().join("target/release/lifeline-scale");
+    let bin = bin.to_string_lossy().into_owned();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    status(
+        Command::new(&bin).args(&args).current_dir(root()),
+        &bin,
+        &args,
     )
 }

@@ -1,0 +1,336 @@
+//! Storm and scale benchmarks (issue 12): native SDK clients spread over several processes (each
+//! may hold 20,000 file descriptors) against the real `lifeline-server` binary, started, killed
+//! with SIGKILL and restarted by this process. Run by `cargo xtask bench storm|fanout`
+//! (release builds); figures and commands in docs/BENCHMARKS.md. Not part of the test suite.
+//!
+//! - `storm [CLIENTS] [PROCS]` (default 2,000 in 4): every client subscribed to one
+//!   conversation, one more client sending a numbered message every 50 ms; the server is killed
+//!   and started again on the same port and storage. Prints arrivals per 100 ms after the kill
+//!   (a client arrives when it is `connected` again), peak ÷ mean, the time until all are back,
+//!   and whether every client received every message exactly once and in order. Two rounds in
+//!   the same run: the server with the old listen backlog (`--listen-backlog 128`) and with its
+//!   defaults.
+//! - `fanout [CLIENTS] [PROCS] [MESSAGES]` (default 10,000 in 5, 10 messages): all clients
+//!   connect at once and subscribe to one conversation; the time until all are connected; the
+//!   server's resident memory per connection; then one message a second to that conversation,
+//!   and when it reaches p50 / p99 / all clients.
+//! - `clients …`: a client process (see [`worker`]).
+//!
+//! Every wait is bounded; every line printed is `name value [unit or baseline]`.
+
+mod crowd;
+mod server;
+mod stats;
+mod worker;
+
+use crowd::{Crowd, Report};
+use lifeline::Client;
+use server::{server_binary, ServerProcess};
+use stats::{percentile, Arrivals};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use worker::{token, unix_us};
+
+/// How long all clients may take to connect and subscribe.
+const CONNECT_WITHIN: Duration = Duration::from_secs(240);
+/// How long all clients may take to come back after the restart.
+const RESUME_WITHIN: Duration = Duration::from_secs(60);
+/// The sender's pace during the storm.
+const STORM_PACE: Duration = Duration::from_millis(50);
+
+fn arg(args: &[String], i: usize, default: usize) -> usize {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("");
+    // Client processes run their clients on one worker thread; the benchmark itself on two.
+    let workers = if mode == "clients" { 1 } else { 2 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match mode {
+        "clients" if args.len() == 6 => rt.block_on(worker::run(
+            &args[1],
+            args[2].parse().expect("FIRST"),
+            args[3].parse().expect("COUNT"),
+            &args[4],
+            args[5] == "1",
+        )),
+        "storm" => {
+            let (clients, procs) = (arg(&args, 1, 2_000), arg(&args, 2, 4));
+            rt.block_on(storm(
+                clients,
+                procs,
+                "backlog-128",
+                &["--listen-backlog", "128"],
+            ));
+            rt.block_on(storm(clients, procs, "defaults", &[]));
+        }
+        "fanout" => rt.block_on(fanout(
+            arg(&args, 1, 10_000),
+            arg(&args, 2, 5),
+            arg(&args, 3, 10),
+        )),
+        _ => {
+            eprintln!(
+                "usage: lifeline-scale storm [CLIENTS] [PROCS] | fanout [CLIENTS] [PROCS] \
+                 [MESSAGES]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A connected, subscribed sender of user `sender`.
+async fn sender(url: &str, conv: &str) -> Client {
+    let client = Client::builder(url)
+        .token(token("sender"))
+        .seed(u64::MAX)
+        .build()
+        .expect("sender builds");
+    client.connect();
+    tokio::time::timeout(Duration::from_secs(60), client.subscribe(conv))
+        .await
+        .expect("the sender subscribes within 60 s")
+        .expect("the sender subscribes");
+    client
+}
+
+/// Waits for every client process to be ready, counting each client's first `connected`.
+/// Returns the first-connect times (µs since the Unix epoch) and the server's peak thread count.
+async fn gather(crowd: &mut Crowd, server: &ServerProcess) -> (Vec<u64>, u64) {
+    let deadline = Instant::now() + CONNECT_WITHIN;
+    let mut first_up = vec![0u64; crowd.clients];
+    let mut peak_threads = 0;
+    let mut ready = 0;
+    let mut failed = 0;
+    while ready < crowd.processes() {
+        let tick = (Instant::now() + Duration::from_millis(100)).min(deadline);
+        peak_threads = peak_threads.max(server.status_field("Threads"));
+        match crowd.next(tick).await {
+            Some(Report::Ready { failed: f }) => {
+                ready += 1;
+                failed += f;
+            }
+            Some(Report::Up { client, at_us }) if first_up[client] == 0 => {
+                first_up[client] = at_us;
+            }
+            Some(_) => {}
+            None => assert!(
+                Instant::now() < deadline,
+                "not every client subscribed within {CONNECT_WITHIN:?}"
+            ),
+        }
+    }
+    assert_eq!(failed, 0, "{failed} subscribes failed");
+    (first_up, peak_threads)
+}
+
+/// One storm round: connect, kill the server mid-stream, restart it, measure the comeback.
+async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
+    let bin = server_binary();
+    let mut server = ServerProcess::start(&bin, None, flags);
+    let url = server.url();
+    let conv = "storm";
+    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, false);
+    let t0 = unix_us();
+    let (first_up, _) = gather(&mut crowd, &server).await;
+    let connect_ms = (first_up.iter().max().copied().unwrap_or(t0) - t0) / 1000;
+    println!(
+        "storm[{label}] clients {clients} in {procs} processes; all connected in {connect_ms} ms"
+    );
+
+    let sender = sender(&url, conv).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sending = {
+        let stop = Arc::clone(&stop);
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let mut pending = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let k = pending.len();
+                pending.push(tokio::spawn(sender.send(conv, &format!("m{k}"))));
+                tokio::time::sleep(STORM_PACE).await;
+            }
+            pending
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let killed_at = unix_us();
+    tokio::task::block_in_place(|| {
+        server.kill();
+        server.start_again();
+    });
+    let listening_at = unix_us();
+    let deadline = Instant::now() + RESUME_WITHIN;
+    let mut back = vec![0u64; clients];
+    let mut missing = clients;
+    let mut peak_threads = 0;
+    while missing > 0 {
+        let tick = (Instant::now() + Duration::from_millis(100)).min(deadline);
+        peak_threads = peak_threads.max(server.status_field("Threads"));
+        match crowd.next(tick).await {
+            Some(Report::Up { client, at_us }) if at_us > killed_at && back[client] == 0 => {
+                back[client] = at_us;
+                missing -= 1;
+            }
+            Some(Report::Lagged { client, missed }) => {
+                println!("storm[{label}] WARNING client {client} lagged by {missed} events");
+            }
+            Some(_) => {}
+            None if Instant::now() >= deadline => break,
+            None => {}
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let pending = sending.await.expect("sending task");
+    let sent = pending.len();
+    let mut acked = 0;
+    for send in pending {
+        if let Ok(Ok(Ok(_))) = tokio::time::timeout(Duration::from_secs(60), send).await {
+            acked += 1;
+        }
+    }
+    // Every acknowledged message must reach every client: wait for the stragglers (bounded).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let check = crowd
+        .check(
+            sent as u64,
+            Instant::now() + Duration::from_secs(60),
+            |_| {},
+        )
+        .await
+        .expect("the client processes answer the check");
+    crowd.stop().await;
+    sender.close().await;
+
+    let came_back: Vec<u64> = back.iter().copied().filter(|t| *t > 0).collect();
+    let arrivals = Arrivals::count(killed_at, &came_back);
+    let last = came_back.iter().max().copied().unwrap_or(killed_at);
+    let p = |v: f64| format!("{v:.2}");
+    println!(
+        "storm[{label}] restart_ms {}",
+        (listening_at - killed_at) / 1000
+    );
+    println!("storm[{label}] resumed {} of {clients}", came_back.len());
+    println!(
+        "storm[{label}] all_resumed_after_kill_ms {}",
+        (last - killed_at) / 1000
+    );
+    println!("storm[{label}] peak_per_100ms {}", arrivals.peak());
+    println!("storm[{label}] mean_per_100ms {}", p(arrivals.mean()));
+    println!(
+        "storm[{label}] peak_over_mean {}",
+        p(arrivals.peak_over_mean())
+    );
+    println!(
+        "storm[{label}] arrivals_per_100ms_after_kill {}",
+        arrivals.histogram()
+    );
+    println!("storm[{label}] server_threads_peak {peak_threads}");
+    println!(
+        "storm[{label}] messages sent {sent} acked {acked}; clients with all in order {} of \
+         {clients}; lost {} duplicated {} reordered {}",
+        check.clients_ok, check.lost, check.duplicated, check.reordered
+    );
+}
+
+/// Many clients on one instance: connect time, memory per connection, fan-out latency.
+async fn fanout(clients: usize, procs: usize, messages: usize) {
+    let bin = server_binary();
+    let server = ServerProcess::start(&bin, None, &[]);
+    let url = server.url();
+    let conv = "all";
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = server.status_field("VmRSS");
+    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, true);
+    let t0 = unix_us();
+    let (first_up, peak_threads) = gather(&mut crowd, &server).await;
+    let subscribed_ms = (unix_us() - t0) / 1000;
+    let mut connect: Vec<u64> = first_up
+        .iter()
+        .map(|t| t.saturating_sub(t0) / 1000)
+        .collect();
+    connect.sort_unstable();
+    // Let the connect burst's presence settle before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_connected = server.status_field("VmRSS");
+    let sender = sender(&url, conv).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut sent_at = vec![0u64; messages];
+    let mut latencies: Vec<Vec<u64>> = vec![Vec::with_capacity(clients); messages];
+    let mut sends = Vec::new();
+    let collect = |r: Report, sent_at: &[u64], lat: &mut Vec<Vec<u64>>| {
+        if let Report::Msg { body, at_us, .. } = r {
+            if let Some(k) = body.strip_prefix('m').and_then(|k| k.parse::<usize>().ok()) {
+                if k < sent_at.len() && sent_at[k] > 0 {
+                    lat[k].push(at_us.saturating_sub(sent_at[k]));
+                }
+            }
+        }
+    };
+    for k in 0..messages {
+        sent_at[k] = unix_us();
+        sends.push(tokio::spawn(sender.send(conv, &format!("m{k}"))));
+        let next = Instant::now() + Duration::from_secs(1);
+        while let Some(r) = crowd.next(next).await {
+            collect(r, &sent_at, &mut latencies);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latencies.iter().map(Vec::len).sum::<usize>() < clients * messages {
+        match crowd.next(deadline).await {
+            Some(r) => collect(r, &sent_at, &mut latencies),
+            None => break,
+        }
+    }
+    let rss_after = server.status_field("VmRSS");
+    for send in sends {
+        let _ = tokio::time::timeout(Duration::from_secs(10), send).await;
+    }
+    crowd.stop().await;
+    sender.close().await;
+
+    println!("fanout clients {clients} in {procs} processes");
+    println!(
+        "fanout connected_ms p50 {} p99 {} all {}; all subscribed {subscribed_ms}",
+        percentile(&connect, 50.0),
+        percentile(&connect, 99.0),
+        connect.last().copied().unwrap_or(0)
+    );
+    println!("fanout server_threads_peak {peak_threads}");
+    println!(
+        "fanout server_rss_kib idle {rss_idle} connected {rss_connected} after_messages \
+         {rss_after}; per_connection_kib {:.1}",
+        (rss_connected.saturating_sub(rss_idle)) as f64 / clients as f64
+    );
+    let mut all: Vec<u64> = Vec::new();
+    for (k, lat) in latencies.iter_mut().enumerate() {
+        lat.sort_unstable();
+        println!(
+            "fanout message m{k} reached {} of {clients}: p50 {} ms p99 {} ms all {} ms",
+            lat.len(),
+            percentile(lat, 50.0) / 1000,
+            percentile(lat, 99.0) / 1000,
+            lat.last().copied().unwrap_or(0) / 1000
+        );
+        all.extend_from_slice(lat);
+    }
+    all.sort_unstable();
+    println!(
+        "fanout all_messages reached {} of {}: p50 {} ms p99 {} ms max {} ms",
+        all.len(),
+        clients * messages,
+        percentile(&all, 50.0) / 1000,
+        percentile(&all, 99.0) / 1000,
+        all.last().copied().unwrap_or(0) / 1000
+    );
+}

@@ -1,0 +1,150 @@
+//! A client process of the benchmark (`lifeline-scale clients URL FIRST COUNT CONV PRINT_MSGS`):
+//! `COUNT` native SDK clients, users `uFIRST`…, each connected with the SDK's default options and
+//! subscribed to `CONV`. It reports on standard output, one line each:
+//!
+//! - `ready FAILED` once every subscribe has resolved (`FAILED` of them with an error);
+//! - `up I UNIX_US` whenever client `I` reaches `connected`;
+//! - `msg I BODY UNIX_US` for every message received (only when `PRINT_MSGS` is 1);
+//! - `lagged I MISSED` when a client's event queue overflowed (the figures are then suspect);
+//! - `check CLIENTS_OK LOST DUPLICATED REORDERED` in answer to `check N` on standard input: whether
+//!   each client received the bodies `m0`…`m{N-1}` exactly once and in order.
+//!
+//! It exits when its standard input closes (the benchmark's end, or the benchmark dying).
+
+use futures_util::StreamExt;
+use lifeline::{Client, Event, State};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// How long the subscribes of one process may take in all.
+const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(180);
+
+/// Microseconds since the Unix epoch: the one clock every process of the benchmark shares.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A token for `user`, valid for an hour.
+pub fn token(user: &str) -> String {
+    let exp = unix_us() / 1_000_000 + 3600;
+    lifeline_server::make_token(crate::server::SECRET, user, exp)
+}
+
+/// The message numbers each client received, in arrival order.
+type Received = Arc<Vec<Mutex<Vec<u64>>>>;
+
+/// Runs the client process until its standard input closes.
+pub async fn run(url: &str, first: usize, count: usize, conv: &str, print_msgs: bool) {
+    let (out, mut lines) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(line) = lines.recv().await {
+            let mut batch = line;
+            batch.push('\n');
+            while let Ok(more) = lines.try_recv() {
+                batch.push_str(&more);
+                batch.push('\n');
+            }
+            if stdout.write_all(batch.as_bytes()).await.is_err() {
+                return;
+            }
+            let _ = stdout.flush().await;
+        }
+    });
+    let received: Received = Arc::new((0..count).map(|_| Mutex::new(Vec::new())).collect());
+    let mut clients = Vec::with_capacity(count);
+    for i in 0..count {
+        let idx = first + i;
+        let client = Client::builder(url)
+            .token(token(&format!("u{idx}")))
+            .seed(idx as u64)
+            .build()
+            .expect("client builds");
+        let mut events = client.events_with_capacity(4096);
+        let out = out.clone();
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                match event {
+                    Event::StateChanged {
+                        to: State::Connected { .. },
+                        ..
+                    } => {
+                        let _ = out.send(format!("up {idx} {}", unix_us()));
+                    }
+                    Event::Message(m) => {
+                        let at = unix_us();
+                        if let Some(n) = m.body.strip_prefix('m').and_then(|n| n.parse().ok()) {
+                            received[i].lock().unwrap().push(n);
+                        }
+                        if print_msgs {
+                            let _ = out.send(format!("msg {idx} {} {at}", m.body));
+                        }
+                    }
+                    Event::Lagged { missed } => {
+                        let _ = out.send(format!("lagged {idx} {missed}"));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        client.connect();
+        clients.push(client);
+    }
+    let subscribes = futures_util::future::join_all(clients.iter().map(|c| c.subscribe(conv)));
+    let failed = match tokio::time::timeout(SUBSCRIBE_WITHIN, subscribes).await {
+        Ok(results) => results.iter().filter(|r| r.is_err()).count(),
+        Err(_) => count,
+    };
+    let _ = out.send(format!("ready {failed}"));
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = stdin.next_line().await {
+        if let Some(n) = line
+            .strip_prefix("check ")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            let _ = out.send(check(&received, n));
+        }
+    }
+    drop(out);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    std::process::exit(0);
+}
+
+/// `check CLIENTS_OK LOST DUPLICATED REORDERED` for messages `0..n`.
+fn check(received: &Received, n: u64) -> String {
+    let (mut ok, mut lost, mut dup, mut reordered) = (0, 0, 0, 0);
+    for got in received.iter() {
+        let got = got.lock().unwrap();
+        let mut seen = vec![false; n as usize];
+        let mut clean = true;
+        let mut last = None;
+        for &k in got.iter() {
+            if k >= n {
+                continue;
+            }
+            if seen[k as usize] {
+                dup += 1;
+                clean = false;
+                continue;
+            }
+            seen[k as usize] = true;
+            if last.is_some_and(|l| k < l) {
+                reordered += 1;
+                clean = false;
+            }
+            last = Some(k);
+        }
+        let missing = seen.iter().filter(|s| !**s).count();
+        lost += missing;
+        if clean && missing == 0 {
+            ok += 1;
+        }
+    }
+    format!("check {ok} {lost} {dup} {reordered}")
+}
