@@ -79,9 +79,9 @@ fn parse(line: &str) -> Option<Report> {
 }
 
 impl Crowd {
-    /// Starts `clients` clients of `urls` (client `i` on `urls[i % len]`) in `procs` processes,
-    /// all subscribing to `conv`.
-    pub fn spawn(urls: &[String], clients: usize, procs: usize, conv: &str, msgs: bool) -> Crowd {
+    /// Starts `clients` clients in `procs` processes (process `p` on `urls[p % len]`), all
+    /// subscribing to `conv`, reporting every `every`th message of each sender (0: none).
+    pub fn spawn(urls: &[String], clients: usize, procs: usize, conv: &str, every: u64) -> Crowd {
         let me = std::env::current_exe().expect("own path");
         let (tx, reports) = mpsc::unbounded_channel();
         let mut children = Vec::new();
@@ -94,7 +94,7 @@ impl Crowd {
             let url = &urls[p % urls.len()];
             let mut child = Command::new(&me)
                 .args(["clients", url, &first.to_string(), &count.to_string(), conv])
-                .arg(if msgs { "1" } else { "0" })
+                .arg(every.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -140,17 +140,18 @@ impl Crowd {
             .flatten()
     }
 
-    /// Asks every process to check messages `0..n`; the totals (other reports go to `seen`),
-    /// or `None` at `deadline`.
+    /// Asks every process to check messages `0..n` of each of `senders` senders; the totals
+    /// (other reports go to `seen`), or `None` at `deadline`.
     pub async fn check(
         &mut self,
         n: u64,
+        senders: usize,
         deadline: Instant,
         mut seen: impl FnMut(&Report),
     ) -> Option<CheckTotals> {
         for stdin in &mut self.stdins {
             stdin
-                .write_all(format!("check {n}\n").as_bytes())
+                .write_all(format!("check {n} {senders}\n").as_bytes())
                 .await
                 .ok()?;
             stdin.flush().await.ok()?;

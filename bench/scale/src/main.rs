@@ -14,6 +14,9 @@
 //!   connect at once and subscribe to one conversation; the time until all are connected; the
 //!   server's resident memory per connection; then one message a second to that conversation,
 //!   and when it reaches p50 / p99 / all clients.
+//! - `throughput [PER_SENDER] [LISTENERS]` (default 2,000 from each of 3 senders, 100
+//!   listeners): messages/s stored and fanned out, SQLite next to 1, 2, 3 instances on PostgreSQL
+//!   (see [`throughput`]).
 //! - `clients …`: a client process (see [`worker`]).
 //!
 //! Every wait is bounded; every line printed is `name value [unit or baseline]`.
@@ -21,6 +24,7 @@
 mod crowd;
 mod server;
 mod stats;
+mod throughput;
 mod worker;
 
 use crowd::{Crowd, Report};
@@ -59,7 +63,7 @@ fn main() {
             args[2].parse().expect("FIRST"),
             args[3].parse().expect("COUNT"),
             &args[4],
-            args[5] == "1",
+            args[5].parse().expect("EVERY"),
         )),
         "storm" => {
             let (clients, procs) = (arg(&args, 1, 2_000), arg(&args, 2, 4));
@@ -76,20 +80,24 @@ fn main() {
             arg(&args, 2, 5),
             arg(&args, 3, 10),
         )),
+        "throughput" => rt.block_on(throughput::run(
+            arg(&args, 1, 2_000) as u64,
+            arg(&args, 2, 100),
+        )),
         _ => {
             eprintln!(
                 "usage: lifeline-scale storm [CLIENTS] [PROCS] | fanout [CLIENTS] [PROCS] \
-                 [MESSAGES]"
+                 [MESSAGES] | throughput [PER_SENDER] [LISTENERS]"
             );
             std::process::exit(2);
         }
     }
 }
 
-/// A connected, subscribed sender of user `sender`.
-async fn sender(url: &str, conv: &str) -> Client {
+/// A connected client of `user`, subscribed to `conv`.
+pub(crate) async fn sender(url: &str, conv: &str, user: &str) -> Client {
     let client = Client::builder(url)
-        .token(token("sender"))
+        .token(token(user))
         .seed(u64::MAX)
         .build()
         .expect("sender builds");
@@ -103,7 +111,7 @@ async fn sender(url: &str, conv: &str) -> Client {
 
 /// Waits for every client process to be ready, counting each client's first `connected`.
 /// Returns the first-connect times (µs since the Unix epoch) and the server's peak thread count.
-async fn gather(crowd: &mut Crowd, server: &ServerProcess) -> (Vec<u64>, u64) {
+pub(crate) async fn gather(crowd: &mut Crowd, server: &ServerProcess) -> (Vec<u64>, u64) {
     let deadline = Instant::now() + CONNECT_WITHIN;
     let mut first_up = vec![0u64; crowd.clients];
     let mut peak_threads = 0;
@@ -137,7 +145,7 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
     let mut server = ServerProcess::start(&bin, None, flags);
     let url = server.url();
     let conv = "storm";
-    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, false);
+    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, 0);
     let t0 = unix_us();
     let (first_up, _) = gather(&mut crowd, &server).await;
     let connect_ms = (first_up.iter().max().copied().unwrap_or(t0) - t0) / 1000;
@@ -145,7 +153,7 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
         "storm[{label}] clients {clients} in {procs} processes; all connected in {connect_ms} ms"
     );
 
-    let sender = sender(&url, conv).await;
+    let sender = sender(&url, conv, "sender").await;
     let stop = Arc::new(AtomicBool::new(false));
     let sending = {
         let stop = Arc::clone(&stop);
@@ -203,6 +211,7 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
     let check = crowd
         .check(
             sent as u64,
+            1,
             Instant::now() + Duration::from_secs(60),
             |_| {},
         )
@@ -250,7 +259,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize) {
     let conv = "all";
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = server.status_field("VmRSS");
-    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, true);
+    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, 1);
     let t0 = unix_us();
     let (first_up, peak_threads) = gather(&mut crowd, &server).await;
     let subscribed_ms = (unix_us() - t0) / 1000;
@@ -262,7 +271,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize) {
     // Let the connect burst's presence settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_connected = server.status_field("VmRSS");
-    let sender = sender(&url, conv).await;
+    let sender = sender(&url, conv, "sender").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let mut sent_at = vec![0u64; messages];
@@ -270,7 +279,8 @@ async fn fanout(clients: usize, procs: usize, messages: usize) {
     let mut sends = Vec::new();
     let collect = |r: Report, sent_at: &[u64], lat: &mut Vec<Vec<u64>>| {
         if let Report::Msg { body, at_us, .. } = r {
-            if let Some(k) = body.strip_prefix('m').and_then(|k| k.parse::<usize>().ok()) {
+            if let Some((_, k)) = worker::parse_body(&body) {
+                let k = k as usize;
                 if k < sent_at.len() && sent_at[k] > 0 {
                     lat[k].push(at_us.saturating_sub(sent_at[k]));
                 }

@@ -1,13 +1,16 @@
-//! A client process of the benchmark (`lifeline-scale clients URL FIRST COUNT CONV PRINT_MSGS`):
+//! A client process of the benchmark (`lifeline-scale clients URL FIRST COUNT CONV EVERY`):
 //! `COUNT` native SDK clients, users `uFIRST`…, each connected with the SDK's default options and
-//! subscribed to `CONV`. It reports on standard output, one line each:
+//! subscribed to `CONV`. Message bodies are `mK` (sender 0's `K`th message) or `mK:S` (sender
+//! `S`'s). It reports on standard output, one line each:
 //!
 //! - `ready FAILED` once every subscribe has resolved (`FAILED` of them with an error);
 //! - `up I UNIX_US` whenever client `I` reaches `connected`;
-//! - `msg I BODY UNIX_US` for every message received (only when `PRINT_MSGS` is 1);
+//! - `msg I BODY UNIX_US` for every received message whose `K + 1` is a multiple of `EVERY`
+//!   (1: every message; 0: none);
 //! - `lagged I MISSED` when a client's event queue overflowed (the figures are then suspect);
-//! - `check CLIENTS_OK LOST DUPLICATED REORDERED` in answer to `check N` on standard input: whether
-//!   each client received the bodies `m0`…`m{N-1}` exactly once and in order.
+//! - `check CLIENTS_OK LOST DUPLICATED REORDERED` in answer to `check N S` on standard input:
+//!   whether each client received messages `0..N` of each of the senders `0..S` exactly once and
+//!   in each sender's order.
 //!
 //! It exits when its standard input closes (the benchmark's end, or the benchmark dying).
 
@@ -35,11 +38,20 @@ pub fn token(user: &str) -> String {
     lifeline_server::make_token(crate::server::SECRET, user, exp)
 }
 
-/// The message numbers each client received, in arrival order.
-type Received = Arc<Vec<Mutex<Vec<u64>>>>;
+/// The `(sender, number)` of the messages each client received, in arrival order.
+type Received = Arc<Vec<Mutex<Vec<(usize, u64)>>>>;
+
+/// `(sender, number)` of a body `mK` or `mK:S`.
+pub fn parse_body(body: &str) -> Option<(usize, u64)> {
+    let rest = body.strip_prefix('m')?;
+    match rest.split_once(':') {
+        None => Some((0, rest.parse().ok()?)),
+        Some((k, s)) => Some((s.parse().ok()?, k.parse().ok()?)),
+    }
+}
 
 /// Runs the client process until its standard input closes.
-pub async fn run(url: &str, first: usize, count: usize, conv: &str, print_msgs: bool) {
+pub async fn run(url: &str, first: usize, count: usize, conv: &str, every: u64) {
     let (out, mut lines) = mpsc::unbounded_channel::<String>();
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
@@ -79,11 +91,11 @@ pub async fn run(url: &str, first: usize, count: usize, conv: &str, print_msgs: 
                     }
                     Event::Message(m) => {
                         let at = unix_us();
-                        if let Some(n) = m.body.strip_prefix('m').and_then(|n| n.parse().ok()) {
-                            received[i].lock().unwrap().push(n);
-                        }
-                        if print_msgs {
-                            let _ = out.send(format!("msg {idx} {} {at}", m.body));
+                        if let Some((sender, k)) = parse_body(&m.body) {
+                            received[i].lock().unwrap().push((sender, k));
+                            if every > 0 && (k + 1) % every == 0 {
+                                let _ = out.send(format!("msg {idx} {} {at}", m.body));
+                            }
                         }
                     }
                     Event::Lagged { missed } => {
@@ -104,11 +116,11 @@ pub async fn run(url: &str, first: usize, count: usize, conv: &str, print_msgs: 
     let _ = out.send(format!("ready {failed}"));
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = stdin.next_line().await {
-        if let Some(n) = line
-            .strip_prefix("check ")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            let _ = out.send(check(&received, n));
+        let mut words = line.split(' ');
+        if words.next() == Some("check") {
+            let n = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let senders = words.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+            let _ = out.send(check(&received, n, senders));
         }
     }
     drop(out);
@@ -116,31 +128,31 @@ pub async fn run(url: &str, first: usize, count: usize, conv: &str, print_msgs: 
     std::process::exit(0);
 }
 
-/// `check CLIENTS_OK LOST DUPLICATED REORDERED` for messages `0..n`.
-fn check(received: &Received, n: u64) -> String {
+/// `check CLIENTS_OK LOST DUPLICATED REORDERED` for messages `0..n` of senders `0..senders`.
+fn check(received: &Received, n: u64, senders: usize) -> String {
     let (mut ok, mut lost, mut dup, mut reordered) = (0, 0, 0, 0);
     for got in received.iter() {
         let got = got.lock().unwrap();
-        let mut seen = vec![false; n as usize];
+        let mut seen = vec![vec![false; n as usize]; senders];
         let mut clean = true;
-        let mut last = None;
-        for &k in got.iter() {
-            if k >= n {
+        let mut last = vec![None; senders];
+        for &(s, k) in got.iter() {
+            if k >= n || s >= senders {
                 continue;
             }
-            if seen[k as usize] {
+            if seen[s][k as usize] {
                 dup += 1;
                 clean = false;
                 continue;
             }
-            seen[k as usize] = true;
-            if last.is_some_and(|l| k < l) {
+            seen[s][k as usize] = true;
+            if last[s].is_some_and(|l| k < l) {
                 reordered += 1;
                 clean = false;
             }
-            last = Some(k);
+            last[s] = Some(k);
         }
-        let missing = seen.iter().filter(|s| !**s).count();
+        let missing = seen.iter().flatten().filter(|s| !**s).count();
         lost += missing;
         if clean && missing == 0 {
             ok += 1;
