@@ -25,6 +25,8 @@ pub struct CheckTotals {
     pub lost: usize,
     pub duplicated: usize,
     pub reordered: usize,
+    /// The longest a process waited for messages still on their way.
+    pub waited_ms: u64,
 }
 
 /// The client processes of one run.
@@ -65,6 +67,7 @@ fn parse(line: &str) -> Option<Report> {
             lost: num()? as usize,
             duplicated: num()? as usize,
             reordered: num()? as usize,
+            waited_ms: num()?,
         }),
         "msg" => {
             let mut words = line.split(' ').skip(1);
@@ -166,6 +169,7 @@ impl Crowd {
                     totals.lost += c.lost;
                     totals.duplicated += c.duplicated;
                     totals.reordered += c.reordered;
+                    totals.waited_ms = totals.waited_ms.max(c.waited_ms);
                 }
                 other => seen(&other),
             }

@@ -122,7 +122,7 @@ async fn round(label: &str, servers: Vec<ServerProcess>, per_sender: u64, listen
         "throughput[{label}] {total} messages from {SENDERS} senders to {listeners} listeners: \
          acked {acked}; stored in {} ms = {:.0} msg/s; fanned out to all in {} ms = {:.0} msg/s \
          ({:.0} deliveries/s); listeners with all in order {} of {listeners}, lost {} \
-         duplicated {} reordered {}",
+         duplicated {} reordered {} (check waited {} ms)",
         stored_in.as_millis(),
         total as f64 / stored_in.as_secs_f64().max(1e-9),
         fanned.as_millis(),
@@ -131,6 +131,7 @@ async fn round(label: &str, servers: Vec<ServerProcess>, per_sender: u64, listen
         check.clients_ok,
         check.lost,
         check.duplicated,
-        check.reordered
+        check.reordered,
+        check.waited_ms
     );
 }

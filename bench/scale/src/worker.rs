@@ -8,9 +8,9 @@
 //! - `msg I BODY UNIX_US` for every received message whose `K + 1` is a multiple of `EVERY`
 //!   (1: every message; 0: none);
 //! - `lagged I MISSED` when a client's event queue overflowed (the figures are then suspect);
-//! - `check CLIENTS_OK LOST DUPLICATED REORDERED` in answer to `check N S` on standard input:
-//!   whether each client received messages `0..N` of each of the senders `0..S` exactly once and
-//!   in each sender's order.
+//! - `check CLIENTS_OK LOST DUPLICATED REORDERED WAITED_MS` in answer to `check N S` on standard
+//!   input: whether each client received messages `0..N` of each of the senders `0..S` exactly
+//!   once and in each sender's order, once all have (or after 30 s).
 //!
 //! It exits when its standard input closes (the benchmark's end, or the benchmark dying).
 
@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 
 /// How long the subscribes of one process may take in all.
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(180);
+
+/// How long a `check` waits for messages still on their way.
+const CHECK_WAIT: Duration = Duration::from_secs(30);
 
 /// Microseconds since the Unix epoch: the one clock every process of the benchmark shares.
 pub fn unix_us() -> u64 {
@@ -120,7 +123,15 @@ pub async fn run(url: &str, first: usize, count: usize, conv: &str, every: u64) 
         if words.next() == Some("check") {
             let n = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
             let senders = words.next().and_then(|s| s.parse().ok()).unwrap_or(1);
-            let _ = out.send(check(&received, n, senders));
+            // Messages still in flight (a client that fell behind reads its socket late) are
+            // waited for, within a bound; the answer says how long that took.
+            let since = std::time::Instant::now();
+            let mut answer = check(&received, n, senders);
+            while !answer.1 && since.elapsed() < CHECK_WAIT {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                answer = check(&received, n, senders);
+            }
+            let _ = out.send(format!("{} {}", answer.0, since.elapsed().as_millis()));
         }
     }
     drop(out);
@@ -128,8 +139,9 @@ pub async fn run(url: &str, first: usize, count: usize, conv: &str, every: u64) 
     std::process::exit(0);
 }
 
-/// `check CLIENTS_OK LOST DUPLICATED REORDERED` for messages `0..n` of senders `0..senders`.
-fn check(received: &Received, n: u64, senders: usize) -> String {
+/// `check CLIENTS_OK LOST DUPLICATED REORDERED` for messages `0..n` of senders `0..senders`, and
+/// whether every client has them all.
+fn check(received: &Received, n: u64, senders: usize) -> (String, bool) {
     let (mut ok, mut lost, mut dup, mut reordered) = (0, 0, 0, 0);
     for got in received.iter() {
         let got = got.lock().unwrap();
@@ -158,5 +170,6 @@ fn check(received: &Received, n: u64, senders: usize) -> String {
             ok += 1;
         }
     }
-    format!("check {ok} {lost} {dup} {reordered}")
+    let all = ok == received.len();
+    (format!("check {ok} {lost} {dup} {reordered}"), all)
 }
