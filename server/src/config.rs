@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Events a stream may fall behind the live fan-out before it re-reads messages from
     /// storage (small values exercise that path in tests).
     pub live_buffer: usize,
+    /// Conversations with more members than this carry no `presence` frames: per-member
+    /// presence costs N² frames when N members connect.
+    pub presence_max_members: usize,
     /// How long a request head may take to arrive (slowloris), and the longest a kept-alive
     /// connection may sit idle between two requests, in milliseconds.
     pub header_read_timeout_ms: u64,
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             going_away_retry_ms: 2_000,
             sse_retry_ms: 2_000,
             live_buffer: 4096,
+            presence_max_members: 1_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             max_connections: 8_192,

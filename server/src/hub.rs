@@ -4,7 +4,13 @@
 //!
 //! Each stream filters the channel for its own user (see [`crate::feed`]). Nothing here is stored;
 //! storage and sequence numbers belong to [`crate::store`] and [`crate::writer`].
+//!
+//! Large rooms: per-member presence in a conversation of N members costs N² frames when all of
+//! them connect (each member is told about each other), and every event wakes every stream. So a
+//! conversation with more than `presence_max_members` members carries no `presence` frames, and
+//! a connect or join that concerns only such conversations publishes nothing.
 
+use crate::members::Members;
 use lifeline_core::protocol::{Message, ServerFrame};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,16 +38,27 @@ pub enum Live {
 pub struct Hub {
     tx: broadcast::Sender<Arc<Live>>,
     online: Mutex<HashMap<String, usize>>,
+    members: Arc<Members>,
+    /// Conversations with more members carry no presence (see the module's documentation).
+    presence_max_members: usize,
 }
 
 impl Hub {
-    /// A hub whose streams may fall `capacity` events behind before they re-read storage.
-    pub fn new(capacity: usize) -> Hub {
+    /// A hub whose streams may fall `capacity` events behind before they re-read storage, with
+    /// presence in conversations of at most `presence_max_members` members.
+    pub fn new(capacity: usize, members: Arc<Members>, presence_max_members: usize) -> Hub {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Hub {
             tx,
             online: Mutex::new(HashMap::new()),
+            members,
+            presence_max_members,
         }
+    }
+
+    /// Whether `conv` is small enough to carry presence frames.
+    pub fn presence_in(&self, conv: &str) -> bool {
+        self.members.member_count(conv) <= self.presence_max_members
     }
 
     /// A receiver for every event published from now on.
@@ -82,7 +99,11 @@ impl Hub {
 
     /// One event, not one per conversation of `user`: connecting costs O(1) however many
     /// conversations `user` belongs to.
+    /// Nothing when every conversation of `user` is too large for presence.
     fn announce(&self, user: &str, online: bool) {
+        if !self.members.in_conv_within(user, self.presence_max_members) {
+            return;
+        }
         self.publish(Live::UserPresence {
             user: user.to_string(),
             online,
@@ -91,8 +112,12 @@ impl Hub {
 
     /// After `user` joined `conv`: tell the others if `user` is online, and tell `user` who of
     /// the others is online. One event: the work is done by the streams that receive it, and
-    /// a join costs the other streams O(1) however large `conv` is.
+    /// a join costs the other streams O(1) however large `conv` is. Nothing when `conv` is too
+    /// large for presence.
     pub fn announce_join(&self, user: &str, conv: &str) {
+        if !self.presence_in(conv) {
+            return;
+        }
         self.publish(Live::Joined {
             conv: conv.to_string(),
             user: user.to_string(),

@@ -142,6 +142,11 @@ struct Args {
     #[arg(long, env = "LIFELINE_LISTEN_BACKLOG", default_value_t = lifeline_server::DEFAULT_LISTEN_BACKLOG)]
     listen_backlog: u32,
 
+    /// Conversations with more members than this carry no presence frames (per-member presence
+    /// costs N² frames when N members connect).
+    #[arg(long, env = "LIFELINE_PRESENCE_MAX_MEMBERS", default_value_t = 1_000)]
+    presence_max_members: usize,
+
     /// Live streams (WebSocket, SSE, pending long polls) in the server; more get 503 going_away.
     #[arg(long, env = "LIFELINE_MAX_STREAMS", default_value_t = 8_192)]
     max_streams: usize,
@@ -232,6 +237,7 @@ async fn main() {
         max_connections: args.max_connections.max(1),
         max_idle_connections: args.max_idle_connections.max(1),
         listen_backlog: args.listen_backlog.max(1),
+        presence_max_members: args.presence_max_members,
         max_streams: args.max_streams,
         max_streams_per_user: args.max_streams_per_user,
         slow_consumer_ms: args.slow_consumer_ms.max(1),

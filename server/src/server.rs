@@ -196,7 +196,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let store = Arc::new(store);
     let members = Arc::new(Members::from_pairs(member_pairs));
     let grants = Arc::new(Members::from_pairs(grant_pairs));
-    let hub = Arc::new(Hub::new(config.live_buffer));
+    let hub = Arc::new(Hub::new(
+        config.live_buffer,
+        Arc::clone(&members),
+        config.presence_max_members,
+    ));
     let tail = config.postgres.is_some().then(|| {
         tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
         Tail::spawn(

@@ -8,9 +8,10 @@
 //!   and started again on the same port and storage. Prints arrivals per 100 ms after the kill
 //!   (a client arrives when it is `connected` again), peak ÷ mean, the time until all are back,
 //!   and whether every client received every message exactly once and in order. Two rounds in
-//!   the same run: the server with the old listen backlog (`--listen-backlog 128`) and with its
-//!   defaults.
-//! - `fanout [CLIENTS] [PROCS] [MESSAGES]` (default 10,000 in 5, 10 messages): all clients
+//!   the same run: the server with the flags of [`BEFORE`] (what the scale fixes changed) and
+//!   with its defaults.
+//! - `fanout [CLIENTS] [PROCS] [MESSAGES] [before]` (default 10,000 in 5, 10 messages; `before`
+//!   first runs the same with the server flags of [`BEFORE`], in the same run): all clients
 //!   connect at once and subscribe to one conversation; the time until all are connected; the
 //!   server's resident memory per connection; then one message a second to that conversation,
 //!   and when it reaches p50 / p99 / all clients.
@@ -37,9 +38,17 @@ use std::time::{Duration, Instant};
 use worker::{token, unix_us};
 
 /// How long all clients may take to connect and subscribe.
-const CONNECT_WITHIN: Duration = Duration::from_secs(240);
+const CONNECT_WITHIN: Duration = Duration::from_secs(200);
 /// How long all clients may take to come back after the restart.
 const RESUME_WITHIN: Duration = Duration::from_secs(60);
+/// The server flags that restore what the scale fixes changed: the listen backlog tokio's bind
+/// asks for, and presence in conversations of any size.
+const BEFORE: &[&str] = &[
+    "--listen-backlog",
+    "128",
+    "--presence-max-members",
+    "18446744073709551615",
+];
 /// The sender's pace during the storm.
 const STORM_PACE: Duration = Duration::from_millis(50);
 
@@ -67,19 +76,17 @@ fn main() {
         )),
         "storm" => {
             let (clients, procs) = (arg(&args, 1, 2_000), arg(&args, 2, 4));
-            rt.block_on(storm(
-                clients,
-                procs,
-                "backlog-128",
-                &["--listen-backlog", "128"],
-            ));
+            rt.block_on(storm(clients, procs, "before", BEFORE));
             rt.block_on(storm(clients, procs, "defaults", &[]));
         }
-        "fanout" => rt.block_on(fanout(
-            arg(&args, 1, 10_000),
-            arg(&args, 2, 5),
-            arg(&args, 3, 10),
-        )),
+        "fanout" => {
+            let (clients, procs, messages) =
+                (arg(&args, 1, 10_000), arg(&args, 2, 5), arg(&args, 3, 10));
+            if args.get(4).map(String::as_str) == Some("before") {
+                rt.block_on(fanout(clients, procs, messages, "before", BEFORE));
+            }
+            rt.block_on(fanout(clients, procs, messages, "defaults", &[]));
+        }
         "throughput" => rt.block_on(throughput::run(
             arg(&args, 1, 2_000) as u64,
             arg(&args, 2, 100),
@@ -109,7 +116,8 @@ pub(crate) async fn sender(url: &str, conv: &str, user: &str) -> Client {
     client
 }
 
-/// Waits for every client process to be ready, counting each client's first `connected`.
+/// Waits for every client process to be ready (all subscribed, or their time is up), counting
+/// each client's first `connected`.
 /// Returns the first-connect times (µs since the Unix epoch) and the server's peak thread count.
 pub(crate) async fn gather(crowd: &mut Crowd, server: &ServerProcess) -> (Vec<u64>, u64) {
     let deadline = Instant::now() + CONNECT_WITHIN;
@@ -129,13 +137,19 @@ pub(crate) async fn gather(crowd: &mut Crowd, server: &ServerProcess) -> (Vec<u6
                 first_up[client] = at_us;
             }
             Some(_) => {}
-            None => assert!(
-                Instant::now() < deadline,
-                "not every client subscribed within {CONNECT_WITHIN:?}"
-            ),
+            None if Instant::now() >= deadline => {
+                println!("WARNING not every client process was ready within {CONNECT_WITHIN:?}");
+                break;
+            }
+            None => {}
         }
     }
-    assert_eq!(failed, 0, "{failed} subscribes failed");
+    if failed > 0 {
+        println!(
+            "WARNING {failed} of {} subscribes failed or timed out",
+            crowd.clients
+        );
+    }
     (first_up, peak_threads)
 }
 
@@ -250,9 +264,9 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
 }
 
 /// Many clients on one instance: connect time, memory per connection, fan-out latency.
-async fn fanout(clients: usize, procs: usize, messages: usize) {
+async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flags: &[&str]) {
     let bin = server_binary();
-    let server = ServerProcess::start(&bin, None, &[]);
+    let server = ServerProcess::start(&bin, None, flags);
     let url = server.url();
     let conv = "all";
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -307,16 +321,16 @@ async fn fanout(clients: usize, procs: usize, messages: usize) {
     crowd.stop().await;
     sender.close().await;
 
-    println!("fanout clients {clients} in {procs} processes");
+    println!("fanout[{label}] clients {clients} in {procs} processes");
     println!(
-        "fanout connected_ms p50 {} p99 {} all {}; all subscribed {subscribed_ms}",
+        "fanout[{label}] connected_ms p50 {} p99 {} all {}; all subscribed {subscribed_ms}",
         percentile(&connect, 50.0),
         percentile(&connect, 99.0),
         connect.last().copied().unwrap_or(0)
     );
-    println!("fanout server_threads_peak {peak_threads}");
+    println!("fanout[{label}] server_threads_peak {peak_threads}");
     println!(
-        "fanout server_rss_kib idle {rss_idle} connected {rss_connected} after_messages \
+        "fanout[{label}] server_rss_kib idle {rss_idle} connected {rss_connected} after_messages \
          {rss_after}; per_connection_kib {:.1}",
         (rss_connected.saturating_sub(rss_idle)) as f64 / clients as f64
     );
@@ -324,7 +338,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize) {
     for (k, lat) in latencies.iter_mut().enumerate() {
         lat.sort_unstable();
         println!(
-            "fanout message m{k} reached {} of {clients}: p50 {} ms p99 {} ms all {} ms",
+            "fanout[{label}] message m{k} reached {} of {clients}: p50 {} ms p99 {} ms all {} ms",
             lat.len(),
             percentile(lat, 50.0) / 1000,
             percentile(lat, 99.0) / 1000,
@@ -334,7 +348,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize) {
     }
     all.sort_unstable();
     println!(
-        "fanout all_messages reached {} of {}: p50 {} ms p99 {} ms max {} ms",
+        "fanout[{label}] all_messages reached {} of {}: p50 {} ms p99 {} ms max {} ms",
         all.len(),
         clients * messages,
         percentile(&all, 50.0) / 1000,

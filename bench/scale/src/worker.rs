@@ -3,7 +3,8 @@
 //! subscribed to `CONV`. Message bodies are `mK` (sender 0's `K`th message) or `mK:S` (sender
 //! `S`'s). It reports on standard output, one line each:
 //!
-//! - `ready FAILED` once every subscribe has resolved (`FAILED` of them with an error);
+//! - `ready FAILED` once every subscribe has resolved, or after 180 s (`FAILED` of them with an
+//!   error or still pending);
 //! - `up I UNIX_US` whenever client `I` reaches `connected`;
 //! - `msg I BODY UNIX_US` for every received message whose `K + 1` is a multiple of `EVERY`
 //!   (1: every message; 0: none);
@@ -111,11 +112,15 @@ pub async fn run(url: &str, first: usize, count: usize, conv: &str, every: u64) 
         client.connect();
         clients.push(client);
     }
-    let subscribes = futures_util::future::join_all(clients.iter().map(|c| c.subscribe(conv)));
-    let failed = match tokio::time::timeout(SUBSCRIBE_WITHIN, subscribes).await {
-        Ok(results) => results.iter().filter(|r| r.is_err()).count(),
-        Err(_) => count,
-    };
+    let mut subscribes: futures_util::stream::FuturesUnordered<_> =
+        clients.iter().map(|c| c.subscribe(conv)).collect();
+    let deadline = tokio::time::Instant::now() + SUBSCRIBE_WITHIN;
+    let mut ok = 0;
+    while let Ok(Some(result)) = tokio::time::timeout_at(deadline, subscribes.next()).await {
+        ok += usize::from(result.is_ok());
+    }
+    drop(subscribes);
+    let failed = count - ok;
     let _ = out.send(format!("ready {failed}"));
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = stdin.next_line().await {
