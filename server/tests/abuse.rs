@@ -429,6 +429,8 @@ async fn help_names_every_limit_flag() {
         "--body-read-timeout-ms",
         "--max-connections",
         "--max-idle-connections",
+        "--listen-backlog",
+        "--presence-max-members",
         "--max-streams",
         "--max-streams-per-user",
         "--slow-consumer-ms",
@@ -478,6 +480,47 @@ async fn two_thousand_idle_sockets_hold_few_descriptors_and_lock_out_nobody() {
         "the server holds {fds} descriptors for 2,000 idle sockets"
     );
     drop(idle);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_connect_burst_beyond_the_idle_cap_is_served_not_evicted() {
+    // 300 clients connect and send their request while the server is not scheduled (SIGSTOP):
+    // when it runs again they are all waiting in the backlog with their request already there.
+    // The accept loop used to accept them all at once and close all but the newest 50 (the idle
+    // cap) before reading a single request.
+    let (child, base) = start_binary(&["--max-idle-connections", "50"]).await;
+    let pid = child.id().expect("pid").to_string();
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let mut burst = Vec::with_capacity(300);
+    for _ in 0..300 {
+        let mut tcp = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect into the backlog");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request written");
+        burst.push(tcp);
+    }
+    signal("-CONT");
+    let mut served = 0;
+    for mut tcp in burst {
+        let mut answer = Vec::new();
+        let _ = timeout(Duration::from_secs(20), tcp.read_to_end(&mut answer)).await;
+        served += usize::from(answer.starts_with(b"HTTP/1.1 200"));
+    }
+    assert_eq!(
+        served, 300,
+        "only {served} of 300 requests in the burst were answered"
+    );
 }
 
 #[cfg(target_os = "linux")]
