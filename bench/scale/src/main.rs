@@ -20,6 +20,9 @@
 //!   (see [`throughput`]).
 //! - `clients …`: a client process (see [`worker`]).
 //!
+//! `LIFELINE_SCALE_BEFORE_SERVER=PATH` runs the `before` rounds on that server binary (built
+//! at commit 2b6bd51, before the accept-loop fix, which has no flag; still with [`BEFORE`]).
+//!
 //! Every wait is bounded; every line printed is `name value [unit or baseline]`.
 
 mod crowd;
@@ -153,9 +156,18 @@ pub(crate) async fn gather(crowd: &mut Crowd, server: &ServerProcess) -> (Vec<u6
     (first_up, peak_threads)
 }
 
+/// The server binary of a round: for the `before` round, `LIFELINE_SCALE_BEFORE_SERVER` when set
+/// (a binary built before the accept-loop fix, which has no flag), else this build.
+fn round_server(label: &str) -> std::path::PathBuf {
+    match std::env::var_os("LIFELINE_SCALE_BEFORE_SERVER") {
+        Some(bin) if label == "before" => bin.into(),
+        _ => server_binary(),
+    }
+}
+
 /// One storm round: connect, kill the server mid-stream, restart it, measure the comeback.
 async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
-    let bin = server_binary();
+    let bin = round_server(label);
     let mut server = ServerProcess::start(&bin, None, flags);
     let url = server.url();
     let conv = "storm";
@@ -265,7 +277,7 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
 
 /// Many clients on one instance: connect time, memory per connection, fan-out latency.
 async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flags: &[&str]) {
-    let bin = server_binary();
+    let bin = round_server(label);
     let server = ServerProcess::start(&bin, None, flags);
     let url = server.url();
     let conv = "all";
