@@ -189,8 +189,20 @@ struct Args {
     max_memberships_per_user: usize,
 }
 
-#[tokio::main]
-async fn main() {
+/// Threads for blocking work (storage reads, at most 8 at a time; startup): tokio's default
+/// of 512 lets a burst of work each take a thread of its own.
+const MAX_BLOCKING_THREADS: usize = 16;
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run());
+}
+
+async fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
