@@ -10,7 +10,7 @@
 //! `cargo xtask bench msgcost` runs the per-message cost benchmark instead (bench/msgcost: the
 //! client's CPU time per message, SDK next to raw tungstenite + serde_json, frames from memory).
 //!
-//! `cargo xtask bench storm|fanout|throughput [ARGS]` runs the scale benchmarks instead
+//! `cargo xtask bench storm|storm-cluster|fanout|throughput [ARGS]` runs the scale benchmarks instead
 //! (bench/scale: native SDK clients in several processes against the release `lifeline-server`
 //! binary; unpinned, the server and the client processes share the machine's cores).
 
@@ -24,7 +24,9 @@ pub fn run(args: &[String]) -> Result {
     if args.first().map(String::as_str) == Some("msgcost") {
         return msgcost();
     }
-    if let Some("storm" | "fanout" | "throughput") = args.first().map(String::as_str) {
+    if let Some("storm" | "storm-cluster" | "fanout" | "throughput") =
+        args.first().map(String::as_str)
+    {
         return scale(args);
     }
     cmd(

@@ -10,6 +10,9 @@
 //!   and whether every client received every message exactly once and in order. Two rounds in
 //!   the same run: the server with the flags of [`BEFORE`] (what the scale fixes changed) and
 //!   with its defaults.
+//! - `storm-cluster [CLIENTS] [PROCS]`: the same on two instances sharing one PostgreSQL (started
+//!   by the benchmark), clients spread over both, the second killed and restarted; arrivals are
+//!   those of the killed instance's clients.
 //! - `fanout [CLIENTS] [PROCS] [MESSAGES] [before]` (default 10,000 in 5, 10 messages; `before`
 //!   first runs the same with the server flags of [`BEFORE`], in the same run): all clients
 //!   connect at once and subscribe to one conversation; the time until all are connected; the
@@ -82,6 +85,7 @@ fn main() {
             rt.block_on(storm(clients, procs, "before", BEFORE));
             rt.block_on(storm(clients, procs, "defaults", &[]));
         }
+        "storm-cluster" => rt.block_on(storm_cluster(arg(&args, 1, 2_000), arg(&args, 2, 4))),
         "fanout" => {
             let (clients, procs, messages) =
                 (arg(&args, 1, 10_000), arg(&args, 2, 5), arg(&args, 3, 10));
@@ -96,7 +100,7 @@ fn main() {
         )),
         _ => {
             eprintln!(
-                "usage: lifeline-scale storm [CLIENTS] [PROCS] | fanout [CLIENTS] [PROCS] \
+                "usage: lifeline-scale storm|storm-cluster [CLIENTS] [PROCS] | fanout [CLIENTS] [PROCS] \
                  [MESSAGES] | throughput [PER_SENDER] [LISTENERS]"
             );
             std::process::exit(2);
@@ -165,21 +169,47 @@ fn round_server(label: &str) -> std::path::PathBuf {
     }
 }
 
-/// One storm round: connect, kill the server mid-stream, restart it, measure the comeback.
+/// One storm round on one SQLite instance: connect, kill the server mid-stream, restart it,
+/// measure the comeback.
 async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
     let bin = round_server(label);
-    let mut server = ServerProcess::start(&bin, None, flags);
-    let url = server.url();
+    let servers = vec![ServerProcess::start(&bin, None, flags)];
+    storm_on(servers, clients, procs, label).await;
+}
+
+/// The storm on two instances sharing one PostgreSQL (started by the benchmark): the clients
+/// are spread over both, the sender is on the first, the second is killed and restarted.
+async fn storm_cluster(clients: usize, procs: usize) {
+    let bin = server_binary();
+    let pg = throughput::postgres::pg();
+    let url = pg.new_database();
+    let servers = (0..2)
+        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
+        .collect();
+    storm_on(servers, clients, procs, "postgres-x2").await;
+}
+
+/// Kills and restarts the last of `servers` while a sender on the first sends; the clients of the
+/// killed instance (client process `p` is on instance `p % n`) are the ones counted coming back.
+async fn storm_on(mut servers: Vec<ServerProcess>, clients: usize, procs: usize, label: &str) {
+    let urls: Vec<String> = servers.iter().map(ServerProcess::url).collect();
     let conv = "storm";
-    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, 0);
+    let mut crowd = Crowd::spawn(&urls, clients, procs, conv, 0);
     let t0 = unix_us();
-    let (first_up, _) = gather(&mut crowd, &server).await;
+    let (first_up, _) = gather(&mut crowd, &servers[0]).await;
     let connect_ms = (first_up.iter().max().copied().unwrap_or(t0) - t0) / 1000;
     println!(
-        "storm[{label}] clients {clients} in {procs} processes; all connected in {connect_ms} ms"
+        "storm[{label}] clients {clients} in {procs} processes on {} instance(s); all connected \
+         in {connect_ms} ms",
+        servers.len()
     );
+    let per_proc = clients.div_ceil(procs.max(1));
+    let victim = servers.len() - 1;
+    let expected = (0..clients)
+        .filter(|i| (i / per_proc) % servers.len() == victim)
+        .count();
 
-    let sender = sender(&url, conv, "sender").await;
+    let sender = sender(&urls[0], conv, "sender").await;
     let stop = Arc::new(AtomicBool::new(false));
     let sending = {
         let stop = Arc::clone(&stop);
@@ -198,13 +228,14 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
 
     let killed_at = unix_us();
     tokio::task::block_in_place(|| {
-        server.kill();
-        server.start_again();
+        servers[victim].kill();
+        servers[victim].start_again();
     });
     let listening_at = unix_us();
     let deadline = Instant::now() + RESUME_WITHIN;
+    let server = &servers[victim];
     let mut back = vec![0u64; clients];
-    let mut missing = clients;
+    let mut missing = expected;
     let mut peak_threads = 0;
     while missing > 0 {
         let tick = (Instant::now() + Duration::from_millis(100)).min(deadline);
@@ -252,7 +283,10 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
         "storm[{label}] restart_ms {}",
         (listening_at - killed_at) / 1000
     );
-    println!("storm[{label}] resumed {} of {clients}", came_back.len());
+    println!(
+        "storm[{label}] resumed {} of the killed instance's {expected}",
+        came_back.len()
+    );
     println!(
         "storm[{label}] all_resumed_after_kill_ms {}",
         (last - killed_at) / 1000

@@ -7,7 +7,7 @@
 
 #[allow(dead_code)]
 #[path = "../../../server/tests/common/postgres.rs"]
-mod postgres;
+pub(crate) mod postgres;
 
 use crate::crowd::{Crowd, Report};
 use crate::server::{server_binary, ServerProcess};
