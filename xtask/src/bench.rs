@@ -24,7 +24,7 @@ pub fn run(args: &[String]) -> Result {
     if args.first().map(String::as_str) == Some("msgcost") {
         return msgcost();
     }
-    if let Some("storm" | "storm-cluster" | "fanout" | "throughput") =
+    if let Some("storm" | "storm-cluster" | "fanout" | "fanout-cluster" | "throughput") =
         args.first().map(String::as_str)
     {
         return scale(args);

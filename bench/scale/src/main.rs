@@ -21,6 +21,8 @@
 //! - `throughput [PER_SENDER] [LISTENERS]` (default 2,000 from each of 3 senders, 100
 //!   listeners): messages/s stored and fanned out, SQLite next to 1, 2, 3 instances on PostgreSQL
 //!   (see [`throughput`]).
+//! - `fanout-cluster [CLIENTS] [PROCS] [MESSAGES]`: the same on two instances sharing one
+//!   PostgreSQL, the clients spread over both (memory summed over the instances).
 //! - `clients …`: a client process (see [`worker`]).
 //!
 //! `LIFELINE_SCALE_BEFORE_SERVER=PATH` runs the `before` rounds on that server binary (built
@@ -86,6 +88,11 @@ fn main() {
             rt.block_on(storm(clients, procs, "defaults", &[]));
         }
         "storm-cluster" => rt.block_on(storm_cluster(arg(&args, 1, 2_000), arg(&args, 2, 4))),
+        "fanout-cluster" => rt.block_on(fanout_cluster(
+            arg(&args, 1, 10_000),
+            arg(&args, 2, 5),
+            arg(&args, 3, 10),
+        )),
         "fanout" => {
             let (clients, procs, messages) =
                 (arg(&args, 1, 10_000), arg(&args, 2, 5), arg(&args, 3, 10));
@@ -100,7 +107,7 @@ fn main() {
         )),
         _ => {
             eprintln!(
-                "usage: lifeline-scale storm|storm-cluster [CLIENTS] [PROCS] | fanout [CLIENTS] [PROCS] \
+                "usage: lifeline-scale storm|storm-cluster [CLIENTS] [PROCS] | fanout|fanout-cluster [CLIENTS] [PROCS] \
                  [MESSAGES] | throughput [PER_SENDER] [LISTENERS]"
             );
             std::process::exit(2);
@@ -312,14 +319,42 @@ async fn storm_on(mut servers: Vec<ServerProcess>, clients: usize, procs: usize,
 /// Many clients on one instance: connect time, memory per connection, fan-out latency.
 async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flags: &[&str]) {
     let bin = round_server(label);
-    let server = ServerProcess::start(&bin, None, flags);
-    let url = server.url();
+    let servers = vec![ServerProcess::start(&bin, None, flags)];
+    fanout_on(servers, clients, procs, messages, label).await;
+}
+
+/// The same on two instances sharing one PostgreSQL (started by the benchmark), the clients
+/// spread over both (client process `p` on instance `p % 2`), the sender on the first.
+async fn fanout_cluster(clients: usize, procs: usize, messages: usize) {
+    let bin = server_binary();
+    let pg = throughput::postgres::pg();
+    let url = pg.new_database();
+    let servers = (0..2)
+        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
+        .collect();
+    fanout_on(servers, clients, procs, messages, "postgres-x2").await;
+}
+
+/// Resident memory of all `servers`, in KiB.
+fn rss_kib(servers: &[ServerProcess]) -> u64 {
+    servers.iter().map(|s| s.status_field("VmRSS")).sum()
+}
+
+async fn fanout_on(
+    servers: Vec<ServerProcess>,
+    clients: usize,
+    procs: usize,
+    messages: usize,
+    label: &str,
+) {
+    let urls: Vec<String> = servers.iter().map(ServerProcess::url).collect();
+    let url = urls[0].clone();
     let conv = "all";
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = server.status_field("VmRSS");
-    let mut crowd = Crowd::spawn(std::slice::from_ref(&url), clients, procs, conv, 1);
+    let rss_idle = rss_kib(&servers);
+    let mut crowd = Crowd::spawn(&urls, clients, procs, conv, 1);
     let t0 = unix_us();
-    let (first_up, peak_threads) = gather(&mut crowd, &server).await;
+    let (first_up, peak_threads) = gather(&mut crowd, &servers[0]).await;
     let subscribed_ms = (unix_us() - t0) / 1000;
     let mut connect: Vec<u64> = first_up
         .iter()
@@ -328,7 +363,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flag
     connect.sort_unstable();
     // Let the connect burst's presence settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_connected = server.status_field("VmRSS");
+    let rss_connected = rss_kib(&servers);
     let sender = sender(&url, conv, "sender").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -360,14 +395,17 @@ async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flag
             None => break,
         }
     }
-    let rss_after = server.status_field("VmRSS");
+    let rss_after = rss_kib(&servers);
     for send in sends {
         let _ = tokio::time::timeout(Duration::from_secs(10), send).await;
     }
     crowd.stop().await;
     sender.close().await;
 
-    println!("fanout[{label}] clients {clients} in {procs} processes");
+    println!(
+        "fanout[{label}] clients {clients} in {procs} processes on {} instance(s)",
+        servers.len()
+    );
     println!(
         "fanout[{label}] connected_ms p50 {} p99 {} all {}; all subscribed {subscribed_ms}",
         percentile(&connect, 50.0),
