@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Events a stream may fall behind the live fan-out before it re-reads messages from
     /// storage (small values exercise that path in tests).
     pub live_buffer: usize,
+    /// Conversations with more members than this carry no `presence` frames: per-member
+    /// presence costs N² frames when N members connect.
+    pub presence_max_members: usize,
     /// How long a request head may take to arrive (slowloris), and the longest a kept-alive
     /// connection may sit idle between two requests, in milliseconds.
     pub header_read_timeout_ms: u64,
@@ -86,6 +89,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Connections that have not sent a complete request yet; beyond it the oldest is closed.
     pub max_idle_connections: usize,
+    /// The listen backlog: connections the kernel completes and queues before the server
+    /// accepts them (Linux caps it at `net.core.somaxconn`). A connect burst beyond it loses
+    /// SYNs, which clients only retry after 1 s, then 3 s.
+    pub listen_backlog: u32,
     /// Live streams (WebSocket, SSE, pending long polls) in the whole server (over it: 503
     /// `going_away`).
     pub max_streams: usize,
@@ -147,10 +154,12 @@ impl Default for ServerConfig {
             going_away_retry_ms: 2_000,
             sse_retry_ms: 2_000,
             live_buffer: 4096,
+            presence_max_members: 1_000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             max_connections: 8_192,
             max_idle_connections: 1_024,
+            listen_backlog: crate::listener::DEFAULT_LISTEN_BACKLOG,
             max_streams: 8_192,
             max_streams_per_user: 32,
             slow_consumer_ms: 15_000,

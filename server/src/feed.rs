@@ -177,7 +177,10 @@ impl Feed {
                 // its own user's membership cap.
                 let members = &self.shared.members;
                 for conv in members.convs_of(&self.user) {
-                    if members.is_member(user, &conv) && self.readable(&conv) {
+                    if members.is_member(user, &conv)
+                        && self.readable(&conv)
+                        && self.shared.hub.presence_in(&conv)
+                    {
                         self.queue.push_back(ServerFrame::Presence {
                             conv,
                             user: user.clone(),
@@ -194,7 +197,10 @@ impl Feed {
                 })
             }
             Live::Joined { conv, user } if *user == self.user => {
-                if !(self.access.may(Op::Presence) && self.readable(conv)) {
+                if !(self.access.may(Op::Presence)
+                    && self.readable(conv)
+                    && self.shared.hub.presence_in(conv))
+                {
                     return None;
                 }
                 // This stream's user joined: who of the members is online (a cost of the joiner's
@@ -212,6 +218,7 @@ impl Feed {
             }
             Live::Joined { conv, user } => (self.access.may(Op::Presence)
                 && self.readable(conv)
+                && self.shared.hub.presence_in(conv)
                 && self.shared.hub.is_online(user))
             .then(|| ServerFrame::Presence {
                 conv: conv.clone(),

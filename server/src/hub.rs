@@ -8,7 +8,13 @@
 //! In cluster mode a [`Relay`] forwards this instance's presence changes and typing to the other
 //! instances, and [`Hub::remote_presence`] and friends take theirs: a user is online while any
 //! instance has a stream of theirs.
+//!
+//! Large rooms: per-member presence in a conversation of N members costs N² frames when all of
+//! them connect (each member is told about each other), and every event wakes every stream. So a
+//! conversation with more than `presence_max_members` members carries no `presence` frames, and
+//! a connect or join that concerns only such conversations publishes nothing.
 
+use crate::members::Members;
 use lifeline_core::protocol::{Message, ServerFrame};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -48,18 +54,29 @@ pub struct Hub {
     /// Users online on other instances, with the ids of those instances.
     remote: Mutex<HashMap<String, HashSet<String>>>,
     relay: OnceLock<Arc<dyn Relay>>,
+    members: Arc<Members>,
+    /// Conversations with more members carry no presence (see the module's documentation).
+    presence_max_members: usize,
 }
 
 impl Hub {
-    /// A hub whose streams may fall `capacity` events behind before they re-read storage.
-    pub fn new(capacity: usize) -> Hub {
+    /// A hub whose streams may fall `capacity` events behind before they re-read storage, with
+    /// presence in conversations of at most `presence_max_members` members.
+    pub fn new(capacity: usize, members: Arc<Members>, presence_max_members: usize) -> Hub {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Hub {
             tx,
             online: Mutex::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
             relay: OnceLock::new(),
+            members,
+            presence_max_members,
         }
+    }
+
+    /// Whether `conv` is small enough to carry presence frames.
+    pub fn presence_in(&self, conv: &str) -> bool {
+        self.members.member_count(conv) <= self.presence_max_members
     }
 
     /// Forwards presence changes and typing to the other instances from now on.
@@ -184,7 +201,11 @@ impl Hub {
 
     /// One event, not one per conversation of `user`: connecting costs O(1) however many
     /// conversations `user` belongs to.
+    /// Nothing when every conversation of `user` is too large for presence.
     fn announce(&self, user: &str, online: bool) {
+        if !self.members.in_conv_within(user, self.presence_max_members) {
+            return;
+        }
         self.publish(Live::UserPresence {
             user: user.to_string(),
             online,
@@ -193,8 +214,12 @@ impl Hub {
 
     /// After `user` joined `conv`: tell the others if `user` is online, and tell `user` who of
     /// the others is online. One event: the work is done by the streams that receive it, and
-    /// a join costs the other streams O(1) however large `conv` is.
+    /// a join costs the other streams O(1) however large `conv` is. Nothing when `conv` is too
+    /// large for presence.
     pub fn announce_join(&self, user: &str, conv: &str) {
+        if !self.presence_in(conv) {
+            return;
+        }
         self.publish(Live::Joined {
             conv: conv.to_string(),
             user: user.to_string(),

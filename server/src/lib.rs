@@ -32,6 +32,7 @@ mod ws;
 
 pub use config::{Secret, ServerConfig};
 pub use faults::{FaultState, FaultUpdate};
+pub use listener::DEFAULT_LISTEN_BACKLOG;
 pub use server::{start, RunningServer, StartError};
 pub use token::{make_token, mint, verify_token, Claims, TokenError, TokenKey};
 pub use ws::{CLOSE_IDLE, CLOSE_POLICY, CLOSE_RESTART, CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED};

@@ -4,14 +4,20 @@
 //! - at most `max_connections` accepted connections are served at once (an upgraded WebSocket
 //!   leaves this count and is bounded by the stream caps of [`crate::conns`]); over it, a new
 //!   connection is closed at once, so the process never runs out of file descriptors;
-//! - at most `max_idle_connections` of them may be waiting for their first request; when one more
-//!   arrives, the one that has waited longest is closed (a real client sends its request within
-//!   milliseconds, so it is never the oldest);
+//! - at most `max_idle_connections` of them may be waiting for their first request; to accept one
+//!   more, the one that has waited longest is closed (a real client sends its request within
+//!   milliseconds, so it is never the oldest), but only once it has waited 250 ms: until then
+//!   the accept loop pauses and new connections wait in the kernel's backlog (in a connect burst
+//!   the server may not have read requests that have already arrived);
 //! - a request head must arrive within `header_read_timeout` (slowloris), including the wait for
 //!   the next request on a kept-alive connection;
 //! - a connection whose writes have waited `slow_consumer` for the client to take bytes is cut
 //!   (hyper never gives up on a write by itself: a client that stops reading a response, an SSE
 //!   stream or a poll answer would hold the connection forever).
+//!
+//! The listening socket is bound with a backlog of [`DEFAULT_LISTEN_BACKLOG`] by default (tokio's
+//! `TcpListener::bind` asks for 128, as the standard library does): a fleet reconnecting at
+//! once after a restart must not lose SYNs, which a client retries only after 1 s, then 3 s.
 //!
 //! What a request does is the router's business; this module only moves connections.
 
@@ -21,8 +27,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::BTreeMap;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +38,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -63,6 +71,43 @@ pub struct ListenerLimits {
 /// request head: beyond it, `431`) or queueing response bytes a client has not taken yet (hyper's
 /// own default is about 400 KB, which 300 stalled SSE readers multiply).
 const MAX_CONN_BUF: usize = 16 * 1024;
+
+/// The listen backlog unless configured (`--listen-backlog`): 4,096 pending connections, the
+/// Linux default of `net.core.somaxconn` since 5.4 (the kernel silently caps the backlog there).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4_096;
+
+/// Binds `addr` with `SO_REUSEADDR` (a restarted server takes its port back at once) and a listen
+/// backlog of `backlog`, warning when the kernel will cap it lower.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    if let Some(cap) = somaxconn().filter(|cap| *cap < backlog) {
+        tracing::warn!(
+            backlog,
+            somaxconn = cap,
+            "the kernel caps the listen backlog at net.core.somaxconn; raise it \
+             (sysctl -w net.core.somaxconn={backlog}) for connect bursts"
+        );
+    }
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// `net.core.somaxconn` where it can be read (Linux).
+fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A connection waiting for its first request is never closed to make room for a newer one
+/// before it has waited this long: in a connect burst the server may take a while to read a
+/// request that has already arrived.
+const MIN_IDLE_AGE: Duration = Duration::from_millis(250);
 
 /// Pause after a failed `accept` (for instance out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -164,32 +209,57 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// Connections that have not made a request yet, oldest first (ids grow with each accept).
+/// Connections that have not made a request yet, oldest first (ids grow with each accept), with
+/// when each was accepted.
 #[derive(Default)]
 struct Waiting {
-    by_id: Mutex<BTreeMap<u64, CancellationToken>>,
+    by_id: Mutex<BTreeMap<u64, (CancellationToken, Instant)>>,
+    /// Signalled whenever a connection stops waiting.
+    left: Notify,
+}
+
+/// What the accept loop may do about the idle cap.
+enum Room {
+    /// Accept one more.
+    Now,
+    /// Every waiting connection is younger than [`MIN_IDLE_AGE`]: wait until this moment (or
+    /// until one of them makes its request), leaving new connections in the kernel's backlog.
+    At(Instant),
 }
 
 impl Waiting {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (CancellationToken, Instant)>> {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers connection `id` and the signal that closes it. Closes the oldest waiting
-    /// connections beyond `max`.
-    fn admit(&self, id: u64, cut: &CancellationToken, max: usize) {
+    /// Makes room for one more waiting connection under `max`: closes the oldest ones if they
+    /// have waited at least [`MIN_IDLE_AGE`]; otherwise says when to look again.
+    fn make_room(&self, max: usize, now: Instant) -> Room {
         let mut map = self.lock();
-        map.insert(id, cut.clone());
-        while map.len() > max.max(1) {
-            if let Some((_, oldest)) = map.pop_first() {
-                oldest.cancel();
+        while map.len() >= max.max(1) {
+            let Some(mut oldest) = map.first_entry() else {
+                break;
+            };
+            let since = oldest.get().1;
+            if now.duration_since(since) < MIN_IDLE_AGE {
+                return Room::At(since + MIN_IDLE_AGE);
             }
+            oldest.get_mut().0.cancel();
+            oldest.remove();
         }
+        Room::Now
+    }
+
+    /// Registers connection `id` and the signal that closes it.
+    fn admit(&self, id: u64, cut: &CancellationToken, now: Instant) {
+        self.lock().insert(id, (cut.clone(), now));
     }
 
     /// Connection `id` made a request (or ended): it no longer waits.
     fn done(&self, id: u64) {
-        self.lock().remove(&id);
+        if self.lock().remove(&id).is_some() {
+            self.left.notify_one();
+        }
     }
 }
 
@@ -207,6 +277,16 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, s
     let tasks = TaskTracker::new();
     let mut next_id: u64 = 0;
     loop {
+        // Under the idle cap, or once the oldest waiting connection is old enough to be closed:
+        // a connect burst waits in the kernel's backlog instead of evicting connections whose
+        // request has simply not been read yet.
+        while let Room::At(when) = waiting.make_room(limits.max_idle_connections, Instant::now()) {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep_until(when.into()) => {}
+                _ = waiting.left.notified() => {}
+            }
+        }
         let tcp = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -231,7 +311,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ListenerLimits, s
         let id = next_id;
         next_id += 1;
         let cut = CancellationToken::new();
-        waiting.admit(id, &cut, limits.max_idle_connections);
+        waiting.admit(id, &cut, Instant::now());
         let app = TowerToHyperService::new(app.clone());
         let served = Arc::clone(&waiting);
         let handle = ConnCut(cut.clone());

@@ -144,6 +144,16 @@ struct Args {
     #[arg(long, env = "LIFELINE_MAX_IDLE_CONNECTIONS", default_value_t = 1_024)]
     max_idle_connections: usize,
 
+    /// Listen backlog: connections the kernel queues before the server accepts them (Linux caps
+    /// it at net.core.somaxconn). A connect burst beyond it loses SYNs, retried after 1 s, 3 s.
+    #[arg(long, env = "LIFELINE_LISTEN_BACKLOG", default_value_t = lifeline_server::DEFAULT_LISTEN_BACKLOG)]
+    listen_backlog: u32,
+
+    /// Conversations with more members than this carry no presence frames (per-member presence
+    /// costs N² frames when N members connect).
+    #[arg(long, env = "LIFELINE_PRESENCE_MAX_MEMBERS", default_value_t = 1_000)]
+    presence_max_members: usize,
+
     /// Live streams (WebSocket, SSE, pending long polls) in the server; more get 503 going_away.
     #[arg(long, env = "LIFELINE_MAX_STREAMS", default_value_t = 8_192)]
     max_streams: usize,
@@ -186,8 +196,20 @@ struct Args {
     max_memberships_per_user: usize,
 }
 
-#[tokio::main]
-async fn main() {
+/// Threads for blocking work (storage reads, at most 8 at a time; startup): tokio's default
+/// of 512 lets a burst of work each take a thread of its own.
+const MAX_BLOCKING_THREADS: usize = 16;
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run());
+}
+
+async fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -234,6 +256,8 @@ async fn main() {
         body_read_timeout_ms: args.body_read_timeout_ms.max(1),
         max_connections: args.max_connections.max(1),
         max_idle_connections: args.max_idle_connections.max(1),
+        listen_backlog: args.listen_backlog.max(1),
+        presence_max_members: args.presence_max_members,
         max_streams: args.max_streams,
         max_streams_per_user: args.max_streams_per_user,
         slow_consumer_ms: args.slow_consumer_ms.max(1),

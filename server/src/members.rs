@@ -53,6 +53,21 @@ impl Members {
             .is_some_and(|convs| convs.contains(conv))
     }
 
+    /// How many members `conv` has.
+    pub fn member_count(&self, conv: &str) -> usize {
+        self.read().by_conv.get(conv).map_or(0, |u| u.len())
+    }
+
+    /// Whether `user` belongs to a conversation of at most `max_members` members.
+    pub fn in_conv_within(&self, user: &str, max_members: usize) -> bool {
+        let maps = self.read();
+        maps.by_user.get(user).is_some_and(|convs| {
+            convs
+                .iter()
+                .any(|c| maps.by_conv.get(c).map_or(0, |u| u.len()) <= max_members)
+        })
+    }
+
     /// The conversations `user` belongs to.
     pub fn convs_of(&self, user: &str) -> Vec<String> {
         self.read()

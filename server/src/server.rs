@@ -197,7 +197,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let store = Arc::new(store);
     let members = Arc::new(Members::from_pairs(member_pairs));
     let grants = Arc::new(Members::from_pairs(grant_pairs));
-    let hub = Arc::new(Hub::new(config.live_buffer));
+    let hub = Arc::new(Hub::new(
+        config.live_buffer,
+        Arc::clone(&members),
+        config.presence_max_members,
+    ));
     let tail: Option<Arc<Tail>> = config.postgres.is_some().then(|| {
         tokio::spawn(maintain_partitions(Arc::downgrade(&store)));
         Tail::spawn(
@@ -216,9 +220,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tail.clone(),
         Duration::from_millis(config.commit_hold_ms),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(StartError::Bind)?;
+    let listener =
+        listener::bind(config.listen, config.listen_backlog).map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let shared = Arc::new(Shared {
         limits: Limits::from_config(&config),

@@ -479,6 +479,8 @@ async fn help_names_every_limit_flag() {
         "--body-read-timeout-ms",
         "--max-connections",
         "--max-idle-connections",
+        "--listen-backlog",
+        "--presence-max-members",
         "--max-streams",
         "--max-streams-per-user",
         "--slow-consumer-ms",
@@ -528,6 +530,47 @@ async fn two_thousand_idle_sockets_hold_few_descriptors_and_lock_out_nobody() {
         "the server holds {fds} descriptors for 2,000 idle sockets"
     );
     drop(idle);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_connect_burst_beyond_the_idle_cap_is_served_not_evicted() {
+    // 300 clients connect and send their request while the server is not scheduled (SIGSTOP):
+    // when it runs again they are all waiting in the backlog with their request already there.
+    // The accept loop used to accept them all at once and close all but the newest 50 (the idle
+    // cap) before reading a single request.
+    let (child, base) = start_binary(&["--max-idle-connections", "50"]).await;
+    let pid = child.id().expect("pid").to_string();
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("addr");
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let mut burst = Vec::with_capacity(300);
+    for _ in 0..300 {
+        let mut tcp = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect into the backlog");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request written");
+        burst.push(tcp);
+    }
+    signal("-CONT");
+    let mut served = 0;
+    for mut tcp in burst {
+        let mut answer = Vec::new();
+        let _ = timeout(Duration::from_secs(20), tcp.read_to_end(&mut answer)).await;
+        served += usize::from(answer.starts_with(b"HTTP/1.1 200"));
+    }
+    assert_eq!(
+        served, 300,
+        "only {served} of 300 requests in the burst were answered"
+    );
 }
 
 #[cfg(target_os = "linux")]
@@ -889,5 +932,92 @@ async fn presence_of_a_user_with_thousands_of_memberships_is_one_event() {
             user: "many".into(),
             online: false
         }
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_above_the_presence_limit_carries_no_presence() {
+    // Per-member presence in a room of N costs N² frames when its members connect: above
+    // `presence_max_members` the server sends none for that room (typing still flows), while a
+    // small room the same users share keeps its presence.
+    let s = server_with(ServerConfig {
+        presence_max_members: 3,
+        ..ServerConfig::for_tests()
+    })
+    .await;
+    let users = ["a", "b", "c", "d"];
+    for user in users {
+        join(&s, &token(&s, user), "big").await;
+    }
+    join(&s, &token(&s, "a"), "small").await;
+    join(&s, &token(&s, "b"), "small").await;
+    let mut peer = ws_open(&s, &format!("token={}", token(&s, "b"))).await;
+    let mut joiner = ws_open(&s, &format!("token={}", token(&s, "a"))).await;
+    ws_send(&mut joiner, &ClientFrame::Typing { conv: "big".into() }).await;
+    assert_eq!(
+        ws_next(&mut peer).await,
+        ServerFrame::Presence {
+            conv: "small".into(),
+            user: "a".into(),
+            online: true
+        }
+    );
+    assert_eq!(
+        ws_next(&mut peer).await,
+        ServerFrame::Typing {
+            conv: "big".into(),
+            user: "a".into()
+        }
+    );
+    // A fifth member joining the big room while a and b are online: no snapshot for the
+    // joiner, no announcement to the others (the typing that follows arrives first).
+    let mut late = ws_open(&s, &format!("token={}", token(&s, "e"))).await;
+    ws_send(&mut late, &subscribe("big")).await;
+    ws_send(&mut late, &ClientFrame::Typing { conv: "big".into() }).await;
+    assert_eq!(
+        ws_next(&mut peer).await,
+        ServerFrame::Typing {
+            conv: "big".into(),
+            user: "e".into()
+        }
+    );
+    ws_send(&mut joiner, &ClientFrame::Typing { conv: "big".into() }).await;
+    loop {
+        match ws_next(&mut late).await {
+            ServerFrame::Typing { user, .. } if user == "a" => break,
+            ServerFrame::Presence { conv, user, .. } => {
+                panic!("presence of {user} in {conv} reached a member of a room above the limit")
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_listen_backlog_takes_a_connect_burst() {
+    // tokio's `TcpListener::bind` asks for a backlog of 128: a fleet reconnecting at once lost
+    // SYNs (retried by the kernel after 1 s, then 3 s). `ss` shows a listener's backlog as its
+    // Send-Q.
+    let s = server().await;
+    let port = s.addr().port();
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("`ss` is needed to read the listen backlog: apt-get install iproute2");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listener on port {port} in `ss` output: {text:?}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("net.core.somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    let expected = lifeline_server::DEFAULT_LISTEN_BACKLOG.min(somaxconn);
+    assert!(
+        backlog >= expected,
+        "listen backlog {backlog}, expected {expected} (somaxconn {somaxconn})"
     );
 }

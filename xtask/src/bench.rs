@@ -10,6 +10,10 @@
 //! `cargo xtask bench msgcost` runs the per-message cost benchmark instead (bench/msgcost: the
 //! client's CPU time, then its instructions counted by callgrind, per message, SDK next to raw
 //! tungstenite + serde_json, frames from memory).
+//!
+//! `cargo xtask bench storm|storm-cluster|fanout|throughput [ARGS]` runs the scale benchmarks instead
+//! (bench/scale: native SDK clients in several processes against the release `lifeline-server`
+//! binary; unpinned, the server and the client processes share the machine's cores).
 
 use crate::run::{cmd, have, root, status, Result};
 use std::process::Command;
@@ -20,6 +24,11 @@ pub fn run(args: &[String]) -> Result {
     }
     if args.first().map(String::as_str) == Some("msgcost") {
         return msgcost();
+    }
+    if let Some("storm" | "storm-cluster" | "fanout" | "fanout-cluster" | "throughput") =
+        args.first().map(String::as_str)
+    {
+        return scale(args);
     }
     cmd(
         "cargo",
@@ -100,4 +109,28 @@ fn msgcost() -> Result {
         )?;
     }
     Ok(())
+}
+
+/// The storm and scale benchmarks: the release server binary and `lifeline-scale`, which starts
+/// the server (and PostgreSQL for `throughput`) and its client processes itself.
+fn scale(args: &[String]) -> Result {
+    cmd(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "lifeline-server",
+            "-p",
+            "lifeline-scale",
+        ],
+    )?;
+    let bin = root().join("target/release/lifeline-scale");
+    let bin = bin.to_string_lossy().into_owned();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    status(
+        Command::new(&bin).args(&args).current_dir(root()),
+        &bin,
+        &args,
+    )
 }
