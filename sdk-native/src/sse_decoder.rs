@@ -1,6 +1,6 @@
 //! The text/event-stream format, decoded with a bound: bytes in, the `data` of each event and
 //! each `retry:` hint out, and an error instead of unbounded buffering when one event (or one
-//! line) grows past [`MAX_EVENT_BYTES`].
+//! line) grows past `MAX_EVENT_BYTES`.
 //!
 //! Only the parts of the format Lifeline's server uses are kept: `data` (joined with `\n` over
 //! several lines), `retry`, and comments (ignored, like `id` and `event`). Decoding only; the
