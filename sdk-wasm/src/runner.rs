@@ -19,12 +19,12 @@ const MAX_TIMEOUT_MS: u64 = 2_147_483_647;
 
 /// The session and the memory of its turns.
 pub struct Runner {
-    pub session: Session,
+    pub session: Session<crate::Decoder>,
     last_transport: String,
 }
 
 impl Runner {
-    pub fn new(session: Session) -> Self {
+    pub fn new(session: Session<crate::Decoder>) -> Self {
         Runner {
             session,
             last_transport: String::new(),
