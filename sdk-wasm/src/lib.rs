@@ -26,7 +26,7 @@ pub mod view;
 #[cfg(target_arch = "wasm32")]
 mod api;
 #[cfg(target_arch = "wasm32")]
-mod browser_json;
+pub mod browser_json;
 
 /// What reads the JSON the session receives: the browser's `JSON.parse` in the `.wasm`
 /// (`browser_json`), the core's own reader in native builds and tests of this crate.

@@ -100,7 +100,8 @@ mod tests {
         let mut config = Config::new("http://127.0.0.1:8787").unwrap();
         config.token = Some("t".into());
         let now = Instant::from_micros(1_000_000_000);
-        (Runner::new(Session::new(config, now)), now)
+        let session = Session::with_decoder(config, now, crate::Decoder::default());
+        (Runner::new(session), now)
     }
 
     fn drain(r: &mut Runner, now: Instant) -> Value {
