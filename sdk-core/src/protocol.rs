@@ -308,6 +308,125 @@ fn read<T: FromJson>(text: &str) -> Result<T, FrameError> {
     T::from_json(value)
 }
 
+// ----- who reads the JSON ----------------------------------------------------------------------
+
+/// A parsed JSON value as the frame decoder reads it: the crate's own [`Value`], or a value a
+/// platform's parser built (the browser's `JSON.parse`, in lifeline-wasm). What a value means
+/// for a frame (a missing member, a mistyped one, an unknown type) is decided once, by the
+/// [`FromJson`] impls of this module, whichever parser built it.
+pub trait Document: Sized {
+    /// Whether the value is a JSON object.
+    fn is_object(&self) -> bool;
+    /// Takes the member `name` out of an object (`None` when absent; `null` stays a value).
+    fn take(&mut self, name: &str) -> Option<Self>;
+    fn is_null(&self) -> bool;
+    fn into_string(self) -> Option<String>;
+    /// The value if it is an integer from 0 to `u64::MAX` (a parser that reads numbers as
+    /// doubles answers only those it holds exactly, up to 2^53).
+    fn as_u64(&self) -> Option<u64>;
+    fn as_bool(&self) -> Option<bool>;
+    fn into_array(self) -> Option<Vec<Self>>;
+}
+
+impl<'a> Document for Value<'a> {
+    fn is_object(&self) -> bool {
+        matches!(self, Value::Object(_))
+    }
+    fn take(&mut self, name: &str) -> Option<Self> {
+        Value::take(self, name)
+    }
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+    fn into_string(self) -> Option<String> {
+        Value::into_string(self)
+    }
+    fn as_u64(&self) -> Option<u64> {
+        Value::as_u64(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        Value::as_bool(self)
+    }
+    fn into_array(self) -> Option<Vec<Self>> {
+        Value::into_array(self)
+    }
+}
+
+/// How a session turns the texts it receives (frames, poll and send responses, history pages,
+/// HTTP error bodies) into frames. [`OwnJson`] is this crate's reader, the one every native
+/// driver uses; the browser package reads with `JSON.parse` instead (its `.wasm` then carries no
+/// JSON reader), through [`decode_server_frame_from`] and its siblings, so that the limits and
+/// the schema are still this module's.
+pub trait FrameDecoder {
+    /// What [`decode_server_frame`] does.
+    fn server_frame(&self, text: &str) -> Result<ServerFrame, FrameError>;
+    /// What [`decode_server_batch`] does.
+    fn server_batch(&self, text: &str) -> Result<Batch<ServerFrame>, FrameError>;
+    /// What [`decode_history`] does.
+    fn history(&self, text: &str) -> Result<HistoryPage, FrameError>;
+    /// What [`decode_http_error`] does.
+    fn http_error(&self, text: &str) -> Option<ErrorFrame>;
+}
+
+/// The crate's own JSON reader ([`json::parse`], and natively the fast path of
+/// `frame_reader.rs`): the [`FrameDecoder`] of [`crate::Session::new`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnJson;
+
+impl FrameDecoder for OwnJson {
+    fn server_frame(&self, text: &str) -> Result<ServerFrame, FrameError> {
+        decode_server_frame(text)
+    }
+    fn server_batch(&self, text: &str) -> Result<Batch<ServerFrame>, FrameError> {
+        decode_server_batch(text)
+    }
+    fn history(&self, text: &str) -> Result<HistoryPage, FrameError> {
+        decode_history(text)
+    }
+    fn http_error(&self, text: &str) -> Option<ErrorFrame> {
+        decode_http_error(text)
+    }
+}
+
+/// [`decode_server_frame`] with another parser: `parse` turns the text into a [`Document`] (or
+/// says why it is not JSON) once the text has passed the size limit.
+pub fn decode_server_frame_from<D: Document>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<D, FrameError>,
+) -> Result<ServerFrame, FrameError> {
+    check_size(text)?;
+    ServerFrame::from_json(parse(text)?)
+}
+
+/// [`decode_server_batch`] with another parser (see [`decode_server_frame_from`]).
+pub fn decode_server_batch_from<D: Document>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<D, FrameError>,
+) -> Result<Batch<ServerFrame>, FrameError> {
+    check_batch_size(text)?;
+    Batch::from_json(parse(text)?)
+}
+
+/// [`decode_history`] with another parser (see [`decode_server_frame_from`]).
+pub fn decode_history_from<D: Document>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<D, FrameError>,
+) -> Result<HistoryPage, FrameError> {
+    check_batch_size(text)?;
+    HistoryPage::from_json(parse(text)?)
+}
+
+/// [`decode_http_error`] with another parser (see [`decode_server_frame_from`]).
+pub fn decode_http_error_from<D: Document>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<D, FrameError>,
+) -> Option<ErrorFrame> {
+    check_size(text).ok()?;
+    HttpError::from_json(parse(text).ok()?)
+        .ok()
+        .map(|e| e.error)
+}
+
 /// Checks an identifier (conversation, user or client message id): 1 to [`MAX_ID_BYTES`] bytes of
 /// ASCII letters, digits, `-`, `_`, `.` and `:`.
 pub fn validate_id(field: &'static str, id: &str) -> Result<(), FrameError> {
@@ -418,13 +537,18 @@ pub fn decode_history(text: &str) -> Result<HistoryPage, FrameError> {
 
 /// Like `parse`, for bodies that carry up to [`MAX_FRAMES_PER_REQUEST`] frames.
 fn parse_batch<T: FromJson>(text: &str) -> Result<T, FrameError> {
+    check_batch_size(text)?;
+    read(text)
+}
+
+fn check_batch_size(text: &str) -> Result<(), FrameError> {
     if text.len() > MAX_BATCH_BYTES {
         return Err(FrameError::TooLarge {
             len: text.len(),
             max: MAX_BATCH_BYTES,
         });
     }
-    read(text)
+    Ok(())
 }
 
 /// Decodes the body of an HTTP error response, if it is one.
@@ -629,7 +753,7 @@ impl ToJson for HttpError {
 /// A protocol type that reads itself from a parsed JSON value. Unknown members are ignored;
 /// missing or mistyped required members are [`FrameError::Malformed`].
 pub trait FromJson: Sized {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError>;
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError>;
 }
 
 fn malformed(what: &str, field: &str) -> FrameError {
@@ -639,24 +763,25 @@ fn malformed(what: &str, field: &str) -> FrameError {
 }
 
 /// Reads the members of one JSON object.
-struct Fields<'a>(Value<'a>);
+struct Fields<D>(D);
 
-impl<'a> Fields<'a> {
-    fn of(value: Value<'a>) -> Result<Self, FrameError> {
-        match value {
-            Value::Object(_) => Ok(Fields(value)),
-            _ => Err(FrameError::Malformed {
+impl<D: Document> Fields<D> {
+    fn of(value: D) -> Result<Self, FrameError> {
+        if value.is_object() {
+            Ok(Fields(value))
+        } else {
+            Err(FrameError::Malformed {
                 detail: "expected a JSON object".into(),
-            }),
+            })
         }
     }
 
     /// A member that may be absent or null.
-    fn optional(&mut self, name: &str) -> Option<Value<'a>> {
+    fn optional(&mut self, name: &str) -> Option<D> {
         self.0.take(name).filter(|v| !v.is_null())
     }
 
-    fn required(&mut self, name: &str) -> Result<Value<'a>, FrameError> {
+    fn required(&mut self, name: &str) -> Result<D, FrameError> {
         self.0
             .take(name)
             .ok_or_else(|| malformed("missing field", name))
@@ -733,7 +858,7 @@ impl ErrorCode {
     }
 }
 
-fn read_message(f: &mut Fields<'_>) -> Result<Message, FrameError> {
+fn read_message<D: Document>(f: &mut Fields<D>) -> Result<Message, FrameError> {
     Ok(Message {
         seq: f.u64("seq")?,
         conv: f.string("conv")?,
@@ -744,7 +869,7 @@ fn read_message(f: &mut Fields<'_>) -> Result<Message, FrameError> {
     })
 }
 
-fn read_error(f: &mut Fields<'_>) -> Result<ErrorFrame, FrameError> {
+fn read_error<D: Document>(f: &mut Fields<D>) -> Result<ErrorFrame, FrameError> {
     Ok(ErrorFrame {
         code: ErrorCode::parse(&f.string("code")?),
         message: f.opt_string("message")?.unwrap_or_default(),
@@ -755,19 +880,19 @@ fn read_error(f: &mut Fields<'_>) -> Result<ErrorFrame, FrameError> {
 }
 
 impl FromJson for Message {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         read_message(&mut Fields::of(value)?)
     }
 }
 
 impl FromJson for ErrorFrame {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         read_error(&mut Fields::of(value)?)
     }
 }
 
 impl FromJson for ClientFrame {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         let kind = f.string("type")?;
         Ok(match kind.as_str() {
@@ -792,7 +917,7 @@ impl FromJson for ClientFrame {
 }
 
 impl FromJson for ServerFrame {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         let kind = f.string("type")?;
         Ok(match kind.as_str() {
@@ -834,7 +959,7 @@ impl FromJson for ServerFrame {
 }
 
 impl<F: FromJson> FromJson for Batch<F> {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         Ok(Batch {
             frames: Fields::of(value)?.list("frames")?,
         })
@@ -842,7 +967,7 @@ impl<F: FromJson> FromJson for Batch<F> {
 }
 
 impl FromJson for HistoryPage {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         let mut f = Fields::of(value)?;
         Ok(HistoryPage {
             messages: f.list("messages")?,
@@ -852,7 +977,7 @@ impl FromJson for HistoryPage {
 }
 
 impl FromJson for HttpError {
-    fn from_json(value: Value<'_>) -> Result<Self, FrameError> {
+    fn from_json<D: Document>(value: D) -> Result<Self, FrameError> {
         Ok(HttpError {
             error: ErrorFrame::from_json(Fields::of(value)?.required("error")?)?,
         })

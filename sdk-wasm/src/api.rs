@@ -86,7 +86,11 @@ impl Core {
         };
         let config = opts.to_config(seed as u64, Some(remembered)).ok()?;
         Some(Core {
-            runner: Runner::new(Session::new(config, now())),
+            runner: Runner::new(Session::with_decoder(
+                config,
+                now(),
+                crate::Decoder::default(),
+            )),
         })
     }
 

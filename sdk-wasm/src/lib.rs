@@ -25,6 +25,17 @@ pub mod view;
 
 #[cfg(target_arch = "wasm32")]
 mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod browser_json;
+
+/// What reads the JSON the session receives: the browser's `JSON.parse` in the `.wasm`
+/// (`browser_json`), the core's own reader in native builds and tests of this crate.
+#[cfg(target_arch = "wasm32")]
+pub type Decoder = browser_json::BrowserJson;
+/// What reads the JSON the session receives: the browser's `JSON.parse` in the `.wasm`
+/// (`browser_json`), the core's own reader in native builds and tests of this crate.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Decoder = lifeline_core::protocol::OwnJson;
 
 #[cfg(target_arch = "wasm32")]
 pub use api::Core;

@@ -19,12 +19,12 @@ const MAX_TIMEOUT_MS: u64 = 2_147_483_647;
 
 /// The session and the memory of its turns.
 pub struct Runner {
-    pub session: Session,
+    pub session: Session<crate::Decoder>,
     last_transport: String,
 }
 
 impl Runner {
-    pub fn new(session: Session) -> Self {
+    pub fn new(session: Session<crate::Decoder>) -> Self {
         Runner {
             session,
             last_transport: String::new(),
@@ -100,7 +100,8 @@ mod tests {
         let mut config = Config::new("http://127.0.0.1:8787").unwrap();
         config.token = Some("t".into());
         let now = Instant::from_micros(1_000_000_000);
-        (Runner::new(Session::new(config, now)), now)
+        let session = Session::with_decoder(config, now, crate::Decoder::default());
+        (Runner::new(session), now)
     }
 
     fn drain(r: &mut Runner, now: Instant) -> Value {

@@ -6,6 +6,7 @@
 //! Pure translation, compiled on every target and tested natively. No browser API, no decision.
 
 use lifeline_core::json::ObjectWriter;
+use lifeline_core::protocol::FrameDecoder;
 use lifeline_core::{
     Cause, Event, HistoryError, Instant, Message, SendError, SendFailure, Session, State,
     TransportKind,
@@ -232,7 +233,7 @@ pub fn event(e: &Event, clock: Clock) -> String {
 }
 
 /// The `transport` event: which rung carries the session now, and every link opening or open.
-pub fn transport(session: &Session) -> String {
+pub fn transport<D: FrameDecoder>(session: &Session<D>) -> String {
     object(|w| {
         w.str("type", "transport");
         str_or_null(

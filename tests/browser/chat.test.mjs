@@ -32,6 +32,9 @@ test('two contexts chat, see each other present and typing', async () => {
   await bob.fill('#text', 'hello alice');
   await bob.press('#text', 'Enter');
   await until(alice, 'alice to get the reply', () => document.querySelector('#message-list').textContent.includes('hello alice'));
+  // Bob's own reply comes back to him on his stream at about the same time as to alice: wait for
+  // it rather than race it (seen missing on a loaded machine).
+  await until(bob, 'bob to get his own reply back', () => window.demo.received.some((m) => m.body === 'hello alice'));
 
   for (const page of [alice, bob]) {
     assert.deepEqual(await receivedIn(page, 'general'), ['hi bob', 'hello alice']);

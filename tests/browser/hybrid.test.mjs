@@ -5,18 +5,16 @@
 // arrives while the WebSocket is blocked, the split comes back, and the demo's panel shows both
 // links in its timelines.
 //
-// It runs on target/npm/lifeline-client-hybrid (`cargo xtask npm --hybrid`): the published package
-// is built without the strategy, which does not fit its size budget yet (docs/BENCHMARKS.md).
+// It runs on the published package (target/npm/lifeline-client, `cargo xtask npm`), which carries
+// the strategy.
 
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import {
-  ROOT, artifact, checkPrerequisites, demoDir, launchBrowser, openDemo, receivedIn, startServer, until,
+  artifact, checkPrerequisites, demoDir, launchBrowser, openDemo, receivedIn, startServer, until,
 } from './harness.mjs';
 
-const PACKAGE_HYBRID = join(ROOT, 'target/npm/lifeline-client-hybrid');
 const CONV = 'hybrid';
 
 let server;
@@ -25,10 +23,7 @@ let dir;
 
 before(async () => {
   checkPrerequisites();
-  if (!existsSync(join(PACKAGE_HYBRID, 'lifeline.js'))) {
-    throw new Error(`the hybrid package (${PACKAGE_HYBRID}) is missing: run \`cargo xtask npm --hybrid\``);
-  }
-  dir = demoDir(PACKAGE_HYBRID);
+  dir = demoDir();
   server = await startServer(dir);
   browser = await launchBrowser();
 });

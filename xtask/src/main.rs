@@ -21,10 +21,9 @@ commands:
                  npm packages)
   test           run every test: fmt, clippy, the workspace tests, sdk-core on wasm32, the npm
                  package build and the browser tests
-  demo [--hybrid] build the browser package and start the server with the demo at http://127.0.0.1:8787/
-                 (--hybrid: the package with the hybrid strategy; open the demo with ?strategy=hybrid)
-  npm [--hybrid] build the npm package (@lifeline/client) into target/npm/lifeline-client
-                 (--hybrid: with the hybrid strategy, into target/npm/lifeline-client-hybrid)
+  demo           build the browser package and start the server with the demo at http://127.0.0.1:8787/
+                 (add ?strategy=hybrid to the URL for the hybrid strategy)
+  npm            build the npm package (@lifeline/client) into target/npm/lifeline-client
   bench [first-message]  run the native benchmark (SDK vs raw libraries, same server, same run),
                  or only the first-message timing; `bench browser`: the browser benchmark
                  (Chromium, @lifeline/client vs a raw browser WebSocket, tests/browser/bench.mjs)
@@ -41,10 +40,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::all(),
         Some("test") => test::all(),
-        Some("demo") => wasm::demo(args.get(1).map(String::as_str) == Some("--hybrid")),
-        Some("npm") if args.get(1).map(String::as_str) == Some("--hybrid") => {
-            wasm::build_hybrid_package().map(|_| ())
-        }
+        Some("demo") => wasm::demo(),
         Some("npm") => wasm::build_package().map(|_| ()),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),

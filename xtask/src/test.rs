@@ -85,30 +85,41 @@ fn browser() -> Result {
         );
     }
 
-    // lifeline-core's tests in a real browser. (Never `cargo test -q`: it breaks the runner.)
-    let args = [
+    // lifeline-core's tests in a real browser, and the `.wasm`'s JSON reader (the browser's
+    // `JSON.parse`) against the core's. (Never `cargo test -q`: it breaks the runner.)
+    let core = [
         "test",
         "-p",
         "lifeline-core",
         "--target",
         "wasm32-unknown-unknown",
     ];
-    status(
-        Command::new("cargo")
-            .args(args)
-            .current_dir(root())
-            .env(
-                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                "wasm-bindgen-test-runner",
-            )
-            .env("CHROMEDRIVER", &chromedriver)
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
-        "cargo",
-        &args,
-    )?;
+    let reader = [
+        "test",
+        "-p",
+        "lifeline-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--test",
+        "browser_json",
+    ];
+    for args in [&core[..], &reader[..]] {
+        status(
+            Command::new("cargo")
+                .args(args)
+                .current_dir(root())
+                .env(
+                    "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                    "wasm-bindgen-test-runner",
+                )
+                .env("CHROMEDRIVER", &chromedriver)
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+            "cargo",
+            args,
+        )?;
+    }
 
     crate::wasm::build_package()?;
-    crate::wasm::build_hybrid_package()?;
     cmd("cargo", &["build", "-p", "lifeline-server"])?;
     // The native half of the parity suite writes the traces tests/browser/parity.test.mjs
     // compares with (again here, so that they come from this very build).

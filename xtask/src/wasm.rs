@@ -18,19 +18,9 @@ const BUDGET_BYTES: u64 = 40 * 1024;
 
 const WASM_NAME: &str = "lifeline_wasm";
 
-/// Builds target/npm/lifeline-client and returns its path.
+/// Builds target/npm/lifeline-client (with the hybrid strategy, lifeline-wasm's default feature)
+/// and returns its path.
 pub fn build_package() -> Result<PathBuf> {
-    build(false)
-}
-
-/// Builds target/npm/lifeline-client-hybrid: the package with the core's hybrid strategy
-/// (`lifeline-wasm --features hybrid`), which does not fit the budget yet. Only the browser test of
-/// the strategy (tests/browser/hybrid.test.mjs) uses it; its size is printed, not enforced.
-pub fn build_hybrid_package() -> Result<PathBuf> {
-    build(true)
-}
-
-fn build(hybrid: bool) -> Result<PathBuf> {
     // On a fresh machine `cargo xtask demo` must need no other step: install what is missing.
     crate::setup::wasm_target()?;
     crate::setup::rust_src()?;
@@ -55,7 +45,7 @@ fn build(hybrid: bool) -> Result<PathBuf> {
     // in the `.wasm` (-4.2 KB gzip, docs/BENCHMARKS.md). Both are unstable options of the same
     // stable toolchain, opened with RUSTC_BOOTSTRAP for this one build; its own target folder keeps
     // these flags from invalidating the workspace's other wasm32 builds.
-    let mut args = vec![
+    let args = [
         "rustc",
         "-p",
         "lifeline-wasm",
@@ -71,12 +61,9 @@ fn build(hybrid: bool) -> Result<PathBuf> {
         "-Z",
         "build-std=std,panic_abort",
     ];
-    if hybrid {
-        args.extend(["--features", "hybrid"]);
-    }
     status(
         Command::new("cargo")
-            .args(&args)
+            .args(args)
             .current_dir(root())
             .env("RUSTC_BOOTSTRAP", "1")
             .env("RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort"),
@@ -86,8 +73,7 @@ fn build(hybrid: bool) -> Result<PathBuf> {
     let built = root().join(format!(
         "target/wasm-size/wasm32-unknown-unknown/wasm-release/{WASM_NAME}.wasm"
     ));
-    let suffix = if hybrid { "-hybrid" } else { "" };
-    let out = root().join(format!("target/npm/lifeline-client{suffix}"));
+    let out = root().join("target/npm/lifeline-client");
     if out.exists() {
         fs::remove_dir_all(&out).map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
     }
@@ -138,7 +124,7 @@ fn build(hybrid: bool) -> Result<PathBuf> {
     // module, `lifeline.js` (the readable sources stay in sdk-wasm/js); the glue still finds the
     // `.wasm` beside it through `import.meta.url`.
     let js = root().join("sdk-wasm/js");
-    let staging = root().join(format!("target/npm/staging{suffix}"));
+    let staging = root().join("target/npm/staging");
     if staging.exists() {
         fs::remove_dir_all(&staging)
             .map_err(|e| format!("cannot clear {}: {e}", staging.display()))?;
@@ -184,7 +170,7 @@ fn build(hybrid: bool) -> Result<PathBuf> {
         total as f64 / 1024.0,
         BUDGET_BYTES / 1024
     );
-    if total > BUDGET_BYTES && !hybrid {
+    if total > BUDGET_BYTES {
         // A package over budget is a failed build (and so a failed test command).
         return Err(format!(
             "@lifeline/client is over its budget by {} bytes ({total} > {BUDGET_BYTES} gzip -9); \
@@ -239,9 +225,8 @@ fn package_json() -> String {
 }
 
 /// Copies the package into js-demo/pkg (gitignored) and starts the server with the demo.
-/// `hybrid`: with the hybrid package (open the demo with `?strategy=hybrid`).
-pub fn demo(hybrid: bool) -> Result {
-    let package = build(hybrid)?;
+pub fn demo() -> Result {
+    let package = build_package()?;
     let pkg = root().join("js-demo/pkg");
     if pkg.exists() {
         fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear js-demo/pkg: {e}"))?;
@@ -252,8 +237,9 @@ pub fn demo(hybrid: bool) -> Result {
         fs::copy(entry.path(), pkg.join(entry.file_name())).map_err(|e| e.to_string())?;
     }
     let listen = std::env::var("LIFELINE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8787".into());
-    let query = if hybrid { "?strategy=hybrid" } else { "" };
-    eprintln!("xtask: open http://{listen}/{query} (Ctrl-C stops the server)");
+    eprintln!(
+        "xtask: open http://{listen}/ (or http://{listen}/?strategy=hybrid; Ctrl-C stops the server)"
+    );
     cmd(
         "cargo",
         &[

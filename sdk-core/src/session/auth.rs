@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Session {
+impl<D: FrameDecoder> Session<D> {
     /// The application's token provider answered.
     pub(super) fn on_token(&mut self, now: Instant, result: Result<String, String>) {
         match self.creds.fetched(result) {

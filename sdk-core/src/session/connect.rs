@@ -12,7 +12,7 @@ use super::*;
 /// rung that holds frames back.
 const PROOF_LAG: Duration = Duration::from_secs(1);
 
-impl Session {
+impl<D: FrameDecoder> Session<D> {
     pub(super) fn start_attempt(&mut self, now: Instant, cause: Cause) {
         if self.state.is_final() {
             return;

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Session {
+impl<D: FrameDecoder> Session<D> {
     pub(super) fn on_frame(&mut self, now: Instant, id: u64, frame: ServerFrame) {
         if self
             .link(id)
@@ -131,11 +131,13 @@ impl Session {
 
     pub(super) fn on_history_response(&mut self, request: RequestId, status: u16, body: &str) {
         let result = if status == 200 {
-            protocol::decode_history(body).map_err(|e| HistoryError::BadResponse {
-                detail: e.describe(),
-            })
+            self.decoder
+                .history(body)
+                .map_err(|e| HistoryError::BadResponse {
+                    detail: e.describe(),
+                })
         } else {
-            let error = protocol::decode_http_error(body);
+            let error = self.decoder.http_error(body);
             Err(HistoryError::Server {
                 status,
                 code: error.as_ref().map(|e| e.code),

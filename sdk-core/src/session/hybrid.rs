@@ -12,7 +12,7 @@
 use super::*;
 use crate::hybrid::Carry;
 
-impl Session {
+impl<D: FrameDecoder> Session<D> {
     /// Opens the ephemeral WebSocket, unless it is open, waits for its retry, or the session
     /// cannot use it now (offline, no token yet): then the messages link's next `hello` opens it.
     pub(super) fn open_ephemeral(&mut self, now: Instant) {

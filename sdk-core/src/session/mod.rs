@@ -37,8 +37,8 @@ use crate::liveness::Silence;
 use crate::outbox::{Outbox, Pending};
 use crate::probe::Probing;
 use crate::protocol::{
-    self, Batch, ClientFrame, ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame,
-    PROTOCOL_VERSION,
+    self, Batch, ClientFrame, ErrorCode, ErrorFrame, FrameDecoder, Hello, Message, OwnJson, Seq,
+    ServerFrame, PROTOCOL_VERSION,
 };
 use crate::resume::Resume;
 use crate::retry::{DelayHint, Retries};
@@ -145,8 +145,13 @@ impl ConvSet {
 }
 
 /// The connection state machine. See the module documentation for the run loop.
+///
+/// `D` reads the JSON the session receives: [`OwnJson`] (this crate's reader, [`Session::new`])
+/// unless the driver brings the platform's ([`Session::with_decoder`]).
 #[derive(Debug)]
-pub struct Session {
+pub struct Session<D = OwnJson> {
+    /// Reads frames, poll and send responses, history pages and HTTP error bodies.
+    decoder: D,
     config: Config,
     rng: SmallRng,
     ladder: Ladder,
@@ -181,8 +186,17 @@ fn at_least_1ms(d: Duration) -> Duration {
 }
 
 impl Session {
-    /// A new session in state `idle`. Nothing happens until [`Session::connect`].
-    pub fn new(mut config: Config, _now: Instant) -> Self {
+    /// A new session in state `idle`, reading JSON with this crate's reader. Nothing happens
+    /// until [`Session::connect`].
+    pub fn new(config: Config, now: Instant) -> Self {
+        Session::with_decoder(config, now, OwnJson)
+    }
+}
+
+impl<D: FrameDecoder> Session<D> {
+    /// [`Session::new`] with another reader of the JSON the session receives (the browser's
+    /// `JSON.parse`, in lifeline-wasm).
+    pub fn with_decoder(mut config: Config, _now: Instant, decoder: D) -> Self {
         for d in [
             &mut config.connect_timeout,
             &mut config.first_frame_timeout,
@@ -205,6 +219,7 @@ impl Session {
         );
         let hybrid = ephemeral_slot(&config);
         Session {
+            decoder,
             hybrid,
             retries: Retries::new(&config),
             probing: Probing::new(config.probe_backoff),
@@ -522,7 +537,7 @@ impl Session {
         }
         link.liveness.heard(now);
         let (id, kind) = (link.id, link.kind);
-        match protocol::decode_server_frame(text) {
+        match self.decoder.server_frame(text) {
             Ok(frame) => self.on_frame(now, id, frame),
             Err(error) => self.events.push_back(Event::BadFrame {
                 transport: kind,
@@ -594,7 +609,11 @@ impl Session {
                 let failure = if status == 200 {
                     TransportFailure::network("the event stream could not be opened")
                 } else {
-                    TransportFailure::status(status, retry_after, http_detail(status, body))
+                    TransportFailure::status(
+                        status,
+                        retry_after,
+                        http_detail(&self.decoder, status, body),
+                    )
                 };
                 self.on_transport_failure(now, link, failure)
             }
@@ -1003,18 +1022,18 @@ fn validate_conv(conv: &str) -> Result<(), SendError> {
 
 /// What a failed HTTP response says, for a cause: the error body's code and message, or only the
 /// status when the body is not a Lifeline error (a proxy's HTML page has no place in a cause).
-fn http_detail(status: u16, body: &str) -> String {
-    detail_of(body, Some(status))
+fn http_detail(decoder: &impl FrameDecoder, status: u16, body: &str) -> String {
+    detail_of(decoder, body, Some(status))
 }
 
-fn error_detail(body: &str) -> String {
-    detail_of(body, None)
+fn error_detail(decoder: &impl FrameDecoder, body: &str) -> String {
+    detail_of(decoder, body, None)
 }
 
 /// The error body's code and message; otherwise the status, or the start of the body.
 #[inline(never)]
-fn detail_of(body: &str, status: Option<u16>) -> String {
-    match (protocol::decode_http_error(body), status) {
+fn detail_of(decoder: &impl FrameDecoder, body: &str, status: Option<u16>) -> String {
+    match (decoder.http_error(body), status) {
         (Some(e), _) => text!(e.code, ": ", e.message),
         (None, Some(status)) => text!("HTTP ", status, " from the server or a proxy"),
         (None, None) => body.chars().take(200).collect(),

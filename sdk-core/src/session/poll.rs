@@ -6,7 +6,7 @@ use super::*;
 /// How long a long poll may run past the time the server may hold it.
 const POLL_GRACE: Duration = Duration::from_secs(5);
 
-impl Session {
+impl<D: FrameDecoder> Session<D> {
     pub(super) fn issue_poll(&mut self, now: Instant, id: u64) {
         let request = RequestId(self.fresh_id());
         let wait_ms = self.keepalive.poll_wait_ms();
@@ -63,7 +63,11 @@ impl Session {
             }
         }
         if status != 200 {
-            let failure = TransportFailure::status(status, retry_after, http_detail(status, body));
+            let failure = TransportFailure::status(
+                status,
+                retry_after,
+                http_detail(&self.decoder, status, body),
+            );
             self.on_transport_failure(now, id, failure);
             return;
         }
@@ -71,10 +75,10 @@ impl Session {
             return;
         };
         link.liveness.heard(now);
-        let batch: Batch<ServerFrame> = match protocol::decode_server_batch(body) {
+        let kind = link.kind;
+        let batch: Batch<ServerFrame> = match self.decoder.server_batch(body) {
             Ok(batch) => batch,
             Err(e) => {
-                let kind = link.kind;
                 self.events.push_back(Event::BadFrame {
                     transport: kind,
                     error: e.clone(),

@@ -6,7 +6,7 @@
 
 use super::*;
 
-impl Session {
+impl<D: FrameDecoder> Session<D> {
     /// Frames that must reach the server on every new link: the subscriptions.
     pub(super) fn rebuild_ops(&mut self) {
         self.pending_ops.clear();
@@ -119,7 +119,7 @@ impl Session {
             return;
         };
         match status {
-            200 => match protocol::decode_server_batch(body) {
+            200 => match self.decoder.server_batch(body) {
                 Ok(response) => {
                     for frame in response.frames {
                         self.on_frame(now, id, frame);
@@ -143,7 +143,7 @@ impl Session {
             },
             401 => {
                 self.requeue_batch(batch);
-                self.auth_rejected(now, error_detail(body));
+                self.auth_rejected(now, error_detail(&self.decoder, body));
             }
             429 | 503 => {
                 let wait = retry_after.unwrap_or(SEND_RETRY_DELAY);
@@ -164,7 +164,9 @@ impl Session {
                 self.flush(now);
             }
             400 | 403 | 413 => {
-                let code = protocol::decode_http_error(body)
+                let code = self
+                    .decoder
+                    .http_error(body)
                     .map(|e| e.code)
                     .unwrap_or(ErrorCode::BadFrame);
                 for msg in batch.ids {
@@ -173,7 +175,7 @@ impl Session {
                             id: entry.id,
                             failure: SendFailure::Rejected {
                                 code,
-                                message: error_detail(body),
+                                message: error_detail(&self.decoder, body),
                             },
                         });
                     }
