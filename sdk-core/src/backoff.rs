@@ -6,8 +6,8 @@
 //! combine with it.
 //!
 //! # Why these defaults
-//! [`BackoffPolicy::reconnect`] is full jitter, `rand(0, min(cap, base·2^n))`, with a 500 ms base,
-//! a 15 s cap and a 100 ms floor:
+//! [`BackoffPolicy::reconnect`] is full jitter above a floor, `rand(floor, min(cap, base·2^n))`,
+//! with a 500 ms base, a 15 s cap and a 100 ms floor:
 //! - Full jitter does the least total work for a fleet that lost its server at once (AWS,
 //!   "Exponential Backoff And Jitter"); the jitter is applied *after* the cap, so unlike
 //!   Socket.IO (whose `±50%` jitter vanishes at its 5 s cap and makes every client retry in lock
@@ -16,7 +16,10 @@
 //!   within half a second on average. Socket.IO waits 1 s, SignalR 0/2/10/30 s.
 //! - A 15 s cap sits between Socket.IO's 5 s (fast, but stampedes) and centrifuge's 20 s and
 //!   SignalR's 30 s: after a long outage a client comes back within 7.5 s on average.
-//! - The floor keeps a pathological zero draw from spinning.
+//! - The floor keeps a pathological zero draw from spinning, and draws are uniform *above* it:
+//!   clamping the draws that fall below it up to it (as this policy first did) put a fifth of a
+//!   fleet's first retries at exactly 100 ms, a spike in a reconnect storm that also met a
+//!   restarting server before it listened again (docs/BENCHMARKS.md, "Storm and scale").
 //! - The exponent is clamped, so no attempt count overflows (Socket.IO's delay collapses to 0 ms
 //!   after about a thousand failures).
 //!
@@ -145,7 +148,10 @@ impl Backoff {
         let p = self.policy;
         let (base, cap) = (micros(p.base), micros(p.cap));
         let raw = match p.jitter {
-            Jitter::Full => uniform(rng, 0, p.ceiling_us(self.drawn)),
+            Jitter::Full => {
+                let ceiling = p.ceiling_us(self.drawn);
+                uniform(rng, micros(p.floor).min(ceiling), ceiling)
+            }
             Jitter::Decorrelated => {
                 let high = micros(self.previous).saturating_mul(3).min(cap);
                 uniform(rng, base.min(high), high)
