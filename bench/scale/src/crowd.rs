@@ -86,6 +86,19 @@ impl Crowd {
     /// subscribing to `conv`, reporting every `every`th message of each sender (0: none).
     pub fn spawn(urls: &[String], clients: usize, procs: usize, conv: &str, every: u64) -> Crowd {
         let me = std::env::current_exe().expect("own path");
+        Crowd::spawn_from(&me, urls, clients, procs, conv, every)
+    }
+
+    /// [`Crowd::spawn`] with client processes of the `lifeline-scale` binary at `bin`: another
+    /// build's SDK, to compare client policies in one run.
+    pub fn spawn_from(
+        me: &std::path::Path,
+        urls: &[String],
+        clients: usize,
+        procs: usize,
+        conv: &str,
+        every: u64,
+    ) -> Crowd {
         let (tx, reports) = mpsc::unbounded_channel();
         let mut children = Vec::new();
         let mut stdins = Vec::new();
@@ -95,7 +108,7 @@ impl Crowd {
         while first < clients {
             let count = per_proc.min(clients - first);
             let url = &urls[p % urls.len()];
-            let mut child = Command::new(&me)
+            let mut child = Command::new(me)
                 .args(["clients", url, &first.to_string(), &count.to_string(), conv])
                 .arg(every.to_string())
                 .stdin(Stdio::piped())

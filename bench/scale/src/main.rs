@@ -27,6 +27,9 @@
 //!
 //! `LIFELINE_SCALE_BEFORE_SERVER=PATH` runs the `before` rounds on that server binary (built
 //! at commit 2b6bd51, before the accept-loop fix, which has no flag; still with [`BEFORE`]).
+//! `LIFELINE_SCALE_BEFORE_CLIENTS=PATH` (a `lifeline-scale` binary of another build) makes
+//! `storm-cluster` alternate rounds whose client processes run that build's SDK with rounds of
+//! this one, to compare client policies (the backoff) in one run.
 //!
 //! Every wait is bounded; every line printed is `name value [unit or baseline]`.
 
@@ -40,6 +43,7 @@ use crowd::{Crowd, Report};
 use lifeline::Client;
 use server::{server_binary, ServerProcess};
 use stats::{percentile, Arrivals};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,7 +91,24 @@ fn main() {
             rt.block_on(storm(clients, procs, "before", BEFORE));
             rt.block_on(storm(clients, procs, "defaults", &[]));
         }
-        "storm-cluster" => rt.block_on(storm_cluster(arg(&args, 1, 2_000), arg(&args, 2, 4))),
+        "storm-cluster" => {
+            let (clients, procs) = (arg(&args, 1, 2_000), arg(&args, 2, 4));
+            let before = std::env::var_os("LIFELINE_SCALE_BEFORE_CLIENTS").map(PathBuf::from);
+            let me = std::env::current_exe().expect("own path");
+            // With another build's clients: alternate, so both see the same machine.
+            let rounds: Vec<(&Path, &str)> = match &before {
+                Some(old) => vec![
+                    (old, "clients-before"),
+                    (&me, "postgres-x2"),
+                    (old, "clients-before"),
+                    (&me, "postgres-x2"),
+                ],
+                None => vec![(&me, "postgres-x2")],
+            };
+            for (clients_bin, label) in rounds {
+                rt.block_on(storm_cluster(clients, procs, clients_bin, label));
+            }
+        }
         "fanout-cluster" => rt.block_on(fanout_cluster(
             arg(&args, 1, 10_000),
             arg(&args, 2, 5),
@@ -181,27 +202,35 @@ fn round_server(label: &str) -> std::path::PathBuf {
 async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
     let bin = round_server(label);
     let servers = vec![ServerProcess::start(&bin, None, flags)];
-    storm_on(servers, clients, procs, label).await;
+    let me = std::env::current_exe().expect("own path");
+    storm_on(servers, clients, procs, &me, label).await;
 }
 
 /// The storm on two instances sharing one PostgreSQL (started by the benchmark): the clients
-/// are spread over both, the sender is on the first, the second is killed and restarted.
-async fn storm_cluster(clients: usize, procs: usize) {
+/// are spread over both, the sender is on the first, the second is killed and restarted. The
+/// client processes run the `lifeline-scale` binary at `clients_bin`.
+async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: &str) {
     let bin = server_binary();
     let pg = throughput::postgres::pg();
     let url = pg.new_database();
     let servers = (0..2)
         .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
         .collect();
-    storm_on(servers, clients, procs, "postgres-x2").await;
+    storm_on(servers, clients, procs, clients_bin, label).await;
 }
 
 /// Kills and restarts the last of `servers` while a sender on the first sends; the clients of the
 /// killed instance (client process `p` is on instance `p % n`) are the ones counted coming back.
-async fn storm_on(mut servers: Vec<ServerProcess>, clients: usize, procs: usize, label: &str) {
+async fn storm_on(
+    mut servers: Vec<ServerProcess>,
+    clients: usize,
+    procs: usize,
+    clients_bin: &Path,
+    label: &str,
+) {
     let urls: Vec<String> = servers.iter().map(ServerProcess::url).collect();
     let conv = "storm";
-    let mut crowd = Crowd::spawn(&urls, clients, procs, conv, 0);
+    let mut crowd = Crowd::spawn_from(clients_bin, &urls, clients, procs, conv, 0);
     let t0 = unix_us();
     let (first_up, _) = gather(&mut crowd, &servers[0]).await;
     let connect_ms = (first_up.iter().max().copied().unwrap_or(t0) - t0) / 1000;
