@@ -10,9 +10,10 @@
 //!   and whether every client received every message exactly once and in order. Two rounds in
 //!   the same run: the server with the flags of [`BEFORE`] (what the scale fixes changed) and
 //!   with its defaults.
-//! - `storm-cluster [CLIENTS] [PROCS]`: the same on two instances sharing one PostgreSQL (started
-//!   by the benchmark), clients spread over both, the second killed and restarted; arrivals are
-//!   those of the killed instance's clients.
+//! - `storm-cluster [CLIENTS] [PROCS] [redis]`: the same on two instances sharing one PostgreSQL
+//!   (started by the benchmark; with `redis`, also one `redis-server`, as in cluster mode),
+//!   clients spread over both, the second killed and restarted; arrivals are those of the killed
+//!   instance's clients.
 //! - `fanout [CLIENTS] [PROCS] [MESSAGES] [before]` (default 10,000 in 5, 10 messages; `before`
 //!   first runs the same with the server flags of [`BEFORE`], in the same run): all clients
 //!   connect at once and subscribe to one conversation; the time until all are connected; the
@@ -34,6 +35,9 @@
 //! Every wait is bounded; every line printed is `name value [unit or baseline]`.
 
 mod crowd;
+#[allow(dead_code)]
+#[path = "../../../server/tests/common/redis.rs"]
+mod redis;
 mod server;
 mod stats;
 mod throughput;
@@ -93,20 +97,27 @@ fn main() {
         }
         "storm-cluster" => {
             let (clients, procs) = (arg(&args, 1, 2_000), arg(&args, 2, 4));
+            let redis = args.get(3).map(String::as_str) == Some("redis");
             let before = std::env::var_os("LIFELINE_SCALE_BEFORE_CLIENTS").map(PathBuf::from);
             let me = std::env::current_exe().expect("own path");
             // With another build's clients: alternate, so both see the same machine.
             let rounds: Vec<(&Path, &str)> = match &before {
                 Some(old) => vec![
                     (old, "clients-before"),
-                    (&me, "postgres-x2"),
+                    (&me, "defaults"),
                     (old, "clients-before"),
-                    (&me, "postgres-x2"),
+                    (&me, "defaults"),
                 ],
-                None => vec![(&me, "postgres-x2")],
+                None => vec![(&me, "defaults")],
+            };
+            let engines = if redis {
+                "postgres+redis-x2"
+            } else {
+                "postgres-x2"
             };
             for (clients_bin, label) in rounds {
-                rt.block_on(storm_cluster(clients, procs, clients_bin, label));
+                let label = format!("{engines} {label}");
+                rt.block_on(storm_cluster(clients, procs, clients_bin, &label, redis));
             }
         }
         "fanout-cluster" => rt.block_on(fanout_cluster(
@@ -128,7 +139,7 @@ fn main() {
         )),
         _ => {
             eprintln!(
-                "usage: lifeline-scale storm|storm-cluster [CLIENTS] [PROCS] | fanout|fanout-cluster [CLIENTS] [PROCS] \
+                "usage: lifeline-scale storm [CLIENTS] [PROCS] | storm-cluster [CLIENTS] [PROCS] [redis] | fanout|fanout-cluster [CLIENTS] [PROCS] \
                  [MESSAGES] | throughput [PER_SENDER] [LISTENERS]"
             );
             std::process::exit(2);
@@ -208,13 +219,20 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
 
 /// The storm on two instances sharing one PostgreSQL (started by the benchmark): the clients
 /// are spread over both, the sender is on the first, the second is killed and restarted. The
-/// client processes run the `lifeline-scale` binary at `clients_bin`.
-async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: &str) {
+/// client processes run the `lifeline-scale` binary at `clients_bin`. With `redis`, the instances
+/// also share a `redis-server` the benchmark starts (cluster mode).
+async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: &str, redis: bool) {
     let bin = server_binary();
     let pg = throughput::postgres::pg();
     let url = pg.new_database();
+    let redis = redis.then(redis::Redis::start);
+    let redis_url = redis.as_ref().map(redis::Redis::url);
+    let flags: Vec<&str> = match &redis_url {
+        Some(r) => vec!["--redis", r.as_str()],
+        None => vec![],
+    };
     let servers = (0..2)
-        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
+        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &flags))
         .collect();
     storm_on(servers, clients, procs, clients_bin, label).await;
 }
