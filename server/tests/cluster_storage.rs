@@ -227,18 +227,24 @@ async fn a_stream_on_one_instance_gets_messages_stored_through_another_in_order(
             seqs
         })
     };
+    // The stream is read while the sends go on: a client that stops reading stops answering
+    // pings, and the server closes it after three silent heartbeats.
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 2 * EACH {
+            if let ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
+                got.push(m.seq);
+            }
+        }
+        got
+    });
     let from_a = via(&a, will_a, "a");
     let from_b = via(&b, will_b, "b");
     let mut acked: Vec<u64> = within("sends via A", from_a).await.unwrap();
     acked.extend(within("sends via B", from_b).await.unwrap());
     acked.sort_unstable();
 
-    let mut got = Vec::new();
-    while got.len() < 2 * EACH {
-        if let ServerFrame::Msg(m) = ws_next_durable(&mut ws).await {
-            got.push(m.seq);
-        }
-    }
+    let got = within("the stream on A", reading).await.unwrap();
     assert_eq!(
         got, acked,
         "every message once, in seq order, on instance A"
