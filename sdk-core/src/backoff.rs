@@ -194,6 +194,33 @@ mod tests {
     }
 
     #[test]
+    fn a_fleets_first_retries_spread_evenly_above_the_floor() {
+        // 10,000 clients that lost their server at once, each with its own seed: no instant
+        // holds a crowd (clamping draws under the floor up to it put a fifth at exactly 100 ms),
+        // and every fifth of the window between floor and ceiling holds about a fifth.
+        let p = BackoffPolicy::reconnect();
+        let (floor, ceiling) = (micros(p.floor), micros(p.ceiling(0)));
+        let mut fifths = [0u32; 5];
+        let mut at_floor = 0;
+        for seed in 0..10_000u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let d = micros(Backoff::new(p).next_delay(&mut rng));
+            assert!((floor..=ceiling).contains(&d), "{d} µs");
+            at_floor += u32::from(d == floor);
+            let fifth = ((d - floor) * 5 / (ceiling - floor + 1)) as usize;
+            fifths[fifth] += 1;
+        }
+        assert!(
+            at_floor < 10,
+            "{at_floor} of 10,000 first retries at exactly the floor"
+        );
+        assert!(
+            fifths.iter().all(|n| (1_800..=2_200).contains(n)),
+            "{fifths:?}"
+        );
+    }
+
+    #[test]
     fn reset_starts_over() {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut b = Backoff::new(BackoffPolicy::reconnect());
