@@ -14,14 +14,18 @@
 //!   `id_reused` comparison.
 //!
 //! Queries run on the server's tokio runtime through a [`Handle`]: every method here blocks and is
-//! called from the writer thread or the blocking pool, never from an async task.
+//! called from the writer thread or the blocking pool, never from an async task. Each connection
+//! keeps the statements it has prepared ([`Conn`]): a query is parsed and described once per
+//! connection, and each later call is one round trip instead of two.
 
 use super::{Backend, Before, Change, ChangesPage, Prior, StoreError, TxBody, WriteTx};
 use lifeline_core::protocol::{Message, Seq};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use tokio::runtime::Handle;
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 /// One day in milliseconds: the width of a `messages` partition.
 pub const PARTITION_MS: u64 = 86_400_000;
@@ -103,8 +107,70 @@ pub struct Postgres {
     /// Names this instance in the membership change log (its own changes are not replayed).
     origin: String,
     rt: Handle,
-    writer: Mutex<Option<Client>>,
-    readers: Mutex<Vec<Client>>,
+    writer: Mutex<Option<Conn>>,
+    readers: Mutex<Vec<Conn>>,
+}
+
+/// Statements prepared on one connection, by their SQL text. Bounded: the texts are this file's
+/// queries (a fixed set; none is built from input), so a connection holds a few dozen at most.
+type Prepared = HashMap<String, Statement>;
+
+/// One connection to PostgreSQL and the statements prepared on it.
+struct Conn {
+    client: Client,
+    prepared: Prepared,
+}
+
+/// The statement for `sql` on `client`: prepared on first use, then taken from `prepared`.
+async fn statement(
+    client: &impl tokio_postgres::GenericClient,
+    prepared: &mut Prepared,
+    sql: &str,
+) -> Result<Statement, tokio_postgres::Error> {
+    if let Some(s) = prepared.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql).await?;
+    prepared.insert(sql.to_string(), s.clone());
+    Ok(s)
+}
+
+impl Conn {
+    fn query(
+        &mut self,
+        rt: &Handle,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        rt.block_on(async {
+            let s = statement(&self.client, &mut self.prepared, sql).await?;
+            self.client.query(&s, params).await
+        })
+    }
+
+    fn query_opt(
+        &mut self,
+        rt: &Handle,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        rt.block_on(async {
+            let s = statement(&self.client, &mut self.prepared, sql).await?;
+            self.client.query_opt(&s, params).await
+        })
+    }
+
+    fn query_one(
+        &mut self,
+        rt: &Handle,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        rt.block_on(async {
+            let s = statement(&self.client, &mut self.prepared, sql).await?;
+            self.client.query_one(&s, params).await
+        })
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -155,55 +221,58 @@ impl Postgres {
             writer: Mutex::new(None),
             readers: Mutex::new(Vec::new()),
         };
-        let mut client = pg.connect()?;
+        let mut conn = pg.connect()?;
         pg.rt.block_on(async {
-            let t = client.transaction().await?;
+            let t = conn.client.transaction().await?;
             t.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
                 .await?;
             t.batch_execute(SCHEMA).await?;
             t.commit().await
         })?;
-        *lock(&pg.writer) = Some(client);
+        *lock(&pg.writer) = Some(conn);
         pg.maintain(now_ms())?;
         Ok(pg)
     }
 
-    fn connect(&self) -> Result<Client, StoreError> {
+    fn connect(&self) -> Result<Conn, StoreError> {
         let (client, connection) = self.rt.block_on(self.config.connect(NoTls))?;
         self.rt.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "postgres connection ended");
             }
         });
-        Ok(client)
+        Ok(Conn {
+            client,
+            prepared: Prepared::new(),
+        })
     }
 
     /// Runs `f` with a reader connection (opened anew when the pool is empty or a connection
     /// was lost, e.g. across a PostgreSQL restart).
     fn with_reader<T>(
         &self,
-        f: impl FnOnce(&Client) -> Result<T, tokio_postgres::Error>,
+        f: impl FnOnce(&mut Conn) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
         let pooled = {
             let mut pool = lock(&self.readers);
-            pool.retain(|c| !c.is_closed());
+            pool.retain(|c| !c.client.is_closed());
             pool.pop()
         };
-        let client = match pooled {
+        let mut conn = match pooled {
             Some(c) => c,
             None => self.connect()?,
         };
-        let result = f(&client);
+        let result = f(&mut conn);
         let mut pool = lock(&self.readers);
-        if pool.len() < READERS && !client.is_closed() {
-            pool.push(client);
+        if pool.len() < READERS && !conn.client.is_closed() {
+            pool.push(conn);
         }
         Ok(result?)
     }
 
     fn pairs(&self, sql: &'static str) -> Result<Vec<(String, String)>, StoreError> {
         self.with_reader(|c| {
-            let rows = self.rt.block_on(c.query(sql, &[]))?;
+            let rows = c.query(&self.rt, sql, &[])?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -212,9 +281,7 @@ impl Postgres {
 impl Backend for Postgres {
     fn max_seq(&self) -> Result<Seq, StoreError> {
         self.with_reader(|c| {
-            let row = self
-                .rt
-                .block_on(c.query_one("SELECT head FROM seq_counter WHERE id = 1", &[]))?;
+            let row = c.query_one(&self.rt, "SELECT head FROM seq_counter WHERE id = 1", &[])?;
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
     }
@@ -239,7 +306,8 @@ impl Backend for Postgres {
                 ) p
             ) q WHERE before_bytes < $4 ORDER BY seq";
         self.with_reader(|c| {
-            let rows = self.rt.block_on(c.query(
+            let rows = c.query(
+                &self.rt,
                 sql,
                 &[
                     &user,
@@ -247,7 +315,7 @@ impl Backend for Postgres {
                     &(limit as i64),
                     &(max_bytes.min(i64::MAX as usize) as i64),
                 ],
-            ))?;
+            )?;
             Ok(rows.iter().map(row_to_message).collect())
         })
     }
@@ -275,9 +343,7 @@ impl Backend for Postgres {
             ),
         };
         self.with_reader(|c| {
-            let rows = self
-                .rt
-                .block_on(c.query(&sql, &[&conv, &bound, &((limit + 1) as i64)]))?;
+            let rows = c.query(&self.rt, &sql, &[&conv, &bound, &((limit + 1) as i64)])?;
             let mut msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
             let more = msgs.len() > limit;
             msgs.truncate(limit);
@@ -296,9 +362,11 @@ impl Backend for Postgres {
             "SELECT {COLUMNS} FROM messages WHERE conv = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
         self.with_reader(|c| {
-            let rows = self
-                .rt
-                .block_on(c.query(&sql, &[&conv, &clamp_i64(after), &((limit + 1) as i64)]))?;
+            let rows = c.query(
+                &self.rt,
+                &sql,
+                &[&conv, &clamp_i64(after), &((limit + 1) as i64)],
+            )?;
             let mut msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
             let more = msgs.len() > limit;
             msgs.truncate(limit);
@@ -308,10 +376,11 @@ impl Backend for Postgres {
 
     fn first_at(&self, conv: &str, ts: u64) -> Result<Option<Seq>, StoreError> {
         self.with_reader(|c| {
-            let row = self.rt.block_on(c.query_opt(
+            let row = c.query_opt(
+                &self.rt,
                 "SELECT seq FROM messages WHERE conv = $1 AND ts >= $2 ORDER BY ts, seq LIMIT 1",
                 &[&conv, &clamp_i64(ts)],
-            ))?;
+            )?;
             Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
         })
     }
@@ -319,29 +388,30 @@ impl Backend for Postgres {
     fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2");
         self.with_reader(|c| {
-            let rows = self
-                .rt
-                .block_on(c.query(&sql, &[&clamp_i64(after), &(limit as i64)]))?;
+            let rows = c.query(&self.rt, &sql, &[&clamp_i64(after), &(limit as i64)])?;
             Ok(rows.iter().map(row_to_message).collect())
         })
     }
 
     fn changes_head(&self) -> Result<u64, StoreError> {
         self.with_reader(|c| {
-            let row = self
-                .rt
-                .block_on(c.query_one("SELECT changes FROM seq_counter WHERE id = 1", &[]))?;
+            let row = c.query_one(
+                &self.rt,
+                "SELECT changes FROM seq_counter WHERE id = 1",
+                &[],
+            )?;
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
     }
 
     fn changes_after(&self, after: u64, limit: usize) -> Result<ChangesPage, StoreError> {
         self.with_reader(|c| {
-            let rows = self.rt.block_on(c.query(
+            let rows = c.query(
+                &self.rt,
                 "SELECT id, origin, kind, user_id, conv FROM member_changes
                  WHERE id > $1 ORDER BY id LIMIT $2",
                 &[&clamp_i64(after), &(limit as i64)],
-            ))?;
+            )?;
             let mut seen = after;
             let mut changes = Vec::new();
             let gap = rows
@@ -371,16 +441,17 @@ impl Backend for Postgres {
 
     fn write(&self, body: &mut TxBody<'_>, hold: std::time::Duration) -> Result<(), StoreError> {
         let mut slot = lock(&self.writer);
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+        if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
             *slot = None;
             *slot = Some(self.connect()?);
         }
-        let Some(client) = slot.as_mut() else {
+        let Some(Conn { client, prepared }) = slot.as_mut() else {
             return Err(StoreError("no writer connection".into()));
         };
         let t = self.rt.block_on(client.transaction())?;
         let mut tx = PgTx {
             t: &t,
+            prepared,
             rt: &self.rt,
             origin: &self.origin,
             seq_locked: false,
@@ -405,9 +476,9 @@ impl Backend for Postgres {
                 (day + 1) * PARTITION_MS
             ));
         }
-        let mut client = self.connect()?;
+        let mut conn = self.connect()?;
         self.rt.block_on(async {
-            let t = client.transaction().await?;
+            let t = conn.client.transaction().await?;
             t.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
                 .await?;
             t.batch_execute(&ddl).await?;
@@ -423,6 +494,8 @@ impl Backend for Postgres {
 /// The writer's open PostgreSQL transaction.
 struct PgTx<'a> {
     t: &'a tokio_postgres::Transaction<'a>,
+    /// The writer connection's prepared statements (a statement outlives the transaction).
+    prepared: &'a mut Prepared,
     rt: &'a Handle,
     origin: &'a str,
     /// Whether this transaction holds the counter row's lock.
@@ -430,26 +503,45 @@ struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
-    fn exists(&self, sql: &str, user: &str, conv: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .rt
-            .block_on(self.t.query_opt(sql, &[&user, &conv]))?
-            .is_some())
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.rt.block_on(async {
+            let s = statement(self.t, self.prepared, sql).await?;
+            self.t.query_opt(&s, params).await
+        })?)
     }
 
-    fn exec(&self, sql: &str, user: &str, conv: &str) -> Result<(), StoreError> {
-        self.rt.block_on(self.t.execute(sql, &[&user, &conv]))?;
+    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        Ok(self.rt.block_on(async {
+            let s = statement(self.t, self.prepared, sql).await?;
+            self.t.query_one(&s, params).await
+        })?)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
+        self.rt.block_on(async {
+            let s = statement(self.t, self.prepared, sql).await?;
+            self.t.execute(&s, params).await
+        })?;
         Ok(())
+    }
+
+    fn exists(&mut self, sql: &str, user: &str, conv: &str) -> Result<bool, StoreError> {
+        Ok(self.query_opt(sql, &[&user, &conv])?.is_some())
+    }
+
+    fn exec(&mut self, sql: &str, user: &str, conv: &str) -> Result<(), StoreError> {
+        self.execute(sql, &[&user, &conv])
     }
 
     /// Takes the counter row's lock (once per transaction): from here to commit, no other
     /// instance stores a message or checks an idempotency key.
     fn lock_seq(&mut self) -> Result<(), StoreError> {
         if !self.seq_locked {
-            self.rt.block_on(
-                self.t
-                    .execute("SELECT head FROM seq_counter WHERE id = 1 FOR UPDATE", &[]),
-            )?;
+            self.execute("SELECT head FROM seq_counter WHERE id = 1 FOR UPDATE", &[])?;
             self.seq_locked = true;
         }
         Ok(())
@@ -465,10 +557,10 @@ impl WriteTx for PgTx<'_> {
         body: &str,
     ) -> Result<Option<Prior>, StoreError> {
         self.lock_seq()?;
-        let row = self.rt.block_on(self.t.query_opt(
+        let row = self.query_opt(
             "SELECT seq, conv, body_sha256 FROM send_keys WHERE sender = $1 AND client_id = $2",
             &[&sender, &client_id],
-        ))?;
+        )?;
         Ok(row.map(|r| {
             let same = r.get::<_, String>(1) == conv
                 && r.get::<_, Vec<u8>>(2) == Sha256::digest(body.as_bytes()).as_slice();
@@ -482,10 +574,10 @@ impl WriteTx for PgTx<'_> {
 
     fn next_seq(&mut self) -> Result<Seq, StoreError> {
         self.lock_seq()?;
-        let row = self.rt.block_on(self.t.query_one(
+        let row = self.query_one(
             "UPDATE seq_counter SET head = head + 1 WHERE id = 1 RETURNING head",
             &[],
-        ))?;
+        )?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
@@ -494,12 +586,12 @@ impl WriteTx for PgTx<'_> {
     /// lock, so `ts` is non-decreasing in `seq` order across every instance.
     fn next_seq_at(&mut self, _local_ms: u64) -> Result<(Seq, u64), StoreError> {
         self.lock_seq()?;
-        let row = self.rt.block_on(self.t.query_one(
+        let row = self.query_one(
             "UPDATE seq_counter SET head = head + 1, last_ts = GREATEST(last_ts,
                  (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)
              WHERE id = 1 RETURNING head, last_ts",
             &[],
-        ))?;
+        )?;
         Ok((
             row.get::<_, i64>(0).max(0) as u64,
             row.get::<_, i64>(1).max(0) as u64,
@@ -508,17 +600,17 @@ impl WriteTx for PgTx<'_> {
 
     fn insert(&mut self, m: &Message) -> Result<(), StoreError> {
         let (seq, ts) = (clamp_i64(m.seq), clamp_i64(m.ts));
-        self.rt.block_on(self.t.execute(
+        self.execute(
             "INSERT INTO messages (seq, conv, sender, client_id, body, ts)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[&seq, &m.conv, &m.from, &m.id, &m.body, &ts],
-        ))?;
+        )?;
         let digest = Sha256::digest(m.body.as_bytes()).to_vec();
-        self.rt.block_on(self.t.execute(
+        self.execute(
             "INSERT INTO send_keys (sender, client_id, seq, conv, body_sha256)
              VALUES ($1, $2, $3, $4, $5)",
             &[&m.from, &m.id, &seq, &m.conv, &digest],
-        ))?;
+        )?;
         Ok(())
     }
 
@@ -531,10 +623,7 @@ impl WriteTx for PgTx<'_> {
     }
 
     fn membership_count(&mut self, user: &str) -> Result<usize, StoreError> {
-        let row = self.rt.block_on(
-            self.t
-                .query_one("SELECT COUNT(*) FROM members WHERE user_id = $1", &[&user]),
-        )?;
+        let row = self.query_one("SELECT COUNT(*) FROM members WHERE user_id = $1", &[&user])?;
         Ok(row.get::<_, i64>(0).max(0) as usize)
     }
 
@@ -581,17 +670,18 @@ impl WriteTx for PgTx<'_> {
     /// Numbered under the counter row's lock, so changes become visible in id order.
     fn log_change(&mut self, change: Change, user: &str, conv: &str) -> Result<(), StoreError> {
         self.lock_seq()?;
-        let row = self.rt.block_on(self.t.query_one(
+        let row = self.query_one(
             "UPDATE seq_counter SET changes = changes + 1 WHERE id = 1 RETURNING changes",
             &[],
-        ))?;
+        )?;
         let id: i64 = row.get(0);
         let at = clamp_i64(now_ms());
-        self.rt.block_on(self.t.execute(
+        let origin = self.origin;
+        self.execute(
             "INSERT INTO member_changes (id, origin, kind, user_id, conv, at_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id, &self.origin, &change.as_str(), &user, &conv, &at],
-        ))?;
+            &[&id, &origin, &change.as_str(), &user, &conv, &at],
+        )?;
         Ok(())
     }
 }
