@@ -286,7 +286,17 @@ fn commit_group(
                         )));
                         continue;
                     }
-                    if !t.is_member(user, conv)? && t.membership_count(user)? >= *max_memberships {
+                    if t.is_member(user, conv)? {
+                        // A re-subscribe (every client sends one per conversation when it
+                        // reconnects): nothing to store and no change to log, so it takes no
+                        // lock that a message's sequence number needs. The cache still learns it
+                        // (the join may have come through another instance and not reached this
+                        // one's cache yet).
+                        answers.push(Some(ServerFrame::Subscribed { conv: conv.clone() }));
+                        effects.push(Effect::Join(user.clone(), conv.clone()));
+                        continue;
+                    }
+                    if t.membership_count(user)? >= *max_memberships {
                         answers.push(Some(error(
                             ErrorCode::Forbidden,
                             "membership limit reached; unsubscribe from a conversation first",

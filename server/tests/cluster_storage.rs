@@ -2,7 +2,8 @@
 //! for a while (`commit_hold_ms`): sequence numbers must become visible in increasing order (a
 //! reader never sees a later seq while an earlier one is uncommitted, which would make it skip
 //! the earlier one for good), one idempotency key sent to both instances stores one message, and
-//! a stream on one instance gets the messages stored through the other, once and in order.
+//! a stream on one instance gets the messages stored through the other, once and in order; a
+//! re-subscribe writes nothing.
 
 mod common;
 
@@ -309,6 +310,34 @@ async fn joins_and_revokes_through_one_instance_reach_streams_on_another() {
         }
     };
     assert_eq!((next.seq, next.conv.as_str()), (marker, "other"));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_subscribe_stores_and_logs_nothing() {
+    // Every client re-subscribes to each of its conversations when it reconnects: in a reconnect
+    // storm those must not each write a change row under the lock that sequence numbers take.
+    let (url, observer) = database().await;
+    let a = instance(&url, 0).await;
+    let b = instance(&url, 0).await;
+    let changes = || async {
+        observer
+            .query_one("SELECT count(*) FROM member_changes", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let ta = token(&a, "rex");
+    join(&a, &ta, "room").await;
+    assert_eq!(changes().await, 1);
+    join(&a, &ta, "room").await;
+    join(&b, &token(&b, "rex"), "room").await;
+    assert_eq!(
+        changes().await,
+        1,
+        "a re-subscribe logged a membership change"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
