@@ -127,6 +127,9 @@ pub struct ServerConfig {
     /// Tests only: how long the writer holds each transaction open before committing (injects
     /// commit delays to check that readers never see a later seq before an earlier one). 0.
     pub commit_hold_ms: u64,
+    /// Tests only: how long the server waits after binding its socket before it opens storage
+    /// (to show that connects made while a server starts wait instead of being refused). 0.
+    pub open_hold_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -172,6 +175,7 @@ impl Default for ServerConfig {
             postgres: None,
             redis: None,
             commit_hold_ms: 0,
+            open_hold_ms: 0,
             tail_poll_ms: 100,
         }
     }

@@ -162,9 +162,12 @@ async fn maintain_partitions(store: std::sync::Weak<Store>) {
     }
 }
 
-/// Opens storage, binds `config.listen` and starts serving in the background.
+/// Binds `config.listen`, opens storage and starts serving in the background.
 ///
-/// Refuses an unsafe configuration first (see [`ServerConfig::checked`]).
+/// Refuses an unsafe configuration first (see [`ServerConfig::checked`]). The socket is bound
+/// before storage is opened: a fleet reconnecting to a restarting instance waits in the listen
+/// backlog while storage opens, instead of being refused and drawing its next retry from a
+/// wider window (a tail of late arrivals in a reconnect storm).
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let config = config.checked().map_err(StartError::Config)?;
     if config.token_keys.iter().any(|k| k.kid == DEV_KID) {
@@ -172,6 +175,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             "development mode with the built-in token secret: anyone can mint tokens \
              (loopback only)"
         );
+    }
+    let listener =
+        listener::bind(config.listen, config.listen_backlog).map_err(StartError::Bind)?;
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    if config.open_hold_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(config.open_hold_ms)).await;
     }
     let (store, (member_pairs, grant_pairs), changes_seen) = {
         let dir = config.data_dir.clone();
@@ -220,9 +229,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tail.clone(),
         Duration::from_millis(config.commit_hold_ms),
     );
-    let listener =
-        listener::bind(config.listen, config.listen_backlog).map_err(StartError::Bind)?;
-    let addr = listener.local_addr().map_err(StartError::Bind)?;
     let shared = Arc::new(Shared {
         limits: Limits::from_config(&config),
         conns: Conns::new(config.max_streams, config.max_streams_per_user),

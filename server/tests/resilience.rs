@@ -457,3 +457,49 @@ async fn replay_to_live_hand_over_has_no_gap_and_no_duplicate() {
     }
     Arc::try_unwrap(s).ok().unwrap().shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_made_while_the_server_opens_storage_wait_and_are_served() {
+    // The socket is bound before storage opens: a client reconnecting to a restarting instance
+    // waits in the listen backlog instead of being refused. Storage is held back for 3 s; a
+    // connect must succeed well within that (before the fix, nothing listened until storage
+    // was open).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = ServerConfig::for_tests();
+    config.listen = ([127, 0, 0, 1], port).into();
+    config.open_hold_ms = 3_000;
+    let starting = tokio::spawn(lifeline_server::start(config));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut socket = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "nothing accepted connects while the server opened storage: {e}"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    assert!(!starting.is_finished(), "connected only after the start");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let server = within("the start", starting)
+        .await
+        .unwrap()
+        .expect("starts");
+    let mut answer = String::new();
+    within("the answer", socket.read_to_string(&mut answer))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.shutdown().await;
+}

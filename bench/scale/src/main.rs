@@ -285,7 +285,7 @@ async fn storm_on(
         servers[victim].kill();
         servers[victim].start_again();
     });
-    let listening_at = unix_us();
+    let serving_at = unix_us();
     let deadline = Instant::now() + RESUME_WITHIN;
     let server = &servers[victim];
     let mut back = vec![0u64; clients];
@@ -335,7 +335,7 @@ async fn storm_on(
     let p = |v: f64| format!("{v:.2}");
     println!(
         "storm[{label}] restart_ms {}",
-        (listening_at - killed_at) / 1000
+        (serving_at - killed_at) / 1000
     );
     println!(
         "storm[{label}] resumed {} of the killed instance's {expected}",

@@ -29,6 +29,21 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Whether the server at `addr` answers `GET /healthz` (a bound socket is not enough: the server
+/// binds before it opens storage, and connects wait in the backlog until it serves).
+fn serving(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut head = [0u8; 12];
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+        .is_ok()
+        && s.read_exact(&mut head).is_ok()
+        && &head == b"HTTP/1.1 200"
+}
+
 /// A free loopback port (bound, read and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -98,7 +113,7 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         self.child = Some(child);
         let deadline = Instant::now() + READY;
-        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_err() {
+        while !serving(self.addr) {
             assert!(
                 Instant::now() < deadline,
                 "the server did not accept connections within {READY:?}"
