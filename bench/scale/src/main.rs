@@ -237,6 +237,21 @@ async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: 
     storm_on(servers, clients, procs, clients_bin, label).await;
 }
 
+/// Clients whose SDK event queue overflowed (`Event::Lagged`): the application missed events,
+/// messages among them, so the check counts those as lost.
+#[derive(Default)]
+struct LaggedClients {
+    clients: std::collections::BTreeSet<usize>,
+    missed: u64,
+}
+
+impl LaggedClients {
+    fn note(&mut self, client: usize, missed: u64) {
+        self.clients.insert(client);
+        self.missed += missed;
+    }
+}
+
 /// Kills and restarts the last of `servers` while a sender on the first sends; the clients of the
 /// killed instance (client process `p` is on instance `p % n`) are the ones counted coming back.
 async fn storm_on(
@@ -289,6 +304,7 @@ async fn storm_on(
     let deadline = Instant::now() + RESUME_WITHIN;
     let server = &servers[victim];
     let mut back = vec![0u64; clients];
+    let mut lagged = LaggedClients::default();
     let mut missing = expected;
     let mut peak_threads = 0;
     while missing > 0 {
@@ -299,9 +315,7 @@ async fn storm_on(
                 back[client] = at_us;
                 missing -= 1;
             }
-            Some(Report::Lagged { client, missed }) => {
-                println!("storm[{label}] WARNING client {client} lagged by {missed} events");
-            }
+            Some(Report::Lagged { client, missed }) => lagged.note(client, missed),
             Some(_) => {}
             None if Instant::now() >= deadline => break,
             None => {}
@@ -322,12 +336,24 @@ async fn storm_on(
             sent as u64,
             1,
             Instant::now() + Duration::from_secs(90),
-            |_| {},
+            |report| {
+                if let Report::Lagged { client, missed } = report {
+                    lagged.note(*client, *missed);
+                }
+            },
         )
         .await
         .expect("the client processes answer the check");
     crowd.stop().await;
     sender.close().await;
+    if !lagged.clients.is_empty() {
+        println!(
+            "storm[{label}] WARNING {} clients' event queues overflowed ({} events missed by \
+             the application): their messages count as lost",
+            lagged.clients.len(),
+            lagged.missed
+        );
+    }
 
     let came_back: Vec<u64> = back.iter().copied().filter(|t| *t > 0).collect();
     let arrivals = Arrivals::count(killed_at, &came_back);
