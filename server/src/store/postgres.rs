@@ -15,8 +15,8 @@
 //!
 //! Queries run on the server's tokio runtime through a [`Handle`]: every method here blocks and is
 //! called from the writer thread or the blocking pool, never from an async task. Each connection
-//! keeps the statements it has prepared ([`Conn`]): a query is parsed and described once per
-//! connection, and each later call is one round trip instead of two.
+//! keeps the statements it has prepared ([`Conn`], used through [`Sql`]): a query is parsed and
+//! described once per connection, and each later call is one round trip instead of two.
 
 use super::{Backend, Before, Change, ChangesPage, Prior, StoreError, TxBody, WriteTx};
 use lifeline_core::protocol::{Message, Seq};
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use tokio::runtime::Handle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 /// One day in milliseconds: the width of a `messages` partition.
 pub const PARTITION_MS: u64 = 86_400_000;
@@ -113,65 +113,70 @@ pub struct Postgres {
 
 /// Statements prepared on one connection, by their SQL text. Bounded: the texts are this file's
 /// queries (a fixed set; none is built from input), so a connection holds a few dozen at most.
-type Prepared = HashMap<String, Statement>;
+type Statements = HashMap<String, Statement>;
 
 /// One connection to PostgreSQL and the statements prepared on it.
 struct Conn {
     client: Client,
-    prepared: Prepared,
-}
-
-/// The statement for `sql` on `client`: prepared on first use, then taken from `prepared`.
-async fn statement(
-    client: &impl tokio_postgres::GenericClient,
-    prepared: &mut Prepared,
-    sql: &str,
-) -> Result<Statement, tokio_postgres::Error> {
-    if let Some(s) = prepared.get(sql) {
-        return Ok(s.clone());
-    }
-    let s = client.prepare(sql).await?;
-    prepared.insert(sql.to_string(), s.clone());
-    Ok(s)
+    statements: Statements,
 }
 
 impl Conn {
-    fn query(
-        &mut self,
-        rt: &Handle,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        rt.block_on(async {
-            let s = statement(&self.client, &mut self.prepared, sql).await?;
-            self.client.query(&s, params).await
-        })
+    /// Queries on this connection, from blocking code.
+    fn sql<'a>(&'a mut self, rt: &'a Handle) -> Sql<'a, Client> {
+        Sql {
+            client: &self.client,
+            statements: &mut self.statements,
+            rt,
+        }
+    }
+}
+
+/// Queries from blocking code on `client` (a connection, or a transaction open on it) with that
+/// connection's prepared statements: each SQL text is prepared on first use, then reused.
+struct Sql<'a, C> {
+    client: &'a C,
+    statements: &'a mut Statements,
+    rt: &'a Handle,
+}
+
+impl<C: GenericClient> Sql<'_, C> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.rt.block_on(self.client.prepare(sql))?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let s = self.statement(sql)?;
+        self.rt.block_on(self.client.query(&s, params))
     }
 
     fn query_opt(
         &mut self,
-        rt: &Handle,
         sql: &str,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[Param],
     ) -> Result<Option<Row>, tokio_postgres::Error> {
-        rt.block_on(async {
-            let s = statement(&self.client, &mut self.prepared, sql).await?;
-            self.client.query_opt(&s, params).await
-        })
+        let s = self.statement(sql)?;
+        self.rt.block_on(self.client.query_opt(&s, params))
     }
 
-    fn query_one(
-        &mut self,
-        rt: &Handle,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, tokio_postgres::Error> {
-        rt.block_on(async {
-            let s = statement(&self.client, &mut self.prepared, sql).await?;
-            self.client.query_one(&s, params).await
-        })
+    fn query_one(&mut self, sql: &str, params: &[Param]) -> Result<Row, tokio_postgres::Error> {
+        let s = self.statement(sql)?;
+        self.rt.block_on(self.client.query_one(&s, params))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, tokio_postgres::Error> {
+        let s = self.statement(sql)?;
+        self.rt.block_on(self.client.execute(&s, params))
     }
 }
+
+/// A query parameter.
+type Param<'p> = &'p (dyn ToSql + Sync);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -243,7 +248,7 @@ impl Postgres {
         });
         Ok(Conn {
             client,
-            prepared: Prepared::new(),
+            statements: Statements::new(),
         })
     }
 
@@ -251,7 +256,7 @@ impl Postgres {
     /// was lost, e.g. across a PostgreSQL restart).
     fn with_reader<T>(
         &self,
-        f: impl FnOnce(&mut Conn) -> Result<T, tokio_postgres::Error>,
+        f: impl FnOnce(&mut Sql<'_, Client>) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
         let pooled = {
             let mut pool = lock(&self.readers);
@@ -262,7 +267,7 @@ impl Postgres {
             Some(c) => c,
             None => self.connect()?,
         };
-        let result = f(&mut conn);
+        let result = f(&mut conn.sql(&self.rt));
         let mut pool = lock(&self.readers);
         if pool.len() < READERS && !conn.client.is_closed() {
             pool.push(conn);
@@ -272,7 +277,7 @@ impl Postgres {
 
     fn pairs(&self, sql: &'static str) -> Result<Vec<(String, String)>, StoreError> {
         self.with_reader(|c| {
-            let rows = c.query(&self.rt, sql, &[])?;
+            let rows = c.query(sql, &[])?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -281,7 +286,7 @@ impl Postgres {
 impl Backend for Postgres {
     fn max_seq(&self) -> Result<Seq, StoreError> {
         self.with_reader(|c| {
-            let row = c.query_one(&self.rt, "SELECT head FROM seq_counter WHERE id = 1", &[])?;
+            let row = c.query_one("SELECT head FROM seq_counter WHERE id = 1", &[])?;
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
     }
@@ -307,7 +312,6 @@ impl Backend for Postgres {
             ) q WHERE before_bytes < $4 ORDER BY seq";
         self.with_reader(|c| {
             let rows = c.query(
-                &self.rt,
                 sql,
                 &[
                     &user,
@@ -343,7 +347,7 @@ impl Backend for Postgres {
             ),
         };
         self.with_reader(|c| {
-            let rows = c.query(&self.rt, &sql, &[&conv, &bound, &((limit + 1) as i64)])?;
+            let rows = c.query(&sql, &[&conv, &bound, &((limit + 1) as i64)])?;
             let mut msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
             let more = msgs.len() > limit;
             msgs.truncate(limit);
@@ -362,11 +366,7 @@ impl Backend for Postgres {
             "SELECT {COLUMNS} FROM messages WHERE conv = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         );
         self.with_reader(|c| {
-            let rows = c.query(
-                &self.rt,
-                &sql,
-                &[&conv, &clamp_i64(after), &((limit + 1) as i64)],
-            )?;
+            let rows = c.query(&sql, &[&conv, &clamp_i64(after), &((limit + 1) as i64)])?;
             let mut msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
             let more = msgs.len() > limit;
             msgs.truncate(limit);
@@ -377,7 +377,6 @@ impl Backend for Postgres {
     fn first_at(&self, conv: &str, ts: u64) -> Result<Option<Seq>, StoreError> {
         self.with_reader(|c| {
             let row = c.query_opt(
-                &self.rt,
                 "SELECT seq FROM messages WHERE conv = $1 AND ts >= $2 ORDER BY ts, seq LIMIT 1",
                 &[&conv, &clamp_i64(ts)],
             )?;
@@ -388,18 +387,14 @@ impl Backend for Postgres {
     fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<Message>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2");
         self.with_reader(|c| {
-            let rows = c.query(&self.rt, &sql, &[&clamp_i64(after), &(limit as i64)])?;
+            let rows = c.query(&sql, &[&clamp_i64(after), &(limit as i64)])?;
             Ok(rows.iter().map(row_to_message).collect())
         })
     }
 
     fn changes_head(&self) -> Result<u64, StoreError> {
         self.with_reader(|c| {
-            let row = c.query_one(
-                &self.rt,
-                "SELECT changes FROM seq_counter WHERE id = 1",
-                &[],
-            )?;
+            let row = c.query_one("SELECT changes FROM seq_counter WHERE id = 1", &[])?;
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
     }
@@ -407,7 +402,6 @@ impl Backend for Postgres {
     fn changes_after(&self, after: u64, limit: usize) -> Result<ChangesPage, StoreError> {
         self.with_reader(|c| {
             let rows = c.query(
-                &self.rt,
                 "SELECT id, origin, kind, user_id, conv FROM member_changes
                  WHERE id > $1 ORDER BY id LIMIT $2",
                 &[&clamp_i64(after), &(limit as i64)],
@@ -445,14 +439,16 @@ impl Backend for Postgres {
             *slot = None;
             *slot = Some(self.connect()?);
         }
-        let Some(Conn { client, prepared }) = slot.as_mut() else {
+        let Some(Conn { client, statements }) = slot.as_mut() else {
             return Err(StoreError("no writer connection".into()));
         };
         let t = self.rt.block_on(client.transaction())?;
         let mut tx = PgTx {
-            t: &t,
-            prepared,
-            rt: &self.rt,
+            sql: Sql {
+                client: &t,
+                statements,
+                rt: &self.rt,
+            },
             origin: &self.origin,
             seq_locked: false,
         };
@@ -493,55 +489,30 @@ impl Backend for Postgres {
 
 /// The writer's open PostgreSQL transaction.
 struct PgTx<'a> {
-    t: &'a tokio_postgres::Transaction<'a>,
-    /// The writer connection's prepared statements (a statement outlives the transaction).
-    prepared: &'a mut Prepared,
-    rt: &'a Handle,
+    /// Queries in the transaction, with the writer connection's prepared statements (a
+    /// statement outlives the transaction).
+    sql: Sql<'a, tokio_postgres::Transaction<'a>>,
     origin: &'a str,
     /// Whether this transaction holds the counter row's lock.
     seq_locked: bool,
 }
 
 impl PgTx<'_> {
-    fn query_opt(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        Ok(self.rt.block_on(async {
-            let s = statement(self.t, self.prepared, sql).await?;
-            self.t.query_opt(&s, params).await
-        })?)
-    }
-
-    fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
-        Ok(self.rt.block_on(async {
-            let s = statement(self.t, self.prepared, sql).await?;
-            self.t.query_one(&s, params).await
-        })?)
-    }
-
-    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
-        self.rt.block_on(async {
-            let s = statement(self.t, self.prepared, sql).await?;
-            self.t.execute(&s, params).await
-        })?;
-        Ok(())
-    }
-
     fn exists(&mut self, sql: &str, user: &str, conv: &str) -> Result<bool, StoreError> {
-        Ok(self.query_opt(sql, &[&user, &conv])?.is_some())
+        Ok(self.sql.query_opt(sql, &[&user, &conv])?.is_some())
     }
 
     fn exec(&mut self, sql: &str, user: &str, conv: &str) -> Result<(), StoreError> {
-        self.execute(sql, &[&user, &conv])
+        self.sql.execute(sql, &[&user, &conv])?;
+        Ok(())
     }
 
     /// Takes the counter row's lock (once per transaction): from here to commit, no other
     /// instance stores a message or checks an idempotency key.
     fn lock_seq(&mut self) -> Result<(), StoreError> {
         if !self.seq_locked {
-            self.execute("SELECT head FROM seq_counter WHERE id = 1 FOR UPDATE", &[])?;
+            self.sql
+                .execute("SELECT head FROM seq_counter WHERE id = 1 FOR UPDATE", &[])?;
             self.seq_locked = true;
         }
         Ok(())
@@ -557,7 +528,7 @@ impl WriteTx for PgTx<'_> {
         body: &str,
     ) -> Result<Option<Prior>, StoreError> {
         self.lock_seq()?;
-        let row = self.query_opt(
+        let row = self.sql.query_opt(
             "SELECT seq, conv, body_sha256 FROM send_keys WHERE sender = $1 AND client_id = $2",
             &[&sender, &client_id],
         )?;
@@ -574,7 +545,7 @@ impl WriteTx for PgTx<'_> {
 
     fn next_seq(&mut self) -> Result<Seq, StoreError> {
         self.lock_seq()?;
-        let row = self.query_one(
+        let row = self.sql.query_one(
             "UPDATE seq_counter SET head = head + 1 WHERE id = 1 RETURNING head",
             &[],
         )?;
@@ -586,7 +557,7 @@ impl WriteTx for PgTx<'_> {
     /// lock, so `ts` is non-decreasing in `seq` order across every instance.
     fn next_seq_at(&mut self, _local_ms: u64) -> Result<(Seq, u64), StoreError> {
         self.lock_seq()?;
-        let row = self.query_one(
+        let row = self.sql.query_one(
             "UPDATE seq_counter SET head = head + 1, last_ts = GREATEST(last_ts,
                  (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)
              WHERE id = 1 RETURNING head, last_ts",
@@ -600,13 +571,13 @@ impl WriteTx for PgTx<'_> {
 
     fn insert(&mut self, m: &Message) -> Result<(), StoreError> {
         let (seq, ts) = (clamp_i64(m.seq), clamp_i64(m.ts));
-        self.execute(
+        self.sql.execute(
             "INSERT INTO messages (seq, conv, sender, client_id, body, ts)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[&seq, &m.conv, &m.from, &m.id, &m.body, &ts],
         )?;
         let digest = Sha256::digest(m.body.as_bytes()).to_vec();
-        self.execute(
+        self.sql.execute(
             "INSERT INTO send_keys (sender, client_id, seq, conv, body_sha256)
              VALUES ($1, $2, $3, $4, $5)",
             &[&m.from, &m.id, &seq, &m.conv, &digest],
@@ -623,7 +594,9 @@ impl WriteTx for PgTx<'_> {
     }
 
     fn membership_count(&mut self, user: &str) -> Result<usize, StoreError> {
-        let row = self.query_one("SELECT COUNT(*) FROM members WHERE user_id = $1", &[&user])?;
+        let row = self
+            .sql
+            .query_one("SELECT COUNT(*) FROM members WHERE user_id = $1", &[&user])?;
         Ok(row.get::<_, i64>(0).max(0) as usize)
     }
 
@@ -670,14 +643,14 @@ impl WriteTx for PgTx<'_> {
     /// Numbered under the counter row's lock, so changes become visible in id order.
     fn log_change(&mut self, change: Change, user: &str, conv: &str) -> Result<(), StoreError> {
         self.lock_seq()?;
-        let row = self.query_one(
+        let row = self.sql.query_one(
             "UPDATE seq_counter SET changes = changes + 1 WHERE id = 1 RETURNING changes",
             &[],
         )?;
         let id: i64 = row.get(0);
         let at = clamp_i64(now_ms());
         let origin = self.origin;
-        self.execute(
+        self.sql.execute(
             "INSERT INTO member_changes (id, origin, kind, user_id, conv, at_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[&id, &origin, &change.as_str(), &user, &conv, &at],
