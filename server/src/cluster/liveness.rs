@@ -93,16 +93,25 @@ async fn register(
     pipe.query_async::<()>(conn).await
 }
 
+/// Every instance other than this one that is registered or that `hub` holds users of.
+async fn other_instances(
+    cluster: &Cluster,
+    conn: &mut ConnectionManager,
+    hub: &Hub,
+) -> redis::RedisResult<HashSet<String>> {
+    let mut ids: HashSet<String> = conn.smembers(key(&["instances"])).await?;
+    ids.extend(hub.remote_instances());
+    ids.remove(&cluster.id);
+    Ok(ids)
+}
+
 /// Announces the users of every dead instance offline here and removes its registration.
 async fn sweep(
     cluster: &Cluster,
     conn: &mut ConnectionManager,
     hub: &Hub,
 ) -> redis::RedisResult<()> {
-    let mut ids: HashSet<String> = conn.smembers(key(&["instances"])).await?;
-    ids.extend(hub.remote_instances());
-    ids.remove(&cluster.id);
-    for id in ids {
+    for id in other_instances(cluster, conn, hub).await? {
         let alive: bool = conn.exists(key(&["alive", &id])).await?;
         if alive {
             continue;
@@ -129,10 +138,7 @@ pub(super) async fn reload_all(
     conn: &mut ConnectionManager,
     hub: &Hub,
 ) -> redis::RedisResult<()> {
-    let mut ids: HashSet<String> = conn.smembers(key(&["instances"])).await?;
-    ids.extend(hub.remote_instances());
-    ids.remove(&cluster.id);
-    for id in ids {
+    for id in other_instances(cluster, conn, hub).await? {
         let alive: bool = conn.exists(key(&["alive", &id])).await?;
         let users: HashSet<String> = if alive {
             conn.smembers(key(&["users", &id])).await?
