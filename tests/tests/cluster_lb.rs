@@ -85,6 +85,36 @@ async fn assert_clock_off(server: &ChildServer, skew_s: i64) {
     );
 }
 
+/// Round-robin gave each of the three instances behind `lb` at least one connection.
+fn assert_every_instance_has_connections(lb: &Balancer) {
+    for i in 0..3 {
+        assert!(
+            lb.sessions(i) > 0,
+            "round-robin gave instance {i} no connection"
+        );
+    }
+}
+
+/// Kills `first` (the balancer's instance 0) with SIGKILL, waits until HAProxy marks it down and
+/// until one of its clients has come back through HAProxy, on the others.
+async fn kill_the_first_and_wait_for_a_reconnect(
+    first: &mut ChildServer,
+    lb: &Balancer,
+    crowd: &crowd::Crowd,
+) {
+    let marks = crowd.marks();
+    first.kill();
+    lb.wait_status(0, "DOWN", HEALTH_WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while reconnected_since(crowd, &marks) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no client reconnected after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How many members connected again after their `marks`.
 fn reconnected_since(crowd: &crowd::Crowd, marks: &[usize]) -> usize {
     crowd
@@ -142,12 +172,7 @@ async fn haproxy_round_robin_rides_out_sigkill_postgres_restart_and_skewed_clock
     let lb = Balancer::start(&[healthy.addr(), ahead.addr(), behind.addr()]);
     let started = now_ms();
     let crowd = crowd::gather_with_tokens(|u| healthy.token(u), &lb.url(), "lb", 3, 3, |b| b).await;
-    for i in 0..3 {
-        assert!(
-            lb.sessions(i) > 0,
-            "round-robin gave instance {i} no connection"
-        );
-    }
+    assert_every_instance_has_connections(&lb);
 
     crowd
         .talk_through(PER_SENDER, PACE, async {
@@ -163,18 +188,7 @@ async fn haproxy_round_robin_rides_out_sigkill_postgres_restart_and_skewed_clock
             };
             rec.wait_messages(total / 4, WAIT).await;
             mid_stream("the kill");
-            let marks = crowd.marks();
-            healthy.kill();
-            lb.wait_status(0, "DOWN", HEALTH_WAIT).await;
-            // The killed instance's clients came back through HAProxy, on the others.
-            let deadline = Instant::now() + WAIT;
-            while reconnected_since(&crowd, &marks) == 0 {
-                assert!(
-                    Instant::now() < deadline,
-                    "no client reconnected after the kill"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            kill_the_first_and_wait_for_a_reconnect(&mut healthy, &lb, &crowd).await;
             rec.wait_messages(total / 2, WAIT).await;
             mid_stream("the PostgreSQL restart");
             tokio::task::spawn_blocking(|| pg().restart())
@@ -262,12 +276,7 @@ async fn haproxy_round_robin_on_postgres_and_redis_rides_out_sigkill_and_a_redis
     assert_clock_off(&ahead, SKEW_S).await;
     let lb = Balancer::start(&[first.addr(), second.addr(), ahead.addr()]);
     let crowd = crowd::gather_with_tokens(|u| first.token(u), &lb.url(), "lbr", 3, 3, |b| b).await;
-    for i in 0..3 {
-        assert!(
-            lb.sessions(i) > 0,
-            "round-robin gave instance {i} no connection"
-        );
-    }
+    assert_every_instance_has_connections(&lb);
     crowd
         .talk_through(PER_SENDER, PACE, async {
             let (_, _, rec) = &crowd.listeners[0];
@@ -281,17 +290,7 @@ async fn haproxy_round_robin_on_postgres_and_redis_rides_out_sigkill_and_a_redis
             };
             rec.wait_messages(total / 4, WAIT).await;
             mid_stream("the kill");
-            let marks = crowd.marks();
-            first.kill();
-            lb.wait_status(0, "DOWN", HEALTH_WAIT).await;
-            let deadline = Instant::now() + WAIT;
-            while reconnected_since(&crowd, &marks) == 0 {
-                assert!(
-                    Instant::now() < deadline,
-                    "no client reconnected after the kill"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            kill_the_first_and_wait_for_a_reconnect(&mut first, &lb, &crowd).await;
             rec.wait_messages(total / 2, WAIT).await;
             mid_stream("the Redis restart");
             tokio::task::block_in_place(|| redis.restart());
