@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use lifeline_core::protocol::{decode_server_frame, ClientFrame, ServerFrame};
 use lifeline_server::config::TEST_SECRET;
 use lifeline_server::{start, RunningServer, Secret, ServerConfig};
-use redis_server::{ping, Redis};
+use redis_server::{free_port, ping, Redis};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,13 +27,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The heartbeat of every instance in these tests (the liveness TTL is one heartbeat).
 const HEARTBEAT: Duration = Duration::from_millis(1_000);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
 
 // ---------------------------------------------------------------- fault proxy
 

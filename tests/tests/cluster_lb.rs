@@ -19,6 +19,7 @@ use lifeline_tests::balancer::Balancer;
 use lifeline_tests::child_server::ChildServer;
 use lifeline_tests::crowd;
 use lifeline_tests::harness::{self, WAIT};
+use lifeline_tests::recorder::Recorder;
 use lifeline_tests::services::{pg, Redis};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -82,6 +83,15 @@ async fn assert_clock_off(server: &ChildServer, skew_s: i64) {
     assert!(
         (off - skew_s).abs() <= 2,
         "the instance's clock is {off} s off, not {skew_s} s: is libfaketime working?"
+    );
+}
+
+/// `what` (a fault) strikes while `rec` still waits for some of the `total` messages.
+fn assert_mid_stream(rec: &Recorder, total: usize, what: &str) {
+    let seen = rec.messages().len();
+    assert!(
+        seen < total,
+        "{what} came after the stream ({seen} messages)"
     );
 }
 
@@ -179,13 +189,7 @@ async fn haproxy_round_robin_rides_out_sigkill_postgres_restart_and_skewed_clock
             let (_, _, rec) = &crowd.listeners[0];
             let total = PER_SENDER * 3;
             // Each fault must strike while messages are still flowing.
-            let mid_stream = |what: &str| {
-                let seen = rec.messages().len();
-                assert!(
-                    seen < total,
-                    "{what} came after the stream ({seen} messages)"
-                );
-            };
+            let mid_stream = |what: &str| assert_mid_stream(rec, total, what);
             rec.wait_messages(total / 4, WAIT).await;
             mid_stream("the kill");
             kill_the_first_and_wait_for_a_reconnect(&mut healthy, &lb, &crowd).await;
@@ -281,13 +285,7 @@ async fn haproxy_round_robin_on_postgres_and_redis_rides_out_sigkill_and_a_redis
         .talk_through(PER_SENDER, PACE, async {
             let (_, _, rec) = &crowd.listeners[0];
             let total = PER_SENDER * 3;
-            let mid_stream = |what: &str| {
-                let seen = rec.messages().len();
-                assert!(
-                    seen < total,
-                    "{what} came after the stream ({seen} messages)"
-                );
-            };
+            let mid_stream = |what: &str| assert_mid_stream(rec, total, what);
             rec.wait_messages(total / 4, WAIT).await;
             mid_stream("the kill");
             kill_the_first_and_wait_for_a_reconnect(&mut first, &lb, &crowd).await;

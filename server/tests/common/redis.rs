@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 /// How long Redis may take to answer PING after it starts.
 const REDIS_READY: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
+/// A free loopback port (bound, read and released).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
