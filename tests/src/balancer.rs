@@ -5,15 +5,12 @@
 //! Its admin socket answers which instances HAProxy considers up, so a scenario can wait for the
 //! health checks to take a killed instance out (and a restarted one back in).
 
-use crate::middlebox::{find, free_port, INSTALL};
+use crate::middlebox::{find, free_port, until_child_listens, INSTALL};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream as StdStream};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// How long HAProxy may take to listen after it is started.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The configuration, as in docs/DEPLOYMENT.md ("Load balancer"): `{admin}`, `{bind}` and
 /// `{servers}` are filled in. Timeouts are above the server's heartbeat (10 s by default);
@@ -103,26 +100,15 @@ impl Balancer {
     }
 
     fn until_listening(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        loop {
-            let connected = StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if connected && exited.is_none() {
-                return Ok(());
-            }
-            if exited.is_some() || Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.path().join("stderr.log"));
-                return Err(format!(
-                    "not listening on {addr} (exit: {exited:?}): {}",
-                    log.unwrap_or_default()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port = self.port;
+        let child = self.child.as_mut().ok_or("HAProxy is not running")?;
+        until_child_listens(child, port).map_err(|exited| {
+            let log = std::fs::read_to_string(self.dir.path().join("stderr.log"));
+            format!(
+                "not listening on 127.0.0.1:{port} (exit: {exited:?}): {}",
+                log.unwrap_or_default()
+            )
+        })
     }
 
     /// Stops HAProxy by its PID and waits for it to exit.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// The command that installs the middleboxes, named in every failure about a missing one.
 pub const INSTALL: &str = "apt-get install nginx-light haproxy (as root), or `cargo xtask setup`";
 
-/// How long a middlebox may take to listen after it is started.
+/// How long a middlebox or the balancer (nginx, HAProxy) may take to listen after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One middlebox configuration.
@@ -70,6 +70,28 @@ pub(crate) fn find(program: &str) -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago.
+/// Waits (up to [`START_TIMEOUT`]) until `child` listens on loopback `port`: a connect succeeds
+/// while it still runs, so it is ours that listens, not a stranger on the port. `Err` with its
+/// exit status if it exited, with `None` if the time ran out.
+pub(crate) fn until_child_listens(
+    child: &mut Child,
+    port: u16,
+) -> Result<(), Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        let connected = StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+        let exited = child.try_wait().ok().flatten();
+        if connected && exited.is_none() {
+            return Ok(());
+        }
+        if exited.is_some() || Instant::now() > deadline {
+            return Err(exited);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -157,28 +179,17 @@ impl Middlebox {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL}", program.display()));
         self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        loop {
-            let connected = StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            // Connected and still running: it is ours that listens, not a stranger on the port.
-            if connected && exited.is_none() {
-                return Ok(());
-            }
-            if exited.is_some() || Instant::now() > deadline {
-                let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-                let log = self.log();
-                self.stop();
-                return Err(format!(
-                    "not listening on {addr} (exit: {exited:?}):\n{stderr}\n{log}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let port = self.port;
+        let child = self.child.as_mut().expect("just started");
+        if let Err(exited) = until_child_listens(child, port) {
+            let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+            let log = self.log();
+            self.stop();
+            return Err(format!(
+                "not listening on 127.0.0.1:{port} (exit: {exited:?}):\n{stderr}\n{log}"
+            ));
         }
+        Ok(())
     }
 
     /// Stops the middlebox by its PID (SIGKILL: nginx runs without a master process, so nothing
