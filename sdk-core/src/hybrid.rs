@@ -36,6 +36,16 @@ pub enum Carry {
 }
 
 impl Carry {
+    /// Whether stored messages go on such a stream.
+    pub fn messages(self) -> bool {
+        self != Carry::Ephemeral
+    }
+
+    /// Whether presence and typing frames go on such a stream.
+    pub fn ephemeral(self) -> bool {
+        self != Carry::Messages
+    }
+
     /// The query suffix that asks for it (empty for `All`, and in a build without the `hybrid`
     /// feature, where only `All` is used).
     pub fn query(self) -> &'static str {

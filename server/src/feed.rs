@@ -28,37 +28,20 @@ pub const PAGE_BYTES: usize = 16 * 1024;
 /// What a stream carries, from its `carry` query parameter (docs/PROTOCOL.md, "Split streams"):
 /// everything (the default), only stored messages (with the cursor, replay and resume), or only
 /// the ephemeral frames (presence and typing: no replay, no messages). Control frames (`hello`,
-/// heartbeats, errors addressed to the user) go on every stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Carry {
-    #[default]
-    All,
-    Messages,
-    Ephemeral,
-}
+/// heartbeats, errors addressed to the user) go on every stream. The protocol's own type, shared
+/// with the SDK that asks for it.
+pub use lifeline_core::Carry;
 
-impl Carry {
-    /// Reads `carry` (`all`, `messages` or `ephemeral`; absent or empty is `all`).
-    pub fn from_params(params: &Params) -> Result<Carry, ApiError> {
-        match params.get("carry").map(String::as_str) {
-            None | Some("") | Some("all") => Ok(Carry::All),
-            Some("messages") => Ok(Carry::Messages),
-            Some("ephemeral") => Ok(Carry::Ephemeral),
-            Some(_) => Err(ApiError::new(
-                ErrorCode::BadFrame,
-                "carry must be all, messages or ephemeral",
-            )),
-        }
-    }
-
-    /// Whether stored messages go on this stream.
-    fn messages(self) -> bool {
-        self != Carry::Ephemeral
-    }
-
-    /// Whether presence and typing frames go on this stream.
-    fn ephemeral(self) -> bool {
-        self != Carry::Messages
+/// Reads `carry` (`all`, `messages` or `ephemeral`; absent or empty is `all`).
+pub fn carry_from_params(params: &Params) -> Result<Carry, ApiError> {
+    match params.get("carry").map(String::as_str) {
+        None | Some("") | Some("all") => Ok(Carry::All),
+        Some("messages") => Ok(Carry::Messages),
+        Some("ephemeral") => Ok(Carry::Ephemeral),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::BadFrame,
+            "carry must be all, messages or ephemeral",
+        )),
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::access::Access;
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, ApiError};
-use crate::feed::{Carry, Feed};
+use crate::feed::{carry_from_params, Carry, Feed};
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -76,7 +76,7 @@ pub async fn handler(
                 access,
                 opt_u64(&params, "cursor")?,
                 opt_u64(&params, "wait_ms")?,
-                Carry::from_params(&params)?,
+                carry_from_params(&params)?,
             ))
         });
     let (access, cursor, wait_ms, carry) = match parsed {

@@ -11,7 +11,7 @@
 use crate::access::Access;
 use crate::conns::ConnGuard;
 use crate::errors::frame_error;
-use crate::feed::{Carry, Feed};
+use crate::feed::{carry_from_params, Carry, Feed};
 use crate::listener::ConnCut;
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
@@ -79,7 +79,7 @@ pub async fn handler(
         Ok(c) => last_event_id.or(c),
         Err(e) => return e.into_response(),
     };
-    let carry = match Carry::from_params(&params) {
+    let carry = match carry_from_params(&params) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

@@ -10,7 +10,7 @@ use crate::access::Access;
 use crate::commands::{self, Handled, Via};
 use crate::conns::ConnGuard;
 use crate::errors::{frame_error, rejected_frame};
-use crate::feed::{Carry, Feed};
+use crate::feed::{carry_from_params, Carry, Feed};
 use crate::request::{authenticate, check_version, opt_u64, stream_gate, Params};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -68,7 +68,7 @@ pub async fn handler(
         .and_then(|_| authenticate(&shared, &params, &headers))
         .and_then(|access| {
             let cursor = opt_u64(&params, "cursor")?;
-            Ok((access, (cursor, Carry::from_params(&params)?)))
+            Ok((access, (cursor, carry_from_params(&params)?)))
         });
     let blackhole = faults.blackhole_ws;
     // The stream caps are checked before the upgrade, so a refusal is a plain 429/503 with
