@@ -11,10 +11,13 @@ use crate::hub::Live;
 use crate::request::Params;
 use crate::state::Shared;
 use crate::store::StoreError;
+use lifeline_core::protocol::Message;
 use lifeline_core::protocol::{
     ErrorCode, ErrorFrame, Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
 };
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
@@ -56,6 +59,9 @@ pub fn resume_point(requested: Option<Seq>, head: Seq, window: u64) -> (Seq, boo
     }
 }
 
+/// A page read from storage, in flight.
+type PageRead = Pin<Box<dyn Future<Output = Result<Vec<Message>, StoreError>> + Send>>;
+
 /// A user's frames: replay first, then live.
 pub struct Feed {
     shared: Arc<Shared>,
@@ -68,6 +74,10 @@ pub struct Feed {
     /// Whether storage may hold messages after `last_seq` that the channel will not deliver.
     catching_up: bool,
     queue: VecDeque<ServerFrame>,
+    /// The storage read under way, kept across calls: a transport that stops waiting for
+    /// [`Feed::next`] (a heartbeat is due) picks the same read up on its next call instead of
+    /// starting another one on a database that is already slow.
+    page_read: Option<PageRead>,
     /// Which frames this stream carries.
     carry: Carry,
 }
@@ -107,6 +117,7 @@ impl Feed {
             last_seq: cursor,
             catching_up: true,
             queue: VecDeque::new(),
+            page_read: None,
             carry: Carry::All,
         };
         (hello, feed)
@@ -234,12 +245,17 @@ impl Feed {
     }
 
     /// Reads the next page from storage into the queue; clears `catching_up` when there is none.
+    /// Cancel-safe: a read cut short is resumed, not restarted, by the next call (whose `limit`
+    /// then does not apply).
     async fn read_page(&mut self, limit: usize) -> Result<(), StoreError> {
-        let page = self
-            .shared
-            .store
-            .replay(&self.user, self.last_seq, limit.clamp(1, PAGE), PAGE_BYTES)
-            .await?;
+        let read = self.page_read.get_or_insert_with(|| {
+            let (store, user) = (Arc::clone(&self.shared.store), self.user.clone());
+            let (after, limit) = (self.last_seq, limit.clamp(1, PAGE));
+            Box::pin(async move { store.replay(&user, after, limit, PAGE_BYTES).await })
+        });
+        let page = read.await;
+        self.page_read = None;
+        let page = page?;
         if page.is_empty() {
             self.catching_up = false;
         }
@@ -254,7 +270,8 @@ impl Feed {
         Ok(())
     }
 
-    /// The next frame, waiting for one if needed. Cancel-safe: dropping the future loses nothing.
+    /// The next frame, waiting for one if needed. Cancel-safe: dropping the future loses nothing,
+    /// and a storage read it had started goes on to serve the next call.
     pub async fn next(&mut self) -> Result<ServerFrame, StoreError> {
         loop {
             if let Some(f) = self.queue.pop_front() {

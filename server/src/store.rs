@@ -210,8 +210,10 @@ pub struct Store {
     backend: Box<dyn Backend>,
     head: AtomicU64,
     /// Reads running at once: many streams opening together (a reconnect storm, stalled readers)
-    /// queue here instead of each taking a blocking thread (and its allocator arena).
-    reads: tokio::sync::Semaphore,
+    /// queue here instead of each taking a blocking thread (and its allocator arena). A permit
+    /// is held by the blocking read itself, so a caller that stops waiting does not free it
+    /// while the query still runs.
+    reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Storage reads running at once.
@@ -224,7 +226,7 @@ impl Store {
         Ok(Store {
             backend,
             head: AtomicU64::new(head),
-            reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
+            reads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_READS)),
         })
     }
 
@@ -243,15 +245,17 @@ impl Store {
         self: &Arc<Self>,
         f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let _permit = self
-            .reads
-            .acquire()
+        let permit = Arc::clone(&self.reads)
+            .acquire_owned()
             .await
             .map_err(|_| StoreError("storage reads closed".into()))?;
         let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(store.backend.as_ref()))
-            .await
-            .map_err(|e| StoreError(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(store.backend.as_ref())
+        })
+        .await
+        .map_err(|e| StoreError(format!("read task failed: {e}")))?
     }
 
     /// See [`Backend::replay`].

@@ -1,0 +1,130 @@
+//! Storage slower than the heartbeat under open streams (PostgreSQL with the messages table
+//! locked by another session): a stream's replay read is started once and awaited, whatever the
+//! stream's timers do meanwhile, and its messages arrive once, in order, when storage answers.
+//! A read that was abandoned and started again on every heartbeat would pile up queries on the
+//! slow database and could never finish if it took longer than the gap between two timers.
+
+mod common;
+
+use common::postgres::pg;
+use common::*;
+use lifeline_core::protocol::ServerFrame;
+use lifeline_server::{RunningServer, Secret, ServerConfig};
+
+/// Heartbeats this short make several fire during one locked read.
+const HEARTBEAT_MS: u64 = 100;
+/// Heartbeats a stream sends while its replay waits, before the waiting queries are counted.
+const BEATS: usize = 5;
+
+/// A server on a new database, with three messages of `pat` stored in `room`; and its URL.
+async fn server_with_history() -> (RunningServer, String, String) {
+    let url = tokio::task::spawn_blocking(|| pg().new_database())
+        .await
+        .unwrap();
+    let s = server_with(ServerConfig {
+        postgres: Some(Secret(url.clone())),
+        heartbeat_ms: HEARTBEAT_MS,
+        ..ServerConfig::for_tests()
+    })
+    .await;
+    let t = token(&s, "pat");
+    join(&s, &t, "room").await;
+    for i in 1..=3 {
+        send_one(&s, &t, &format!("m{i}"), "room", &format!("body {i}")).await;
+    }
+    (s, t, url)
+}
+
+/// Another session holding an exclusive lock on `messages` until [`Locked::release`].
+struct Locked(tokio_postgres::Client);
+
+impl Locked {
+    async fn take(url: &str) -> Locked {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to the test database");
+        tokio::spawn(conn);
+        client
+            .batch_execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("locking messages");
+        Locked(client)
+    }
+
+    /// The server's replay queries now waiting for the lock.
+    async fn waiting_replays(&self) -> i64 {
+        self.0
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+                   AND query LIKE '%JOIN members b ON b.conv = m.conv%'",
+                &[],
+            )
+            .await
+            .expect("reading pg_stat_activity")
+            .get(0)
+    }
+
+    async fn release(self) {
+        self.0.batch_execute("COMMIT").await.expect("unlocking");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_replay_slower_than_the_heartbeat_is_read_once() {
+    let (s, t, url) = server_with_history().await;
+    let lock = Locked::take(&url).await;
+    let mut ws = ws_open(&s, &format!("token={t}&cursor=0")).await;
+    for _ in 0..BEATS {
+        match ws_next_any(&mut ws, false).await {
+            WsEvent::Frame(ServerFrame::Heartbeat) => {}
+            other => panic!("only heartbeats while storage is locked, got {other:?}"),
+        }
+    }
+    let waiting = lock.waiting_replays().await;
+    lock.release().await;
+    assert_eq!(
+        waiting, 1,
+        "replay queries waiting after {BEATS} heartbeats"
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < 3 {
+        match ws_next_durable(&mut ws).await {
+            ServerFrame::Msg(m) => bodies.push(m.body),
+            other => panic!("expected the stored messages, got {other:?}"),
+        }
+    }
+    assert_eq!(bodies, ["body 1", "body 2", "body 3"]);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_replay_slower_than_the_heartbeat_is_read_once() {
+    let (s, t, url) = server_with_history().await;
+    let lock = Locked::take(&url).await;
+    let mut sse = sse_connect(&s, &format!("token={t}&cursor=0"), None).await;
+    assert_eq!(sse.status, 200);
+    assert!(matches!(sse.next_durable().await, ServerFrame::Hello(_)));
+    for _ in 0..BEATS {
+        let ev = sse.next_event().await.expect("sse stream ended");
+        match ev.frame() {
+            ServerFrame::Heartbeat => {}
+            other => panic!("only heartbeats while storage is locked, got {other:?}"),
+        }
+    }
+    let waiting = lock.waiting_replays().await;
+    lock.release().await;
+    assert_eq!(
+        waiting, 1,
+        "replay queries waiting after {BEATS} heartbeats"
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < 3 {
+        match sse.next_durable().await {
+            ServerFrame::Msg(m) => bodies.push(m.body),
+            other => panic!("expected the stored messages, got {other:?}"),
+        }
+    }
+    assert_eq!(bodies, ["body 1", "body 2", "body 3"]);
+    s.shutdown().await;
+}
