@@ -13,8 +13,11 @@ use lifeline_server::{RunningServer, Secret, ServerConfig};
 
 /// Heartbeats this short make several fire during one locked read.
 const HEARTBEAT_MS: u64 = 100;
-/// Heartbeats a stream sends while its replay waits, before the waiting queries are counted.
+/// Heartbeats a stream sends while its replay waits (once it waits), before the waiting queries
+/// are counted.
 const BEATS: usize = 5;
+/// Heartbeats allowed for the stream's first read to reach the lock.
+const MAX_BEATS_TO_REACH_THE_LOCK: usize = 50;
 
 /// A server on a new database, with three messages of `pat` stored in `room`; and its URL.
 async fn server_with_history() -> (RunningServer, String, String) {
@@ -35,25 +38,54 @@ async fn server_with_history() -> (RunningServer, String, String) {
     (s, t, url)
 }
 
-/// Another session holding an exclusive lock on `messages` until [`Locked::release`].
-struct Locked(tokio_postgres::Client);
+/// Another session holding an exclusive lock on `messages` until [`Locked::release`], and a
+/// third one watching the server's queries (outside the lock's transaction, whose view of
+/// `pg_stat_activity` would stay the snapshot of its first look).
+struct Locked {
+    holder: tokio_postgres::Client,
+    observer: tokio_postgres::Client,
+}
+
+async fn session(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the test database");
+    tokio::spawn(conn);
+    client
+}
 
 impl Locked {
     async fn take(url: &str) -> Locked {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("connecting to the test database");
-        tokio::spawn(conn);
-        client
+        let holder = session(url).await;
+        holder
             .batch_execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
             .await
             .expect("locking messages");
-        Locked(client)
+        let observer = session(url).await;
+        Locked { holder, observer }
+    }
+
+    /// Waits for `stream`'s heartbeats until a replay query waits for the lock, then for
+    /// `BEATS` more; returns the replay queries waiting then.
+    async fn waiting_after_beats(&self, stream: &mut impl Heartbeats) -> i64 {
+        let mut beats = 0;
+        while self.waiting_replays().await == 0 {
+            stream.heartbeat().await;
+            beats += 1;
+            assert!(
+                beats < MAX_BEATS_TO_REACH_THE_LOCK,
+                "no replay query reached the lock within {beats} heartbeats"
+            );
+        }
+        for _ in 0..BEATS {
+            stream.heartbeat().await;
+        }
+        self.waiting_replays().await
     }
 
     /// The server's replay queries now waiting for the lock.
     async fn waiting_replays(&self) -> i64 {
-        self.0
+        self.observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
                    AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
@@ -66,7 +98,34 @@ impl Locked {
     }
 
     async fn release(self) {
-        self.0.batch_execute("COMMIT").await.expect("unlocking");
+        self.holder
+            .batch_execute("COMMIT")
+            .await
+            .expect("unlocking");
+    }
+}
+
+/// A stream whose next frame is expected to be a heartbeat.
+trait Heartbeats {
+    async fn heartbeat(&mut self);
+}
+
+impl Heartbeats for Ws {
+    async fn heartbeat(&mut self) {
+        match ws_next_any(self, false).await {
+            WsEvent::Frame(ServerFrame::Heartbeat) => {}
+            other => panic!("only heartbeats while storage is locked, got {other:?}"),
+        }
+    }
+}
+
+impl Heartbeats for Sse {
+    async fn heartbeat(&mut self) {
+        let ev = self.next_event().await.expect("sse stream ended");
+        match ev.frame() {
+            ServerFrame::Heartbeat => {}
+            other => panic!("only heartbeats while storage is locked, got {other:?}"),
+        }
     }
 }
 
@@ -75,13 +134,7 @@ async fn a_websocket_replay_slower_than_the_heartbeat_is_read_once() {
     let (s, t, url) = server_with_history().await;
     let lock = Locked::take(&url).await;
     let mut ws = ws_open(&s, &format!("token={t}&cursor=0")).await;
-    for _ in 0..BEATS {
-        match ws_next_any(&mut ws, false).await {
-            WsEvent::Frame(ServerFrame::Heartbeat) => {}
-            other => panic!("only heartbeats while storage is locked, got {other:?}"),
-        }
-    }
-    let waiting = lock.waiting_replays().await;
+    let waiting = lock.waiting_after_beats(&mut ws).await;
     lock.release().await;
     assert_eq!(
         waiting, 1,
@@ -105,14 +158,7 @@ async fn an_sse_replay_slower_than_the_heartbeat_is_read_once() {
     let mut sse = sse_connect(&s, &format!("token={t}&cursor=0"), None).await;
     assert_eq!(sse.status, 200);
     assert!(matches!(sse.next_durable().await, ServerFrame::Hello(_)));
-    for _ in 0..BEATS {
-        let ev = sse.next_event().await.expect("sse stream ended");
-        match ev.frame() {
-            ServerFrame::Heartbeat => {}
-            other => panic!("only heartbeats while storage is locked, got {other:?}"),
-        }
-    }
-    let waiting = lock.waiting_replays().await;
+    let waiting = lock.waiting_after_beats(&mut sse).await;
     lock.release().await;
     assert_eq!(
         waiting, 1,
