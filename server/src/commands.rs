@@ -151,7 +151,7 @@ pub async fn handle(
             )
         }
         ClientFrame::Typing { conv } => {
-            if !shared.limits.allow_typing(user, &conv) {
+            if !shared.limits.allow_typing(user, &conv).await {
                 // Coalesced: the others heard this user type here less than an interval ago.
                 return Handled::Nothing;
             }

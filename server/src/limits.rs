@@ -8,8 +8,11 @@
 //!
 //! In cluster mode the send, membership and history buckets live in Redis, shared by every
 //! instance (see [`crate::cluster::quota`]); when Redis does not answer in time the instance's own
-//! bucket decides (fail open to local limits, logged once per outage). Typing coalescing and the
-//! penalty rule stay per instance.
+//! bucket decides (fail open to local limits, logged once per outage). Typing is coalesced
+//! cluster-wide too: a `typing` this instance would deliver is delivered only if no instance did
+//! within the interval (a window claimed in Redis; see [`crate::cluster::quota`]), so each
+//! instance asks Redis at most once per user, conversation and interval. The penalty rule stays
+//! per instance (a user's sends are ordered by the instance their connection is on).
 //!
 //! Size limits are enforced where input is read (see [`crate::request`] and the transports).
 
@@ -33,6 +36,8 @@ pub struct Limits {
     history: DefaultKeyedRateLimiter<String>,
     /// Keyed by `user NUL conv`; `None` when typing is not coalesced.
     typing: Option<DefaultKeyedRateLimiter<String>>,
+    /// The coalescing interval of `typing` (the window claimed in Redis in cluster mode).
+    typing_interval: Duration,
     other_checks: AtomicU64,
     /// `(per second, burst)` of the send, membership and history buckets.
     rates: [(u32, u32); 3],
@@ -93,6 +98,7 @@ impl Limits {
             membership: bucket(u32::MAX, u32::MAX),
             history: bucket(u32::MAX, u32::MAX),
             typing: None,
+            typing_interval: Duration::ZERO,
             other_checks: AtomicU64::new(0),
             rates: [(per_sec, burst), (u32::MAX, u32::MAX), (u32::MAX, u32::MAX)],
             cluster: OnceLock::new(),
@@ -132,6 +138,7 @@ impl Limits {
             membership: bucket(config.membership_rate_per_sec, config.membership_rate_burst),
             history: bucket(config.history_rate_per_sec, config.history_rate_burst),
             typing: Quota::with_period(typing).map(RateLimiter::keyed),
+            typing_interval: typing,
             rates: [
                 (config.rate_per_sec, config.rate_burst),
                 (config.membership_rate_per_sec, config.membership_rate_burst),
@@ -176,11 +183,22 @@ impl Limits {
         .await
     }
 
-    /// Whether a `typing` of `user` in `conv` is delivered (`false`: coalesced with a recent one).
-    pub fn allow_typing(&self, user: &str, conv: &str) -> bool {
-        match &self.typing {
+    /// Whether a `typing` of `user` in `conv` is delivered (`false`: coalesced with a recent one,
+    /// on this instance or, in cluster mode, on any; when Redis does not answer, this instance's
+    /// own coalescing decides).
+    pub async fn allow_typing(&self, user: &str, conv: &str) -> bool {
+        let Some(t) = &self.typing else {
+            return true;
+        };
+        if self.take(t, format!("{user}\0{conv}")).is_err() {
+            return false;
+        }
+        match self.cluster.get() {
             None => true,
-            Some(t) => self.take(t, format!("{user}\0{conv}")).is_ok(),
+            Some(cluster) => cluster
+                .claim_typing(user, conv, self.typing_interval)
+                .await
+                .unwrap_or(true),
         }
     }
 
@@ -286,16 +304,16 @@ mod tests {
         assert!(l.check_history("a").await.is_ok());
         assert!(l.check_history("a").await.is_ok());
         assert!(l.check_history("a").await.is_err());
-        assert!(l.allow_typing("a", "x"));
-        assert!(!l.allow_typing("a", "x"));
-        assert!(l.allow_typing("a", "y"));
-        assert!(l.allow_typing("b", "x"));
+        assert!(l.allow_typing("a", "x").await);
+        assert!(!l.allow_typing("a", "x").await);
+        assert!(l.allow_typing("a", "y").await);
+        assert!(l.allow_typing("b", "x").await);
         let uncoalesced = Limits::from_config(&ServerConfig {
             typing_interval_ms: 0,
             ..ServerConfig::default()
         });
-        assert!(uncoalesced.allow_typing("a", "x"));
-        assert!(uncoalesced.allow_typing("a", "x"));
+        assert!(uncoalesced.allow_typing("a", "x").await);
+        assert!(uncoalesced.allow_typing("a", "x").await);
     }
 
     #[tokio::test]

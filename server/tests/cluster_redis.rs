@@ -204,6 +204,47 @@ fn presence_of(user: &'static str, online: bool) -> impl Fn(&ServerFrame) -> boo
 
 // ---------------------------------------------------------------- presence and typing
 
+/// Typing is coalesced per user and conversation across the cluster: a user typing through two
+/// instances within one interval is heard once (the limit cannot be multiplied by spreading
+/// connections over instances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_is_coalesced_across_instances() {
+    let redis = Redis::start();
+    let pg = new_database().await;
+    let coalescing = |pg: &str| ServerConfig {
+        typing_interval_ms: 60_000,
+        ..config(pg, &redis.url())
+    };
+    let a = start(coalescing(&pg)).await.expect("instance starts");
+    let b = start(coalescing(&pg)).await.expect("instance starts");
+    let (alice, bob, carol) = (token(&a, "alice"), token(&a, "bob"), token(&b, "carol"));
+    for (s, t) in [(&a, &alice), (&a, &bob), (&b, &carol)] {
+        join(s, t, "room").await;
+    }
+    let mut alice_ws = ws_open(&a, &format!("token={alice}")).await;
+    let typing = |conv: &str| [ClientFrame::Typing { conv: conv.into() }];
+    let typing_of = |who: &'static str| move |f: &ServerFrame| matches!(f, ServerFrame::Typing { user, .. } if user == who);
+
+    // bob types through A: alice hears it.
+    assert!(send_ok(&a, &bob, &typing("room")).await.is_empty());
+    expect_frame(&mut alice_ws, "bob typing through A", typing_of("bob")).await;
+    // bob types again through B, then carol types through B: B publishes both to the bus in
+    // that order (each answered after B handled it), so had B delivered bob's, alice would hear
+    // it before carol's.
+    assert!(send_ok(&b, &bob, &typing("room")).await.is_empty());
+    assert!(send_ok(&b, &carol, &typing("room")).await.is_empty());
+    let heard = expect_frame(&mut alice_ws, "carol typing through B", |f| {
+        typing_of("bob")(f) || typing_of("carol")(f)
+    })
+    .await;
+    assert!(
+        typing_of("carol")(&heard),
+        "bob's second typing within the interval reached alice through B: {heard:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_and_typing_cross_instances() {
     let redis = Redis::start();

@@ -4,7 +4,10 @@
 //!   once full again), taken by a Lua script that reads Redis's own clock (`TIME`), so instances
 //!   with skewed clocks share one bucket correctly;
 //! - open streams per user (`lifeline:streams:USER`, one field per instance), checked and counted
-//!   by one script; a dead instance's fields are removed by the sweeper in [`super::liveness`].
+//!   by one script; a dead instance's fields are removed by the sweeper in [`super::liveness`];
+//! - typing windows (`lifeline:typing:LEN:USER:CONV`, set if absent with the coalescing interval
+//!   as its lifetime): the instance that sets it delivers the `typing`, the others drop theirs
+//!   until it expires.
 //!
 //! Every call is bounded by the command timeout; the caller falls back to its local limit when
 //! Redis does not answer (see [`crate::limits`], [`crate::conns`]).
@@ -93,6 +96,38 @@ impl Cluster {
             Ok(n) => Ok(n >= 0),
             Err(e) => {
                 self.failed("counting a stream", &e);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Claims the typing window of `user` in `conv` for `window`: `Ok(true)` this instance
+    /// delivers the `typing` (no instance did within the window), `Ok(false)` it is coalesced,
+    /// `Err` Redis did not answer in time.
+    pub async fn claim_typing(
+        &self,
+        user: &str,
+        conv: &str,
+        window: Duration,
+    ) -> Result<bool, redis::RedisError> {
+        let mut conn = self.conn();
+        // The user's length keeps `("a:b", "c")` and `("a", "b:c")` apart.
+        let key = key(&["typing", &user.len().to_string(), user, conv]);
+        let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Result<Option<String>, _> = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut conn)
+            .await;
+        match set {
+            Ok(set) => Ok(set.is_some()),
+            Err(e) => {
+                self.failed("claiming a typing window", &e);
                 Err(e)
             }
         }
