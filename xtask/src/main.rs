@@ -30,7 +30,7 @@ commands:
   bench msgcost  the client's CPU time and instructions (callgrind) per message, SDK vs raw
                  tungstenite + serde_json
   bench storm|storm-cluster|fanout|fanout-cluster|throughput  scale benchmarks (bench/scale): reconnect storm after kill -9,
-                 10,000 clients on one instance, messages/s on SQLite vs PostgreSQL instances
+                 10,000 clients on one instance, messages/s on SQLite vs PostgreSQL (and Redis) instances
   fuzz [SECS] [TARGET]  run a fuzz target for SECS seconds (default 60; needs nightly + cargo-fuzz):
                  decode_frames (default) or json_differential (our JSON reader vs serde_json)
 ";

@@ -21,7 +21,7 @@
 //!   and when it reaches p50 / p99 / all clients.
 //! - `throughput [PER_SENDER] [LISTENERS]` (default 2,000 from each of 3 senders, 100
 //!   listeners): messages/s stored and fanned out, SQLite next to 1, 2, 3 instances on PostgreSQL
-//!   (see [`throughput`]).
+//!   and 2, 3 on PostgreSQL and Redis (see [`throughput`]).
 //! - `fanout-cluster [CLIENTS] [PROCS] [MESSAGES]`: the same on two instances sharing one
 //!   PostgreSQL, the clients spread over both (memory summed over the instances).
 //! - `clients …`: a client process (see [`worker`]).

@@ -1,6 +1,7 @@
 //! `throughput`: messages per second stored and fanned out, one SQLite instance next to 1, 2 and 3
-//! instances sharing one PostgreSQL (started by the benchmark, as the tests start it), in the same
-//! run and with the same offered load: [`SENDERS`] SDK clients each pipelining numbered messages
+//! instances sharing one PostgreSQL (started by the benchmark, as the tests start it), then 2 and
+//! 3 instances in cluster mode (PostgreSQL and a `redis-server` of their own per round, the bus
+//! carrying messages between them), in the same run and with the same offered load: [`SENDERS`] SDK clients each pipelining numbered messages
 //! ([`WINDOW`] unacknowledged at most) to one conversation, listeners spread over the instances.
 //! A message is stored when its sender has its `ack`; it is fanned out when every listener has
 //! it. Every listener must have every message exactly once and in each sender's order.
@@ -25,7 +26,8 @@ const PROCS: usize = 3;
 /// How long a round's messages may take to be stored and fanned out.
 const ROUND_WITHIN: Duration = Duration::from_secs(180);
 
-/// All four rounds: SQLite, then PostgreSQL with 1, 2 and 3 instances.
+/// All six rounds: SQLite, then PostgreSQL with 1, 2 and 3 instances, then PostgreSQL and Redis
+/// with 2 and 3.
 pub async fn run(per_sender: u64, listeners: usize) {
     let bin = server_binary();
     round(
@@ -42,6 +44,22 @@ pub async fn run(per_sender: u64, listeners: usize) {
             .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
             .collect();
         round(&format!("postgres x{n}"), servers, per_sender, listeners).await;
+    }
+    for n in 2..=3 {
+        // A new Redis per round: the bus of the previous round's database must not be read.
+        let redis = crate::redis::Redis::start();
+        let redis_url = redis.url();
+        let url = pg.new_database();
+        let servers = (0..n)
+            .map(|_| ServerProcess::start(&bin, Some(url.clone()), &["--redis", &redis_url]))
+            .collect();
+        round(
+            &format!("postgres+redis x{n}"),
+            servers,
+            per_sender,
+            listeners,
+        )
+        .await;
     }
 }
 
