@@ -22,8 +22,9 @@
 //! - `throughput [PER_SENDER] [LISTENERS]` (default 2,000 from each of 3 senders, 100
 //!   listeners): messages/s stored and fanned out, SQLite next to 1, 2, 3 instances on PostgreSQL
 //!   and 2, 3 on PostgreSQL and Redis (see [`throughput`]).
-//! - `fanout-cluster [CLIENTS] [PROCS] [MESSAGES]`: the same on two instances sharing one
-//!   PostgreSQL, the clients spread over both (memory summed over the instances).
+//! - `fanout-cluster [CLIENTS] [PROCS] [MESSAGES] [redis]`: the same on two instances sharing
+//!   one PostgreSQL (with `redis`, also one `redis-server`: cluster mode), the clients spread over
+//!   both (memory summed over the instances).
 //! - `clients …`: a client process (see [`worker`]).
 //!
 //! `LIFELINE_SCALE_BEFORE_SERVER=PATH` runs the `before` rounds on that server binary (built
@@ -124,6 +125,7 @@ fn main() {
             arg(&args, 1, 10_000),
             arg(&args, 2, 5),
             arg(&args, 3, 10),
+            args.get(4).map(String::as_str) == Some("redis"),
         )),
         "fanout" => {
             let (clients, procs, messages) =
@@ -139,8 +141,8 @@ fn main() {
         )),
         _ => {
             eprintln!(
-                "usage: lifeline-scale storm [CLIENTS] [PROCS] | storm-cluster [CLIENTS] [PROCS] [redis] | fanout|fanout-cluster [CLIENTS] [PROCS] \
-                 [MESSAGES] | throughput [PER_SENDER] [LISTENERS]"
+                "usage: lifeline-scale storm [CLIENTS] [PROCS] | storm-cluster [CLIENTS] [PROCS] [redis] | fanout [CLIENTS] [PROCS] [MESSAGES] [before] | fanout-cluster [CLIENTS] [PROCS] [MESSAGES] [redis] \
+                 | throughput [PER_SENDER] [LISTENERS]"
             );
             std::process::exit(2);
         }
@@ -398,14 +400,25 @@ async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flag
 
 /// The same on two instances sharing one PostgreSQL (started by the benchmark), the clients
 /// spread over both (client process `p` on instance `p % 2`), the sender on the first.
-async fn fanout_cluster(clients: usize, procs: usize, messages: usize) {
+async fn fanout_cluster(clients: usize, procs: usize, messages: usize, redis: bool) {
     let bin = server_binary();
     let pg = throughput::postgres::pg();
     let url = pg.new_database();
+    let redis = redis.then(redis::Redis::start);
+    let redis_url = redis.as_ref().map(redis::Redis::url);
+    let flags: Vec<&str> = match &redis_url {
+        Some(r) => vec!["--redis", r.as_str()],
+        None => vec![],
+    };
     let servers = (0..2)
-        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
+        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &flags))
         .collect();
-    fanout_on(servers, clients, procs, messages, "postgres-x2").await;
+    let label = if redis.is_some() {
+        "postgres+redis-x2"
+    } else {
+        "postgres-x2"
+    };
+    fanout_on(servers, clients, procs, messages, label).await;
 }
 
 /// Resident memory of all `servers`, in KiB.
