@@ -219,14 +219,11 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
     storm_on(servers, clients, procs, &me, label).await;
 }
 
-/// The storm on two instances sharing one PostgreSQL (started by the benchmark): the clients
-/// are spread over both, the sender is on the first, the second is killed and restarted. The
-/// client processes run the `lifeline-scale` binary at `clients_bin`. With `redis`, the instances
-/// also share a `redis-server` the benchmark starts (cluster mode).
-async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: &str, redis: bool) {
+/// Two instances on a new PostgreSQL database; with `redis`, also sharing a `redis-server` (cluster
+/// mode), returned so that it lives as long as the caller holds it.
+fn two_instances(redis: bool) -> (Vec<ServerProcess>, Option<redis::Redis>) {
     let bin = server_binary();
-    let pg = throughput::postgres::pg();
-    let url = pg.new_database();
+    let url = throughput::postgres::pg().new_database();
     let redis = redis.then(redis::Redis::start);
     let redis_url = redis.as_ref().map(redis::Redis::url);
     let flags: Vec<&str> = match &redis_url {
@@ -236,6 +233,15 @@ async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: 
     let servers = (0..2)
         .map(|_| ServerProcess::start(&bin, Some(url.clone()), &flags))
         .collect();
+    (servers, redis)
+}
+
+/// The storm on two instances sharing one PostgreSQL (started by the benchmark): the clients
+/// are spread over both, the sender is on the first, the second is killed and restarted. The
+/// client processes run the `lifeline-scale` binary at `clients_bin`. With `redis`, the instances
+/// also share a `redis-server` the benchmark starts (cluster mode).
+async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: &str, redis: bool) {
+    let (servers, _redis) = two_instances(redis);
     storm_on(servers, clients, procs, clients_bin, label).await;
 }
 
@@ -401,18 +407,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flag
 /// The same on two instances sharing one PostgreSQL (started by the benchmark), the clients
 /// spread over both (client process `p` on instance `p % 2`), the sender on the first.
 async fn fanout_cluster(clients: usize, procs: usize, messages: usize, redis: bool) {
-    let bin = server_binary();
-    let pg = throughput::postgres::pg();
-    let url = pg.new_database();
-    let redis = redis.then(redis::Redis::start);
-    let redis_url = redis.as_ref().map(redis::Redis::url);
-    let flags: Vec<&str> = match &redis_url {
-        Some(r) => vec!["--redis", r.as_str()],
-        None => vec![],
-    };
-    let servers = (0..2)
-        .map(|_| ServerProcess::start(&bin, Some(url.clone()), &flags))
-        .collect();
+    let (servers, redis) = two_instances(redis);
     let label = if redis.is_some() {
         "postgres+redis-x2"
     } else {
