@@ -219,9 +219,10 @@ async fn storm(clients: usize, procs: usize, label: &str, flags: &[&str]) {
     storm_on(servers, clients, procs, &me, label).await;
 }
 
-/// Two instances on a new PostgreSQL database; with `redis`, also sharing a `redis-server` (cluster
-/// mode), returned so that it lives as long as the caller holds it.
-fn two_instances(redis: bool) -> (Vec<ServerProcess>, Option<redis::Redis>) {
+/// `n` instances on a new PostgreSQL database; with `redis`, also sharing a new `redis-server`
+/// (cluster mode; new, so no earlier round's bus is read), returned so that it lives as long as
+/// the caller holds it.
+fn on_postgres(n: usize, redis: bool) -> (Vec<ServerProcess>, Option<redis::Redis>) {
     let bin = server_binary();
     let url = throughput::postgres::pg().new_database();
     let redis = redis.then(redis::Redis::start);
@@ -230,7 +231,7 @@ fn two_instances(redis: bool) -> (Vec<ServerProcess>, Option<redis::Redis>) {
         Some(r) => vec!["--redis", r.as_str()],
         None => vec![],
     };
-    let servers = (0..2)
+    let servers = (0..n)
         .map(|_| ServerProcess::start(&bin, Some(url.clone()), &flags))
         .collect();
     (servers, redis)
@@ -241,7 +242,7 @@ fn two_instances(redis: bool) -> (Vec<ServerProcess>, Option<redis::Redis>) {
 /// client processes run the `lifeline-scale` binary at `clients_bin`. With `redis`, the instances
 /// also share a `redis-server` the benchmark starts (cluster mode).
 async fn storm_cluster(clients: usize, procs: usize, clients_bin: &Path, label: &str, redis: bool) {
-    let (servers, _redis) = two_instances(redis);
+    let (servers, _redis) = on_postgres(2, redis);
     storm_on(servers, clients, procs, clients_bin, label).await;
 }
 
@@ -407,7 +408,7 @@ async fn fanout(clients: usize, procs: usize, messages: usize, label: &str, flag
 /// The same on two instances sharing one PostgreSQL (started by the benchmark), the clients
 /// spread over both (client process `p` on instance `p % 2`), the sender on the first.
 async fn fanout_cluster(clients: usize, procs: usize, messages: usize, redis: bool) {
-    let (servers, redis) = two_instances(redis);
+    let (servers, redis) = on_postgres(2, redis);
     let label = if redis.is_some() {
         "postgres+redis-x2"
     } else {

@@ -1,8 +1,9 @@
 //! `throughput`: messages per second stored and fanned out, one SQLite instance next to 1, 2 and 3
 //! instances sharing one PostgreSQL (started by the benchmark, as the tests start it), then 2 and
 //! 3 instances in cluster mode (PostgreSQL and a `redis-server` of their own per round, the bus
-//! carrying messages between them), in the same run and with the same offered load: [`SENDERS`] SDK clients each pipelining numbered messages
-//! ([`WINDOW`] unacknowledged at most) to one conversation, listeners spread over the instances.
+//! carrying messages between them), in the same run and with the same offered load: [`SENDERS`]
+//! SDK clients each pipelining numbered messages ([`WINDOW`] unacknowledged at most) to one
+//! conversation, listeners spread over the instances.
 //! A message is stored when its sender has its `ack`; it is fanned out when every listener has
 //! it. Every listener must have every message exactly once and in each sender's order.
 
@@ -37,29 +38,14 @@ pub async fn run(per_sender: u64, listeners: usize) {
         listeners,
     )
     .await;
-    let pg = postgres::pg();
     for n in 1..=3 {
-        let url = pg.new_database();
-        let servers = (0..n)
-            .map(|_| ServerProcess::start(&bin, Some(url.clone()), &[]))
-            .collect();
+        let (servers, _) = crate::on_postgres(n, false);
         round(&format!("postgres x{n}"), servers, per_sender, listeners).await;
     }
     for n in 2..=3 {
-        // A new Redis per round: the bus of the previous round's database must not be read.
-        let redis = crate::redis::Redis::start();
-        let redis_url = redis.url();
-        let url = pg.new_database();
-        let servers = (0..n)
-            .map(|_| ServerProcess::start(&bin, Some(url.clone()), &["--redis", &redis_url]))
-            .collect();
-        round(
-            &format!("postgres+redis x{n}"),
-            servers,
-            per_sender,
-            listeners,
-        )
-        .await;
+        let (servers, _redis) = crate::on_postgres(n, true);
+        let label = format!("postgres+redis x{n}");
+        round(&label, servers, per_sender, listeners).await;
     }
 }
 
