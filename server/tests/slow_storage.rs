@@ -67,7 +67,7 @@ impl Locked {
 
     /// Waits for `stream`'s heartbeats until a replay query waits for the lock, then for
     /// `BEATS` more; returns the replay queries waiting then.
-    async fn waiting_after_beats(&self, stream: &mut impl Heartbeats) -> i64 {
+    async fn waiting_after_beats(&self, stream: &mut impl Stream) -> i64 {
         let mut beats = 0;
         while self.waiting_replays().await == 0 {
             stream.heartbeat().await;
@@ -105,21 +105,26 @@ impl Locked {
     }
 }
 
-/// A stream whose next frame is expected to be a heartbeat.
-trait Heartbeats {
+/// A stream under test: its next frame is expected to be a heartbeat, or a stored message.
+trait Stream {
     async fn heartbeat(&mut self);
+    async fn next_durable(&mut self) -> ServerFrame;
 }
 
-impl Heartbeats for Ws {
+impl Stream for Ws {
     async fn heartbeat(&mut self) {
         match ws_next_any(self, false).await {
             WsEvent::Frame(ServerFrame::Heartbeat) => {}
             other => panic!("only heartbeats while storage is locked, got {other:?}"),
         }
     }
+
+    async fn next_durable(&mut self) -> ServerFrame {
+        ws_next_durable(self).await
+    }
 }
 
-impl Heartbeats for Sse {
+impl Stream for Sse {
     async fn heartbeat(&mut self) {
         let ev = self.next_event().await.expect("sse stream ended");
         match ev.frame() {
@@ -127,14 +132,17 @@ impl Heartbeats for Sse {
             other => panic!("only heartbeats while storage is locked, got {other:?}"),
         }
     }
+
+    async fn next_durable(&mut self) -> ServerFrame {
+        Sse::next_durable(self).await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_replay_slower_than_the_heartbeat_is_read_once() {
-    let (s, t, url) = server_with_history().await;
-    let lock = Locked::take(&url).await;
-    let mut ws = ws_open(&s, &format!("token={t}&cursor=0")).await;
-    let waiting = lock.waiting_after_beats(&mut ws).await;
+/// With storage locked under `stream` (which has sent its `hello`): one replay query waits
+/// however many heartbeats go by, and once the lock goes the three stored messages arrive in
+/// order.
+async fn replay_is_read_once(lock: Locked, stream: &mut impl Stream) {
+    let waiting = lock.waiting_after_beats(stream).await;
     lock.release().await;
     assert_eq!(
         waiting, 1,
@@ -142,12 +150,20 @@ async fn a_websocket_replay_slower_than_the_heartbeat_is_read_once() {
     );
     let mut bodies = Vec::new();
     while bodies.len() < 3 {
-        match ws_next_durable(&mut ws).await {
+        match stream.next_durable().await {
             ServerFrame::Msg(m) => bodies.push(m.body),
             other => panic!("expected the stored messages, got {other:?}"),
         }
     }
     assert_eq!(bodies, ["body 1", "body 2", "body 3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_replay_slower_than_the_heartbeat_is_read_once() {
+    let (s, t, url) = server_with_history().await;
+    let lock = Locked::take(&url).await;
+    let mut ws = ws_open(&s, &format!("token={t}&cursor=0")).await;
+    replay_is_read_once(lock, &mut ws).await;
     s.shutdown().await;
 }
 
@@ -158,19 +174,6 @@ async fn an_sse_replay_slower_than_the_heartbeat_is_read_once() {
     let mut sse = sse_connect(&s, &format!("token={t}&cursor=0"), None).await;
     assert_eq!(sse.status, 200);
     assert!(matches!(sse.next_durable().await, ServerFrame::Hello(_)));
-    let waiting = lock.waiting_after_beats(&mut sse).await;
-    lock.release().await;
-    assert_eq!(
-        waiting, 1,
-        "replay queries waiting after {BEATS} heartbeats"
-    );
-    let mut bodies = Vec::new();
-    while bodies.len() < 3 {
-        match sse.next_durable().await {
-            ServerFrame::Msg(m) => bodies.push(m.body),
-            other => panic!("expected the stored messages, got {other:?}"),
-        }
-    }
-    assert_eq!(bodies, ["body 1", "body 2", "body 3"]);
+    replay_is_read_once(lock, &mut sse).await;
     s.shutdown().await;
 }
