@@ -11,9 +11,9 @@ use crate::hub::Live;
 use crate::request::Params;
 use crate::state::Shared;
 use crate::store::StoreError;
-use lifeline_core::protocol::Message;
 use lifeline_core::protocol::{
-    ErrorCode, ErrorFrame, Hello, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST, PROTOCOL_VERSION,
+    ErrorCode, ErrorFrame, Hello, Message, Seq, ServerFrame, MAX_FRAMES_PER_REQUEST,
+    PROTOCOL_VERSION,
 };
 use std::collections::VecDeque;
 use std::future::Future;

@@ -100,9 +100,7 @@ impl Cluster {
             }
         }
     }
-}
 
-impl Cluster {
     /// Claims the typing window of `user` in `conv` for `window`: `Ok(true)` this instance
     /// delivers the `typing` (no instance did within the window), `Ok(false)` it is coalesced,
     /// `Err` Redis did not answer in time.
