@@ -113,6 +113,13 @@ async fn instance(pg: &str, redis: &str) -> RunningServer {
     start(config(pg, redis)).await.expect("instance starts")
 }
 
+/// Two instances A and B of `config` (sharing its PostgreSQL and Redis).
+async fn pair(config: ServerConfig) -> (RunningServer, RunningServer) {
+    let a = start(config.clone()).await.expect("A");
+    let b = start(config).await.expect("B");
+    (a, b)
+}
+
 /// An instance run as a child process (so that it can be killed with SIGKILL).
 struct ChildInstance {
     port: u16,
@@ -211,12 +218,11 @@ fn presence_of(user: &'static str, online: bool) -> impl Fn(&ServerFrame) -> boo
 async fn typing_is_coalesced_across_instances() {
     let redis = Redis::start();
     let pg = new_database().await;
-    let coalescing = |pg: &str| ServerConfig {
+    let (a, b) = pair(ServerConfig {
         typing_interval_ms: 60_000,
-        ..config(pg, &redis.url())
-    };
-    let a = start(coalescing(&pg)).await.expect("instance starts");
-    let b = start(coalescing(&pg)).await.expect("instance starts");
+        ..config(&pg, &redis.url())
+    })
+    .await;
     let (alice, bob, carol) = (token(&a, "alice"), token(&a, "bob"), token(&b, "carol"));
     for (s, t) in [(&a, &alice), (&a, &bob), (&b, &carol)] {
         join(s, t, "room").await;
@@ -249,8 +255,7 @@ async fn typing_is_coalesced_across_instances() {
 async fn presence_and_typing_cross_instances() {
     let redis = Redis::start();
     let pg = new_database().await;
-    let a = instance(&pg, &redis.url()).await;
-    let b = instance(&pg, &redis.url()).await;
+    let (a, b) = pair(config(&pg, &redis.url())).await;
     let (alice, bob) = (token(&a, "alice"), token(&b, "bob"));
     join(&a, &alice, "room").await;
     join(&b, &bob, "room").await;
@@ -359,12 +364,11 @@ async fn messages_and_joins_cross_instances_through_the_bus_not_polling() {
     let redis = Redis::start();
     let pg = new_database().await;
     // PostgreSQL polled once a minute: anything that arrives sooner came over the bus.
-    let slow_poll = |pg: &str| ServerConfig {
+    let (a, b) = pair(ServerConfig {
         tail_poll_ms: 60_000,
-        ..config(pg, &redis.url())
-    };
-    let a = start(slow_poll(&pg)).await.expect("A");
-    let b = start(slow_poll(&pg)).await.expect("B");
+        ..config(&pg, &redis.url())
+    })
+    .await;
     let (alice, reader) = (token(&a, "alice"), token(&a, "reader"));
     join(&a, &alice, "room").await;
     let mut on_b = ws_open(&b, &format!("token={reader}")).await;
@@ -396,13 +400,12 @@ async fn messages_and_joins_cross_instances_through_the_bus_not_polling() {
 async fn send_rate_limit_is_shared_across_instances() {
     let redis = Redis::start();
     let pg = new_database().await;
-    let limited = |pg: &str| ServerConfig {
+    let (a, b) = pair(ServerConfig {
         rate_per_sec: 1,
         rate_burst: 10,
-        ..config(pg, &redis.url())
-    };
-    let a = start(limited(&pg)).await.expect("A");
-    let b = start(limited(&pg)).await.expect("B");
+        ..config(&pg, &redis.url())
+    })
+    .await;
     let carol = token(&a, "carol");
     join(&a, &carol, "room").await;
     let (mut acked, mut refused) = (0, 0);
@@ -432,12 +435,11 @@ async fn send_rate_limit_is_shared_across_instances() {
 async fn stream_cap_per_user_is_shared_across_instances() {
     let redis = Redis::start();
     let pg = new_database().await;
-    let capped = |pg: &str| ServerConfig {
+    let (a, b) = pair(ServerConfig {
         max_streams_per_user: 2,
-        ..config(pg, &redis.url())
-    };
-    let a = start(capped(&pg)).await.expect("A");
-    let b = start(capped(&pg)).await.expect("B");
+        ..config(&pg, &redis.url())
+    })
+    .await;
     let dave = token(&a, "dave");
     let first = ws_open(&a, &format!("token={dave}")).await;
     let _second = ws_open(&b, &format!("token={dave}")).await;
